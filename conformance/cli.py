@@ -1,0 +1,102 @@
+"""`deg-conformance`: the command-line front end. Parses arguments, calls the engine, prints, exits.
+
+Exit codes: 0 no errors, 1 errors found, 2 unusable input or arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import orjson
+
+from conformance import reporting, transcript
+from conformance.engine import Engine, Progress
+from conformance.errors import ConfigError
+from conformance.layer2 import Layer2
+from conformance.messages import parse_duration
+from conformance.rules import Settings
+from conformance.schemas import SchemaSet
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _schema_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spec", type=Path, metavar="FILE",
+                        help="a Beckn OpenAPI document to validate against instead of the built-in core 1.1.0 schemas")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--layer2", type=Path, metavar="FILE",
+                       help="a Layer-2 file applied to every message (overlay or full OpenAPI document)")
+    group.add_argument("--layer2-dir", type=Path, metavar="DIR",
+                       help="a folder of Layer-2 files named {domain}_{version}.yaml (':' and '/' as '_')")
+    group.add_argument("--no-layer2", action="store_true", help="skip Layer-2 checks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deg-conformance",
+        description="Conformance checks for Beckn 1.1.0 apps on DEG networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rules = sub.add_parser("rules", help="list every rule the checks apply")
+    rules.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    _schema_options(rules)
+
+    validate = sub.add_parser("validate", help="check captured traffic offline",
+                              description="Check captured Beckn messages: folders of JSON files, JSON Lines "
+                                          "(plain or wrapped as {received_at, direction, body}), or HAR files.")
+    validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    validate.add_argument("--json", action="store_true", help="print findings as JSON")
+    validate.add_argument("--default-ttl", default="PT30S", metavar="DURATION",
+                          help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
+    _schema_options(validate)
+    return parser
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    schemas = SchemaSet.from_document(args.spec) if args.spec else SchemaSet.builtin()
+    layer2 = Layer2(schemas, file=args.layer2, directory=args.layer2_dir, builtin=not args.no_layer2)
+    ttl = parse_duration(getattr(args, "default_ttl", "PT30S"))
+    if ttl is None:
+        raise ConfigError(f"--default-ttl {args.default_ttl!r} is not an ISO 8601 duration (e.g. PT30S)")
+    return Engine(schemas=schemas, layer2=layer2, settings=Settings(default_ttl=ttl))
+
+
+def _progress(total: int) -> Progress | None:
+    if total < 5000 or not sys.stderr.isatty():
+        return None
+    started = time.monotonic()
+
+    def show(done: int) -> None:
+        rate = done / max(time.monotonic() - started, 1e-9)
+        print(f"\rchecked {done}/{total} messages ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        engine = _engine(args)
+        if args.command == "rules":
+            if args.json:
+                print(orjson.dumps([r.as_dict() for r in engine.rules], option=orjson.OPT_INDENT_2).decode())
+            else:
+                print(reporting.rules_text(engine.rules))
+            return EXIT_OK
+        messages = transcript.load(args.paths)
+        report = engine.check(messages, progress=_progress(len(messages)))
+    except ConfigError as exc:
+        print(f"deg-conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(orjson.dumps(reporting.as_json(report), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(reporting.as_text(report))
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

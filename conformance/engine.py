@@ -1,0 +1,108 @@
+"""The rule engine: groups captured messages into transactions, walks them in order, applies every rule.
+
+The CLI, the pytest plugin and (later) the live runner all call `Engine.check`, so a finding means the
+same thing wherever it is produced.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from conformance.findings import Finding, Severity, json_path
+from conformance.layer2 import Layer2, Layer2Pack
+from conformance.messages import Message
+from conformance.rules import CheckContext, Rule, Settings, catalogue
+from conformance.schemas import SchemaSet
+from conformance.transaction import Transaction, group
+from conformance.validation import Validation
+
+Progress = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class Report:
+    """The outcome of checking a transcript: every finding, in message order, and what was checked."""
+
+    findings: list[Finding]
+    messages: int
+    transactions: int
+    rules: list[Rule] = field(repr=False)
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity is Severity.ERROR for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return sum(f.severity is Severity.WARNING for f in self.findings)
+
+    @property
+    def passed(self) -> bool:
+        return self.errors == 0
+
+
+class Engine:
+    """Applies the catalogue to messages. Build one per configuration and reuse it: schemas compile once."""
+
+    def __init__(self, *, schemas: SchemaSet | None = None, layer2: Layer2 | None = None,
+                 settings: Settings | None = None) -> None:
+        self.schemas = schemas or SchemaSet.builtin()
+        self.layer2 = layer2 or Layer2(self.schemas)
+        self.settings = settings or Settings()
+        self.validation = Validation(self.schemas, self.layer2)
+        self._packs: list[Layer2Pack] = []
+        self._index_rules(self.layer2.packs())
+
+    def _index_rules(self, packs: Iterable[Layer2Pack]) -> None:
+        self._packs.extend(p for p in packs if p not in self._packs)
+        self.rules = catalogue(self._packs)
+        self._envelope = [r for r in self.rules if r.envelope]
+        self._by_action: dict[str, list[Rule]] = {}
+        for r in self.rules:
+            if not r.envelope:
+                for action in r.actions:
+                    self._by_action.setdefault(action, []).append(r)
+
+    def check(self, messages: Sequence[Message], progress: Progress | None = None) -> Report:
+        findings: list[Finding] = []
+        usable = []
+        for msg in messages:
+            if msg.usable:
+                usable.append(msg)
+            else:
+                findings.extend(self._apply(self._envelope, msg, None))
+        transactions = group(usable)
+        done = 0
+        for txn in transactions:
+            for msg in txn.messages:
+                findings.extend(self._check_one(msg, txn))
+                done += 1
+                if progress is not None and done % 1000 == 0:
+                    progress(done)
+        return Report(findings, len(messages), len(transactions), self.rules)
+
+    def _check_one(self, msg: Message, txn: Transaction) -> list[Finding]:
+        txn.enter(msg)
+        pack = self.validation.outcome(msg).pack
+        if pack is not None and pack not in self._packs:
+            self._index_rules([pack])
+        ctx = CheckContext(txn, self.validation, self.settings)
+        out = self._apply(self._envelope, msg, ctx) + self._apply(self._by_action.get(msg.action or "", []), msg, ctx)
+        txn.absorb(msg)
+        return out
+
+    def _apply(self, rules: list[Rule], msg: Message, ctx: CheckContext | None) -> list[Finding]:
+        out = []
+        context = msg.context
+        for r in rules:
+            if ctx is not None and not r.applies(msg, ctx):
+                continue
+            for v in r.check(msg, ctx):  # type: ignore[arg-type]
+                action = context.get("action")
+                out.append(Finding(
+                    rule_id=r.id, severity=r.severity, title=r.title, clause=r.clause, path=json_path(v.path),
+                    must=v.must or r.must, expected=v.expected, found=v.found,
+                    action=action if isinstance(action, str) else None,
+                    transaction_id=msg.transaction_id, message_id=msg.message_id,
+                    source=msg.source, index=msg.index))
+        return out

@@ -1,0 +1,164 @@
+"""Beckn messages as the harness sees them: a body plus where and when it was captured.
+
+A `Message` is deliberately forgiving: captured traffic may hold anything (broken JSON, a list, an
+object with no context), and every such record must still reach the report as a finding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import isodate
+
+from conformance._types import JSONObject
+from conformance.findings import ABSENT
+
+REQUEST_ACTIONS: tuple[str, ...] = (
+    "search", "select", "init", "confirm", "status", "track", "cancel", "update", "rating", "support",
+)
+CALLBACK_ACTIONS: tuple[str, ...] = tuple(f"on_{a}" for a in REQUEST_ACTIONS)
+ACTIONS: frozenset[str] = frozenset(REQUEST_ACTIONS + CALLBACK_ACTIONS)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Records larger than this are reported, not decoded: no Beckn message comes close."""
+
+FLOW_ORDER: dict[str, int] = {a: i for i, a in enumerate(REQUEST_ACTIONS)}
+"""Position of each request in the Beckn flow: breaks timestamp ties when ordering a transcript."""
+
+
+def is_callback(action: str) -> bool:
+    return action.startswith("on_")
+
+
+def request_of(callback: str) -> str:
+    """The request a callback answers: `on_search` answers `search`."""
+    return callback[3:]
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An aware datetime for an RFC 3339 date-time, else None (the format rule reports why).
+
+    The regex enforces RFC 3339's shape (datetime.fromisoformat alone also takes `+0530` or no offset);
+    fromisoformat then rejects impossible dates such as month 13.
+    """
+    if not isinstance(value, str) or _RFC3339.match(value) is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        return None
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_duration(value: Any) -> timedelta | None:
+    """A timedelta for an ISO 8601 duration such as `PT30S` or `P1D`, else None.
+
+    isodate also takes `PT` (no element) and `-PT5S` (a sign ISO 8601 does not have); both are refused.
+    Calendar units (years, months) are measured from a fixed day, which is close enough for a ttl.
+    """
+    if not isinstance(value, str) or not value.startswith("P") or not any(c.isdigit() for c in value):
+        return None
+    try:
+        parsed = isodate.parse_duration(value)
+    except (isodate.ISO8601Error, ValueError, OverflowError):
+        return None
+    if isinstance(parsed, isodate.Duration):
+        return parsed.totimedelta(start=_EPOCH)
+    return parsed
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def is_uuid(value: Any) -> bool:
+    return isinstance(value, str) and _UUID.match(value) is not None
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """One captured record: the decoded body (or why it could not be decoded) and its capture metadata."""
+
+    body: Any
+    source: str
+    index: int | None
+    """Line (JSON Lines) or entry (HAR) number, 1-based; None for a file that holds one message."""
+    seq: int = 0
+    """Position in the whole input, the last tie-breaker when ordering."""
+    received_at: datetime | None = None
+    direction: str | None = None
+    endpoint: str | None = None
+    """The URL path the body was POSTed to, when the capture says (HAR, wrapped JSONL)."""
+    response: Any = ABSENT
+    """The synchronous reply (ACK/NACK body) when the capture has it."""
+    decode_error: str | None = None
+    size: int = 0
+
+    @property
+    def context(self) -> JSONObject:
+        body = self.body
+        if isinstance(body, dict):
+            ctx = body.get("context")
+            if isinstance(ctx, dict):
+                return ctx
+        return {}
+
+    @property
+    def action(self) -> str | None:
+        action = self.context.get("action")
+        return action if isinstance(action, str) and action in ACTIONS else None
+
+    @property
+    def transaction_id(self) -> str | None:
+        return _text(self.context.get("transaction_id"))
+
+    @property
+    def message_id(self) -> str | None:
+        return _text(self.context.get("message_id"))
+
+    @property
+    def timestamp(self) -> datetime | None:
+        return parse_timestamp(self.context.get("timestamp"))
+
+    @property
+    def message(self) -> JSONObject:
+        """The `message` member, or an empty object: rules then report what is missing."""
+        body = self.body
+        msg = body.get("message") if isinstance(body, dict) else None
+        return msg if isinstance(msg, dict) else {}
+
+    @property
+    def usable(self) -> bool:
+        """Whether the record is a Beckn message the rules can reason about (object, context, known action)."""
+        return self.action is not None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def dig(obj: Any, *path: str | int) -> Any:
+    """Follow keys and indexes into decoded JSON; None as soon as a step is missing or of the wrong kind."""
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(obj, list) or not -len(obj) <= step < len(obj):
+                return None
+            obj = obj[step]
+        else:
+            if not isinstance(obj, dict):
+                return None
+            obj = obj.get(step)
+    return obj
+
+
+def objects(value: Any) -> list[tuple[int, JSONObject]]:
+    """(index, object) for each object in a JSON array; anything else yields nothing (the schema rule says why)."""
+    if not isinstance(value, list):
+        return []
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)]
