@@ -5,7 +5,8 @@ object with no context), and every such record must still reach the report as a 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -62,8 +63,14 @@ def parse_duration(value: Any) -> timedelta | None:
 
     isodate also takes `PT` (no element) and `-PT5S` (a sign ISO 8601 does not have); both are refused.
     Calendar units (years, months) are measured from a fixed day, which is close enough for a ttl.
+    A network uses a handful of ttl values, hence the cache: isodate's parser is slow.
     """
-    if not isinstance(value, str) or not value.startswith("P") or not any(c.isdigit() for c in value):
+    return _parse_duration(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=256)
+def _parse_duration(value: str) -> timedelta | None:
+    if not value.startswith("P") or not any(c.isdigit() for c in value):
         return None
     try:
         parsed = isodate.parse_duration(value)
@@ -83,7 +90,11 @@ def is_uuid(value: Any) -> bool:
 
 @dataclass(slots=True, eq=False)
 class Message:
-    """One captured record: the decoded body (or why it could not be decoded) and its capture metadata."""
+    """One captured record: the decoded body (or why it could not be decoded) and its capture metadata.
+
+    The context fields every rule reads (action, ids, timestamp) are extracted once, when the record is
+    made: rules read them tens of times per message. The body is treated as immutable from then on.
+    """
 
     body: Any
     source: str
@@ -99,39 +110,28 @@ class Message:
     """The synchronous reply (ACK/NACK body) when the capture has it."""
     decode_error: str | None = None
     size: int = 0
+    context: JSONObject = field(init=False)
+    """The body's context object, or an empty one (CTX_MISSING reports that)."""
+    message: JSONObject = field(init=False)
+    """The body's `message` member, or an empty object: rules then report what is missing."""
+    action: str | None = field(init=False)
+    """context.action when it names a Beckn action, else None (the record is then not usable)."""
+    transaction_id: str | None = field(init=False)
+    message_id: str | None = field(init=False)
+    timestamp: datetime | None = field(init=False)
+    """context.timestamp parsed, when it is RFC 3339."""
 
-    @property
-    def context(self) -> JSONObject:
+    def __post_init__(self) -> None:
         body = self.body
-        if isinstance(body, dict):
-            ctx = body.get("context")
-            if isinstance(ctx, dict):
-                return ctx
-        return {}
-
-    @property
-    def action(self) -> str | None:
-        action = self.context.get("action")
-        return action if isinstance(action, str) and action in ACTIONS else None
-
-    @property
-    def transaction_id(self) -> str | None:
-        return _text(self.context.get("transaction_id"))
-
-    @property
-    def message_id(self) -> str | None:
-        return _text(self.context.get("message_id"))
-
-    @property
-    def timestamp(self) -> datetime | None:
-        return parse_timestamp(self.context.get("timestamp"))
-
-    @property
-    def message(self) -> JSONObject:
-        """The `message` member, or an empty object: rules then report what is missing."""
-        body = self.body
+        ctx = body.get("context") if isinstance(body, dict) else None
+        self.context = ctx if isinstance(ctx, dict) else {}
         msg = body.get("message") if isinstance(body, dict) else None
-        return msg if isinstance(msg, dict) else {}
+        self.message = msg if isinstance(msg, dict) else {}
+        action = self.context.get("action")
+        self.action = action if isinstance(action, str) and action in ACTIONS else None
+        self.transaction_id = _text(self.context.get("transaction_id"))
+        self.message_id = _text(self.context.get("message_id"))
+        self.timestamp = parse_timestamp(self.context.get("timestamp"))
 
     @property
     def usable(self) -> bool:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from conformance._perf import paused_gc
 from conformance.errors import ConfigError
 from conformance.findings import ABSENT
 from conformance.messages import MAX_MESSAGE_BYTES, Message, parse_timestamp
@@ -27,12 +28,12 @@ def load(paths: Sequence[Path]) -> list[Message]:
     if not paths:
         raise ConfigError("no input: give one or more files or folders of captured messages")
     messages: list[Message] = []
-    for path in paths:
-        files = _files(path)
-        for file in files:
-            for msg in _read(file):
-                msg.seq = len(messages)
-                messages.append(msg)
+    with paused_gc():
+        for path in paths:
+            for file in _files(path):
+                for msg in _read(file):
+                    msg.seq = len(messages)
+                    messages.append(msg)
     if not messages:
         raise ConfigError(f"no messages found in {', '.join(map(str, paths))}")
     return messages

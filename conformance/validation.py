@@ -23,24 +23,14 @@ class Validation:
     """Validates against the core schemas and the message's Layer-2 pack in (usually) one pass.
 
     A pack only narrows the core, so a message valid against the pack is valid against the core: the
-    common case costs one `is_valid` call. The per-message result is kept until the next message, because
-    the engine runs every rule of one message before moving on.
+    common case costs one `is_valid` call.
     """
 
     def __init__(self, schemas: SchemaSet, layer2: Layer2) -> None:
         self.schemas = schemas
         self.layer2 = layer2
-        self._last: tuple[Message, Outcome] | None = None
 
     def outcome(self, msg: Message) -> Outcome:
-        last = self._last
-        if last is not None and last[0] is msg:
-            return last[1]
-        result = self._validate(msg)
-        self._last = (msg, result)
-        return result
-
-    def _validate(self, msg: Message) -> Outcome:
         action = msg.action
         core = self.schemas.validator(action) if action else None
         if core is None:

@@ -6,25 +6,26 @@ from typing import Iterator
 from conformance.findings import Severity, Violation
 from conformance.layer2 import GENERIC_RULE, PackRule
 from conformance.messages import Message
-from conformance.rules.registry import Check, CheckContext, Rule, rule
+from conformance.rules.registry import Check, CheckContext, Rule, has_layer2_errors, rule
 
 
 def pack_check(rule_id: str) -> Check:
     """The check behind one pack rule: the Layer-2 violations attributed to that id."""
     def check(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-        for found_id, err in ctx.validation.outcome(msg).layer2:
+        for found_id, err in ctx.outcome.layer2:
             if found_id == rule_id:
                 yield Violation(err.path, err.expected, err.found)
     return check
 
 
 def pack_rule(spec: PackRule) -> Rule:
-    return Rule(spec.id, "layer2", spec.severity, spec.title, spec.clause, spec.must, pack_check(spec.id))
+    return Rule(spec.id, "layer2", spec.severity, spec.title, spec.clause, spec.must, pack_check(spec.id),
+                when=has_layer2_errors)
 
 
 rule(GENERIC_RULE, group="layer2", title="Constraints of the Layer-2 file that carry no rule id of their own",
      clause="The network's Layer-2 configuration (BECKN-001 layering: Layer 2 narrows the core)",
-     must="satisfy the Layer-2 schema")(pack_check(GENERIC_RULE))
+     must="satisfy the Layer-2 schema", when=has_layer2_errors)(pack_check(GENERIC_RULE))
 
 
 def _pack_missing_here(msg: Message, ctx: CheckContext) -> bool:

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 from conformance.findings import Severity, Violation
 from conformance.messages import ACTIONS, Message
 from conformance.transaction import Transaction
-from conformance.validation import Validation
+from conformance.validation import Outcome, Validation
 
 GROUPS = ("schema", "context", "transaction", "order", "catalog", "layer2")
 PREFIX = {"schema": "SCH_", "context": "CTX_", "transaction": "TXN_", "order": "ORD_", "catalog": "CAT_",
@@ -34,6 +34,8 @@ class CheckContext:
 
     txn: Transaction
     validation: Validation
+    outcome: Outcome
+    """The message's schema and Layer-2 validation, computed once before its rules run."""
     settings: Settings = field(default_factory=Settings)
 
     @property
@@ -54,6 +56,14 @@ class CheckContext:
 
 Check = Callable[[Message, CheckContext], Iterable[Violation]]
 Condition = Callable[[Message, CheckContext], bool]
+
+
+def has_core_errors(msg: Message, ctx: CheckContext) -> bool:
+    return bool(ctx.outcome.core)
+
+
+def has_layer2_errors(msg: Message, ctx: CheckContext) -> bool:
+    return bool(ctx.outcome.layer2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from typing import Iterator
 
 from conformance.findings import ABSENT, Violation
 from conformance.messages import MAX_MESSAGE_BYTES, Message
-from conformance.rules.registry import CheckContext, rule
+from conformance.rules.registry import CheckContext, has_core_errors, rule
 
 CORE = "Beckn core 1.1.0, transaction API (POST /{action} request body schema)"
 
@@ -36,11 +36,11 @@ def not_object(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
 
 def _core_rule(rule_id: str, keyword: str, title: str, must: str) -> None:
     def check(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-        for err in ctx.validation.outcome(msg).core:
+        for err in ctx.outcome.core:
             if err.keyword == keyword:
                 yield Violation(err.path, err.expected, err.found, err.must)
 
-    rule(rule_id, group="schema", title=title, clause=CORE, must=must)(check)
+    rule(rule_id, group="schema", title=title, clause=CORE, must=must, when=has_core_errors)(check)
 
 
 _core_rule("SCH_REQUIRED", "required", "Fields the core schema requires are present", "be present")
@@ -50,10 +50,10 @@ _core_rule("SCH_PATTERN", "pattern", "Patterned fields (gps, decimal values) mat
 
 
 @rule("SCH_CONSTRAINT", group="schema",
-      title="Every other core schema constraint holds (minimum, maximum, ...)", clause=CORE,
+      title="Every other core schema constraint holds (minimum, maximum, ...)", clause=CORE, when=has_core_errors,
       must="satisfy the core schema")
 def other_constraints(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    for err in ctx.validation.outcome(msg).core:
+    for err in ctx.outcome.core:
         if err.keyword not in {"required", "type", "enum", "pattern"}:
             yield Violation(err.path, err.expected, err.found, err.must)
 

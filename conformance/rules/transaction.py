@@ -63,10 +63,12 @@ def message_id_reused(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
 
 def changes(path: tuple[PathPart, ...], was: Any, now: Any) -> Iterator[Violation]:
     """The leaves where two JSON values differ, so a finding names `context.location.city.code`, not `location`."""
+    if was == now:
+        return
     if isinstance(was, dict) and isinstance(now, dict):
         for key in list(was) + [k for k in now if k not in was]:
             yield from changes(path + (key,), was.get(key, ABSENT), now.get(key, ABSENT))
-    elif was != now:
+    else:
         yield Violation(path, was, now)
 
 
