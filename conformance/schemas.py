@@ -128,11 +128,17 @@ class SchemaSet:
             raise ConfigError(f"{self.origin}: cannot compile the schema at {pointer}: {exc}") from None
 
     def errors(self, validator: Any, instance: Any) -> list[SchemaError]:
-        """Every violation of `validator` by `instance`, in a stable order."""
+        """Every violation of `validator` by `instance`, once per place and keyword, in a stable order.
+
+        A schema may state one constraint twice (core 1.1.0 gives Ack.status its enum in two places);
+        the participant needs to hear about it once.
+        """
         if validator.is_valid(instance):
             return []
-        return sorted((_convert(e) for e in validator.iter_errors(instance)),
-                      key=lambda e: (tuple(map(str, e.path)), e.keyword))
+        unique: dict[tuple[tuple[PathPart, ...], str], SchemaError] = {}
+        for err in map(_convert, validator.iter_errors(instance)):
+            unique.setdefault((err.path, err.keyword), err)
+        return sorted(unique.values(), key=lambda e: (tuple(map(str, e.path)), e.keyword))
 
 
 def _get(obj: Any, *keys: str) -> Any:

@@ -64,4 +64,5 @@ def other_constraints(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
       must="be a well-formed ACK/NACK response", when=lambda msg, ctx: msg.response is not ABSENT)
 def ack_response(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     for err in ctx.validation.ack_errors(msg):
-        yield Violation(("<response>",) + err.path, err.expected, err.found, f"{err.must} (synchronous response)")
+        # The path is into the response body, not the request: the predicate says so.
+        yield Violation(err.path, err.expected, err.found, f"{err.must}, in the synchronous ACK/NACK response")
