@@ -4,7 +4,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 REPORT := reports/demo
-NPROC  := $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install demo test typecheck bench clean
 
@@ -33,7 +32,7 @@ demo: $(STAMP)
 	@echo "Reports written to $(REPORT)/"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(NPROC) -q
+	$(BIN)/python -m pytest -n auto -q
 	$(BIN)/python -m mypy
 
 typecheck: $(STAMP)

@@ -77,18 +77,34 @@ def load_pack(path: Path, core: SchemaSet) -> Layer2Pack:
     if not isinstance(meta, dict):
         raise ConfigError(f"{path}: 'x-conformance' must be a mapping")
     if isinstance(doc.get("paths"), dict):
-        schemas = SchemaSet.from_document(path)
+        schemas = SchemaSet.from_mapping(doc, str(path))
     else:
-        overlays = (doc.get("components") or {}).get("schemas") if isinstance(doc.get("components"), dict) else None
+        components = doc.get("components")
+        overlays = components.get("schemas") if isinstance(components, dict) else None
         if not isinstance(overlays, dict) or not overlays:
             raise ConfigError(f"{path}: a Layer-2 file needs 'paths' (a full document) or 'components.schemas' (an overlay)")
         schemas = core.narrowed(overlays, str(path))
-    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    info = doc.get("info")
+    version = info.get("version") if isinstance(info, dict) else None
     domains = meta.get("domains") or []
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         raise ConfigError(f"{path}: 'x-conformance.domains' must be a list of domain codes")
-    return Layer2Pack(origin=str(path), domains=tuple(domains), version=str(info.get("version") or "") or None,
-                      rules=_pack_rules(path, meta.get("rules") or []), schemas=schemas)
+    rules = _pack_rules(path, meta.get("rules") or [])
+    undeclared = _rule_tags(doc) - {r.id for r in rules}
+    if undeclared:
+        raise ConfigError(f"{path}: x-rule ids {sorted(undeclared)} are not described in x-conformance.rules")
+    return Layer2Pack(origin=str(path), domains=tuple(domains), version=str(version) if version else None,
+                      rules=rules, schemas=schemas)
+
+
+def _rule_tags(node: Any) -> set[str]:
+    """Every `x-rule` id used anywhere in a document."""
+    if isinstance(node, dict):
+        found = {node["x-rule"]} if isinstance(node.get("x-rule"), str) else set()
+        return found.union(*(_rule_tags(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_rule_tags(v) for v in node))
+    return set()
 
 
 def _pack_rules(path: Path, raw: Any) -> tuple[PackRule, ...]:

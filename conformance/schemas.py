@@ -65,15 +65,19 @@ class SchemaSet:
         doc = load_yaml(path)
         if not isinstance(doc, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, found {type(doc).__name__}")
+        return cls.from_mapping(doc, str(path))
+
+    @classmethod
+    def from_mapping(cls, doc: JSONObject, origin: str) -> "SchemaSet":
         if isinstance(doc.get("paths"), dict):
-            return cls._from_openapi(doc, str(path))
+            return cls._from_openapi(doc, origin)
         if isinstance(doc.get("$defs"), dict):
             actions = frozenset(a for a in doc["$defs"] if a in ACTIONS)
-            return cls(doc, origin=str(path), defs=("$defs",),
+            return cls(doc, origin=origin, defs=("$defs",),
                        action_pointer=lambda a: f"#/$defs/{a}",
                        ack_pointer="#/$defs/AckResponse" if "AckResponse" in doc["$defs"] else None,
                        actions=actions)
-        raise ConfigError(f"{path}: neither an OpenAPI document (no 'paths') nor a schema document (no '$defs')")
+        raise ConfigError(f"{origin}: neither an OpenAPI document (no 'paths') nor a schema document (no '$defs')")
 
     @classmethod
     def _from_openapi(cls, doc: JSONObject, origin: str) -> "SchemaSet":

@@ -32,8 +32,8 @@ class Validation:
 
     def outcome(self, msg: Message) -> Outcome:
         action = msg.action
-        core = self.schemas.validator(action) if action else None
-        if core is None:
+        core = self.schemas.validator(action) if action is not None else None
+        if core is None or action is None:
             return _CLEAN
         ctx = msg.context
         pack = self.layer2.pack_for(ctx.get("domain"), ctx.get("version"))

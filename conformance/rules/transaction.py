@@ -54,11 +54,12 @@ def duplicate_callback(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
       title="Each request has a fresh message_id",
       clause=f"{CONTEXT}.message_id: unique for every request",
       must="differ from the message_id of every earlier request",
-      when=lambda msg, ctx: ctx.txn.earlier_request_with_id(msg) is not None)
+      when=lambda msg, ctx: msg.message_id is not None)
 def message_id_reused(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     earlier = ctx.txn.earlier_request_with_id(msg)
-    yield Violation(("context", "message_id"), f"a message_id not used by the earlier {earlier.action}",
-                    msg.message_id)
+    if earlier is not None:
+        yield Violation(("context", "message_id"), f"a message_id not used by the earlier {earlier.action}",
+                        msg.message_id)
 
 
 def changes(path: tuple[PathPart, ...], was: Any, now: Any) -> Iterator[Violation]:
