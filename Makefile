@@ -31,9 +31,10 @@ demo: $(STAMP)
 	@echo
 	@echo "Reports written to $(REPORT)/"
 
+# mypy first, so that pytest's summary is the last line of the output.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto -q
 	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest -n auto -q
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
