@@ -42,6 +42,8 @@ class Layer2Pack:
     version: str | None
     rules: tuple[PackRule, ...]
     schemas: SchemaSet
+    cancelled_states: frozenset[str] = frozenset()
+    """Fulfillment state codes that mean the order is cancelled (`x-conformance.cancelled-states`)."""
     _rule_ids: dict[tuple[PathPart, ...], str] = field(default_factory=dict)
 
     def rule_id(self, schema_path: tuple[PathPart, ...]) -> str:
@@ -93,8 +95,11 @@ def load_pack(path: Path, core: SchemaSet) -> Layer2Pack:
     undeclared = _rule_tags(doc) - {r.id for r in rules}
     if undeclared:
         raise ConfigError(f"{path}: x-rule ids {sorted(undeclared)} are not described in x-conformance.rules")
+    cancelled = meta.get("cancelled-states") or []
+    if not isinstance(cancelled, list) or not all(isinstance(c, str) for c in cancelled):
+        raise ConfigError(f"{path}: 'x-conformance.cancelled-states' must be a list of state codes")
     return Layer2Pack(origin=str(path), domains=tuple(domains), version=str(version) if version else None,
-                      rules=rules, schemas=schemas)
+                      rules=rules, schemas=schemas, cancelled_states=frozenset(cancelled))
 
 
 def _rule_tags(node: Any) -> set[str]:

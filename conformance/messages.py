@@ -29,6 +29,15 @@ FLOW_ORDER: dict[str, int] = {a: i for i, a in enumerate(REQUEST_ACTIONS)}
 """Position of each request in the Beckn flow: breaks timestamp ties when ordering a transcript."""
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
+               type(None): "null"}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, as schemas and findings speak of it."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
 def is_callback(action: str) -> bool:
     return action.startswith("on_")
 

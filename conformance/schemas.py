@@ -17,7 +17,7 @@ import jsonschema_rs
 from conformance._types import JSONObject, PathPart
 from conformance.errors import ConfigError, load_yaml
 from conformance.findings import ABSENT
-from conformance.messages import ACTIONS
+from conformance.messages import ACTIONS, json_type
 
 BUILTIN_SCHEMA = Path(__file__).with_name("schemas") / "beckn-core-1.1.0.yaml"
 _DRAFT = jsonschema_rs.Draft202012Validator
@@ -166,10 +166,6 @@ def _openapi_ack_pointer(root: JSONObject, actions: list[str]) -> str | None:
     return None
 
 
-_TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
-               type(None): "null"}
-
-
 def _convert(err: Any) -> SchemaError:
     kind = err.kind
     keyword = type(kind).__name__.lower()
@@ -181,7 +177,7 @@ def _convert(err: Any) -> SchemaError:
         return SchemaError(path + (prop,), keyword, schema_path, "present", ABSENT, "be present")
     if keyword == "type":
         names = list(getattr(kind, "types", None) or [])
-        return SchemaError(path, keyword, schema_path, " or ".join(names), _TYPE_NAMES.get(type(instance), "?"),
+        return SchemaError(path, keyword, schema_path, " or ".join(names), json_type(instance),
                            f"be of type {' or '.join(names)}")
     if keyword == "enum":
         options = list(getattr(kind, "options", []) or [])
@@ -190,4 +186,6 @@ def _convert(err: Any) -> SchemaError:
         pattern = getattr(kind, "pattern", None)
         return SchemaError(path, keyword, schema_path, f"a string matching {pattern}", instance,
                            "match the pattern")
-    return SchemaError(path, keyword, schema_path, f"{keyword} constraint", instance, f"satisfy: {err.message}")
+    limits = ", ".join(f"{k}={v!r}" for k, v in sorted(kind.as_dict().items()))
+    return SchemaError(path, keyword, schema_path, f"{keyword} ({limits})" if limits else keyword, instance,
+                       f"satisfy: {err.message}")

@@ -47,6 +47,8 @@ class Transaction:
     order_seen_in: Message | None = None
     pairing: Pairing | None = None
     """The current message's pairing (callbacks only)."""
+    domains: set[tuple[Any, Any]] = field(default_factory=set)
+    """(domain, version) of every message so far."""
 
     def enter(self, msg: Message) -> None:
         self.pairing = self._pair(msg) if is_callback(msg.action or "") else None
@@ -55,6 +57,7 @@ class Transaction:
         action = msg.action or ""
         if self.first is None:
             self.first = msg
+        self.domains.add((msg.context.get("domain"), msg.context.get("version")))
         if not is_callback(action):
             self.requests.append(msg)
             if self.chosen_bpp is None and action != "search" and msg.context.get("bpp_id") is not None:
@@ -97,19 +100,27 @@ class Transaction:
 def order_key(messages: list[Message]) -> Callable[[Message], Any]:
     """Sort by capture time when every message has one, else by context timestamp, else keep input order.
 
-    Ties (the guide gives a request and its callback the same second) go request first, in flow order.
+    Without capture times a callback is never put before the request it answers (same message_id): a
+    callback timestamped before its request is a finding about that timestamp, not about the order the
+    messages travelled in. Ties (the guide gives a request and its callback the same second) go request
+    first, in flow order.
     """
     def rank(m: Message) -> tuple[int, int]:
         action = m.action or ""
         return FLOW_ORDER.get(request_of(action) if is_callback(action) else action, 99), int(is_callback(action))
 
-    times: list[datetime | None]
     if all(m.received_at is not None for m in messages):
         return lambda m: (m.received_at, rank(m), m.seq)
-    times = [m.timestamp for m in messages]
-    if all(t is not None for t in times):
-        return lambda m: (m.timestamp, rank(m), m.seq)
-    return lambda m: m.seq
+    if not all(m.timestamp is not None for m in messages):
+        return lambda m: m.seq
+    sent = {(m.action, m.message_id): m.timestamp for m in messages if not is_callback(m.action or "")}
+
+    def when(m: Message) -> datetime:
+        own = m.timestamp
+        request = sent.get((request_of(m.action or ""), m.message_id)) if is_callback(m.action or "") else None
+        return max(own, request) if own is not None and request is not None else own  # type: ignore[return-value]
+
+    return lambda m: (when(m), rank(m), m.seq)
 
 
 def group(messages: list[Message], foreign_from: Mapping[tuple[str, str], Message] | None = None) -> list[Transaction]:

@@ -12,7 +12,7 @@ from conformance.schemas import SchemaError, SchemaSet
 class Outcome:
     core: list[SchemaError]
     layer2: list[tuple[str, SchemaError]]
-    """(rule id, violation) for each constraint the pack adds that the core does not already report."""
+    """(rule id, violation) for each place the pack finds wrong that the core does not already report."""
     pack: Layer2Pack | None
 
 
@@ -43,9 +43,10 @@ class Validation:
         core_errors = self.schemas.errors(core, msg.body)
         if narrowed is None or pack is None:
             return Outcome(core_errors, [], pack)
-        seen = {(e.path, e.keyword) for e in core_errors}
+        # Where the core already finds a field wrong, the pack adds nothing the participant needs.
+        seen = {e.path for e in core_errors}
         extra = [(pack.rule_id(e.schema_path), e) for e in pack.schemas.errors(narrowed, msg.body)
-                 if (e.path, e.keyword) not in seen]
+                 if e.path not in seen]
         return Outcome(core_errors, extra, pack)
 
     def ack_errors(self, msg: Message) -> list[SchemaError]:

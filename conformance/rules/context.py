@@ -43,9 +43,9 @@ def _blank(value: object) -> bool:
 def required(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     context = msg.context
     for name in REQUIRED if msg.action == "search" else REQUIRED + BPP_FIELDS:
-        value = context.get(name)
-        if value is None or value == "":
-            yield Violation(("context", name), "a non-empty string", context.get(name, ABSENT))
+        value = context.get(name, ABSENT)
+        if value is ABSENT or value == "":  # null or another type: SCH_TYPE says so
+            yield Violation(("context", name), "a non-empty string", value)
 
 
 @rule("CTX_TIMESTAMP_FORMAT", group="context", title="context.timestamp is an RFC 3339 date-time",
@@ -53,16 +53,16 @@ def required(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
       must="be an RFC 3339 date-time with a time-zone offset, e.g. 2025-05-07T10:44:00Z",
       when=lambda msg, ctx: msg.timestamp is None)
 def timestamp_format(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    value = msg.context.get("timestamp", ABSENT)
-    if not _blank(value):
+    value = msg.context.get("timestamp")
+    if isinstance(value, str) and value:  # absent, empty or not a string: CTX_REQUIRED or SCH_TYPE say so
         yield Violation(("context", "timestamp"), "RFC 3339 date-time", value)
 
 
 @rule("CTX_TTL_FORMAT", group="context", title="context.ttl, when present, is an ISO 8601 duration",
       clause=f"{CONTEXT}.ttl (ISO 8601 duration)", must="be an ISO 8601 duration, e.g. PT30S")
 def ttl_format(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    value = msg.context.get("ttl", ABSENT)
-    if value is not ABSENT and parse_duration(value) is None:
+    value = msg.context.get("ttl")
+    if isinstance(value, str) and parse_duration(value) is None:  # not a string: SCH_TYPE says so
         yield Violation(("context", "ttl"), "ISO 8601 duration", value)
 
 

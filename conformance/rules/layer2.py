@@ -14,7 +14,8 @@ def pack_check(rule_id: str) -> Check:
     def check(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
         for found_id, err in ctx.outcome.layer2:
             if found_id == rule_id:
-                yield Violation(err.path, err.expected, err.found)
+                # A pack rule's own predicate says it best; the generic rule can only quote the schema.
+                yield Violation(err.path, err.expected, err.found, err.must if rule_id == GENERIC_RULE else None)
     return check
 
 
@@ -30,11 +31,8 @@ rule(GENERIC_RULE, group="layer2", title="Constraints of the Layer-2 file that c
 
 def _pack_missing_here(msg: Message, ctx: CheckContext) -> bool:
     """Once per transaction and domain: the first message of that domain for which no pack exists."""
-    domain, version = msg.context.get("domain"), msg.context.get("version")
-    if ctx.validation.layer2.pack_for(domain, version) is not None:
-        return False
-    return not any(m.context.get("domain") == domain for m in ctx.txn.requests) and not (
-        ctx.txn.first is not None and ctx.txn.first.context.get("domain") == domain)
+    key = (msg.context.get("domain"), msg.context.get("version"))
+    return key not in ctx.txn.domains and ctx.outcome.pack is None and ctx.validation.layer2.pack_for(*key) is None
 
 
 @rule("L2_PACK_MISSING", group="layer2", severity=Severity.WARNING, when=_pack_missing_here,

@@ -1,6 +1,7 @@
 """Order rules: what the BAP orders exists in the catalog, and the BPP keeps to the order it confirmed."""
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
 from conformance.findings import ABSENT, Violation
@@ -147,25 +148,34 @@ def support_ref_id(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
         yield Violation(("message", "support", "ref_id"), ctx.txn.order_id, ref_id)
 
 
-def _cancelled(order: dict[str, Any]) -> bool:
+_CANCELLED_WORD = re.compile(r"(^|[-_ ])CANCELL?ED$", re.IGNORECASE)
+
+
+def _cancelled_state(code: Any, declared: frozenset[str]) -> bool:
+    """A state the use case's pack lists as cancelled; without such a list, a code whose last word is
+    CANCELLED (`APPLICATION_CANCELLED`, `Booking-cancelled`), the best a harness can do without a taxonomy."""
+    if declared:
+        return code in declared
+    return isinstance(code, str) and _CANCELLED_WORD.search(code) is not None
+
+
+def _cancelled(order: dict[str, Any], declared: frozenset[str]) -> bool:
     if order.get("status") == "CANCELLED":
         return True
-    for _, ful in objects(order.get("fulfillments")):
-        code = dig(ful, "state", "descriptor", "code")
-        if isinstance(code, str) and "CANCEL" in code.upper():
-            return True
-    return False
+    return any(_cancelled_state(dig(f, "state", "descriptor", "code"), declared)
+               for _, f in objects(order.get("fulfillments")))
 
 
 @rule("ORD_NOT_CANCELLED", group="order", actions=("on_cancel",),
       when=lambda msg, ctx: isinstance(dig(msg.message, "order"), dict),
       title="on_cancel shows the order cancelled",
-      clause=f"{ORDER}.status CANCELLED, or a fulfillment state whose code says cancelled "
-             "(DEG: APPLICATION_CANCELLED)",
-      must="show a cancelled state (order.status CANCELLED or a *CANCELLED fulfillment state)")
+      clause=f"{ORDER}.status CANCELLED, or a fulfillment state the use case's Layer-2 pack lists as cancelled "
+             "(DEG demand flexibility: APPLICATION_CANCELLED; without a list, a code ending in the word CANCELLED)",
+      must="show a cancelled state (order.status CANCELLED, or a cancelled fulfillment state of the use case)")
 def not_cancelled(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     order = msg.message["order"]
-    if not _cancelled(order):
+    pack = ctx.outcome.pack
+    if not _cancelled(order, pack.cancelled_states if pack else frozenset()):
         states = [dig(f, "state", "descriptor", "code") for _, f in objects(order.get("fulfillments"))]
         yield Violation(("message", "order"), "status CANCELLED or a cancelled fulfillment state",
                         {"status": order.get("status"), "fulfillment_states": states})

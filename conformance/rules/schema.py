@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from conformance.findings import ABSENT, Violation
-from conformance.messages import MAX_MESSAGE_BYTES, Message
+from conformance.messages import MAX_MESSAGE_BYTES, Message, json_type
 from conformance.rules.registry import CheckContext, has_core_errors, rule
 
 CORE = "Beckn core 1.1.0, transaction API (POST /{action} request body schema)"
@@ -31,7 +31,7 @@ def not_json(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
       title="A message body is a JSON object", clause=CORE, must="be a JSON object with context and message")
 def not_object(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     if msg.decode_error is None and msg.size <= MAX_MESSAGE_BYTES and not isinstance(msg.body, dict):
-        yield Violation((), "object", type(msg.body).__name__ if msg.body is not None else "null")
+        yield Violation((), "object", json_type(msg.body))
 
 
 def _core_rule(rule_id: str, keyword: str, title: str, must: str) -> None:

@@ -127,7 +127,9 @@ def callback_before_request(msg: Message, ctx: CheckContext) -> Iterator[Violati
 def callback_after_ttl(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     request = ctx.request
     sent = request.received_at or request.timestamp
-    ttl = parse_duration(request.context.get("ttl")) or ctx.settings.default_ttl
+    ttl = parse_duration(request.context.get("ttl"))
+    if ttl is None:
+        ttl = ctx.settings.default_ttl
     if sent is not None and msg.received_at is not None and msg.received_at > sent + ttl:
         yield Violation(("context", "timestamp"), f"arrival by {(sent + ttl).isoformat()}",
                         f"arrived {msg.received_at.isoformat()}")
