@@ -15,7 +15,7 @@ from conformance.messages import Message
 from conformance.rules import CheckContext, Rule, Settings, catalogue
 from conformance.schemas import SchemaSet
 from conformance.transaction import Transaction, group
-from conformance.validation import Validation
+from conformance.validation import UNCHECKED, Validation
 
 Progress = Callable[[int], None]
 
@@ -72,7 +72,8 @@ class Engine:
                 if msg.usable:
                     usable.append(msg)
                 else:
-                    findings.extend(self._apply(self._envelope, msg, None))
+                    alone = CheckContext(Transaction(None, [msg]), self.validation, UNCHECKED, self.settings)
+                    findings.extend(self._apply(self._envelope, msg, alone))
             transactions = group(usable)
             done = 0
             for txn in transactions:
@@ -93,13 +94,13 @@ class Engine:
         txn.absorb(msg)
         return out
 
-    def _apply(self, rules: list[Rule], msg: Message, ctx: CheckContext | None) -> list[Finding]:
+    def _apply(self, rules: list[Rule], msg: Message, ctx: CheckContext) -> list[Finding]:
         """The hot loop: every rule of the message's action. Kept flat, since it runs ~30 times a message."""
         out = []
         for r in rules:
-            if r.when is not None and not r.when(msg, ctx):  # type: ignore[arg-type]
+            if r.when is not None and not r.when(msg, ctx):
                 continue
-            for v in r.check(msg, ctx):  # type: ignore[arg-type]
+            for v in r.check(msg, ctx):
                 out.append(Finding(
                     rule_id=r.id, severity=r.severity, title=r.title, clause=r.clause, path=json_path(v.path),
                     must=v.must or r.must, expected=v.expected, found=v.found,

@@ -115,10 +115,10 @@ def order_key(messages: list[Message]) -> Callable[[Message], Any]:
         return lambda m: m.seq
     sent = {(m.action, m.message_id): m.timestamp for m in messages if not is_callback(m.action or "")}
 
-    def when(m: Message) -> datetime:
+    def when(m: Message) -> datetime | None:
         own = m.timestamp
         request = sent.get((request_of(m.action or ""), m.message_id)) if is_callback(m.action or "") else None
-        return max(own, request) if own is not None and request is not None else own  # type: ignore[return-value]
+        return max(own, request) if own is not None and request is not None else own
 
     return lambda m: (when(m), rank(m), m.seq)
 

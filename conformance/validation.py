@@ -16,7 +16,8 @@ class Outcome:
     pack: Layer2Pack | None
 
 
-_CLEAN = Outcome([], [], None)
+UNCHECKED = Outcome([], [], None)
+"""The outcome of a record with no schema to check against (not a Beckn message, or an unknown action)."""
 
 
 class Validation:
@@ -34,7 +35,7 @@ class Validation:
         action = msg.action
         core = self.schemas.validator(action) if action is not None else None
         if core is None or action is None:
-            return _CLEAN
+            return UNCHECKED
         ctx = msg.context
         pack = self.layer2.pack_for(ctx.get("domain"), ctx.get("version"))
         narrowed = pack.schemas.validator(action) if pack else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from conformance._types import JSONObject, PathPart
 from conformance.findings import Violation
 from conformance.messages import Message, dig, objects
 from conformance.rules.registry import CheckContext, rule
@@ -11,7 +12,7 @@ REFERENCES = (("category_ids", "categories"), ("fulfillment_ids", "fulfillments"
 SCOPED = ("items", "categories", "fulfillments", "locations")
 
 
-def _providers(msg: Message) -> list[tuple[int, dict]]:  # type: ignore[type-arg]
+def _providers(msg: Message) -> list[tuple[int, JSONObject]]:
     return objects(dig(msg.message, "catalog", "providers"))
 
 
@@ -44,7 +45,7 @@ def duplicate_id(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
             yield from _duplicates(("message", "catalog", "providers", p, member), objects(provider.get(member)))
 
 
-def _duplicates(base: tuple, entries: list[tuple[int, dict]]) -> Iterator[Violation]:  # type: ignore[type-arg]
+def _duplicates(base: tuple[PathPart, ...], entries: list[tuple[int, JSONObject]]) -> Iterator[Violation]:
     seen: dict[object, int] = {}
     for i, obj in entries:
         key = obj.get("id")

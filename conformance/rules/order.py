@@ -30,36 +30,25 @@ def provider_unknown(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
         yield Violation(("message", "order", "provider", "id"), sorted(ctx.txn.providers), provider_id)
 
 
-def _catalog_ids(provider: dict[str, Any] | None, member: str) -> set[str] | None:
-    if provider is None:
-        return None
-    return {o["id"] for _, o in objects(provider.get(member)) if isinstance(o.get("id"), str)}
+def _published(rule_id: str, member: str, title: str, clause: str) -> None:
+    """A rule that each `order.<member>[].id` is one the ordered provider published (when it is known)."""
+    def check(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+        provider = ctx.txn.providers.get(str(_provider_id(msg)))
+        if provider is None:
+            return  # unknown provider: ORD_PROVIDER_UNKNOWN says so
+        known = sorted(o["id"] for _, o in objects(provider.get(member)) if isinstance(o.get("id"), str))
+        for i, obj in objects(dig(msg.message, "order", member)):
+            if isinstance(obj.get("id"), str) and obj["id"] not in known:
+                yield Violation(("message", "order", member, i, "id"), known, obj["id"])
+
+    rule(rule_id, group="order", actions=ORDERING, when=_catalog_known, title=title, clause=clause,
+         must=f"be the id of one of the {member} the provider published in on_search")(check)
 
 
-@rule("ORD_ITEM_UNKNOWN", group="order", actions=ORDERING, when=_catalog_known,
-      title="Every item ordered is one the chosen provider published",
-      clause=f"{ORDER}.items[].id: BECKN-005 30004 'Item not found'",
-      must="be the id of an item the provider published in on_search")
-def item_unknown(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    known = _catalog_ids(ctx.txn.providers.get(_provider_id(msg)), "items")  # type: ignore[arg-type]
-    if known is None:
-        return
-    for i, item in objects(dig(msg.message, "order", "items")):
-        if isinstance(item.get("id"), str) and item["id"] not in known:
-            yield Violation(("message", "order", "items", i, "id"), sorted(known), item["id"])
-
-
-@rule("ORD_FULFILLMENT_UNKNOWN", group="order", actions=ORDERING, when=_catalog_known,
-      title="A fulfillment id in the order is one the chosen provider published",
-      clause=f"{ORDER}.fulfillments[].id: BECKN-005 30008 'Fulfillment unavailable'",
-      must="be the id of a fulfillment the provider published in on_search")
-def fulfillment_unknown(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    known = _catalog_ids(ctx.txn.providers.get(_provider_id(msg)), "fulfillments")  # type: ignore[arg-type]
-    if known is None:
-        return
-    for i, ful in objects(dig(msg.message, "order", "fulfillments")):
-        if isinstance(ful.get("id"), str) and ful["id"] not in known:
-            yield Violation(("message", "order", "fulfillments", i, "id"), sorted(known), ful["id"])
+_published("ORD_ITEM_UNKNOWN", "items", "Every item ordered is one the chosen provider published",
+           f"{ORDER}.items[].id: BECKN-005 30004 'Item not found'")
+_published("ORD_FULFILLMENT_UNKNOWN", "fulfillments", "A fulfillment id in the order is one the chosen provider published",
+           f"{ORDER}.fulfillments[].id: BECKN-005 30008 'Fulfillment unavailable'")
 
 
 def _answers_order_request(msg: Message, ctx: CheckContext) -> bool:

@@ -81,9 +81,6 @@ class Rule:
     envelope: bool = False
     """Runs on every input record, even one that is not a usable Beckn message."""
 
-    def applies(self, msg: Message, ctx: CheckContext) -> bool:
-        return self.when is None or self.when(msg, ctx)
-
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "group": self.group, "severity": self.severity.value, "title": self.title,
                 "clause": self.clause, "actions": sorted(self.actions) if self.actions != ACTIONS else "all"}

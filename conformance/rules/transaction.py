@@ -5,32 +5,31 @@ from typing import Any, Iterator
 
 from conformance._types import PathPart
 from conformance.findings import ABSENT, Violation
-from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS, Message, parse_duration
-from conformance.rules.registry import CheckContext, rule
+from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS, Message, parse_duration, request_of
+from conformance.rules.registry import CheckContext, Condition, rule
 
 CONTEXT = "Beckn core 1.1.0, Context"
 
 
-def _paired(kind: str):  # type: ignore[no-untyped-def]
+def _paired(kind: str) -> Condition:
     return lambda msg, ctx: ctx.txn.pairing is not None and ctx.txn.pairing.kind == kind
 
 
-@rule("TXN_CALLBACK_MESSAGE_ID", group="transaction", actions=CALLBACK_ACTIONS, when=_paired("mismatch"),
-      title="A callback carries the message_id of the request it answers",
-      clause=f"{CONTEXT}.message_id: the same for a request and its callback",
-      must="equal the message_id of the request it answers")
-def callback_message_id(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    request = ctx.request
-    yield Violation(("context", "message_id"), request.message_id, msg.message_id)
+def _echoes(rule_id: str, field: str, kind: str, title: str, clause: str) -> None:
+    """A rule that a callback's context.<field> equals its request's, for callbacks paired as `kind`."""
+    def check(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+        yield Violation(("context", field), ctx.request.context.get(field), msg.context.get(field))
+
+    rule(rule_id, group="transaction", actions=CALLBACK_ACTIONS, when=_paired(kind), title=title, clause=clause,
+         must=f"equal the {field} of the request it answers")(check)
 
 
-@rule("TXN_CALLBACK_TRANSACTION_ID", group="transaction", actions=CALLBACK_ACTIONS, when=_paired("foreign"),
-      title="A callback carries the transaction_id of the request it answers",
-      clause=f"{CONTEXT}.transaction_id: one id from search to the end of the transaction",
-      must="equal the transaction_id of the request it answers")
-def callback_transaction_id(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    request = ctx.request
-    yield Violation(("context", "transaction_id"), request.transaction_id, msg.transaction_id)
+_echoes("TXN_CALLBACK_MESSAGE_ID", "message_id", "mismatch",
+        "A callback carries the message_id of the request it answers",
+        f"{CONTEXT}.message_id: the same for a request and its callback")
+_echoes("TXN_CALLBACK_TRANSACTION_ID", "transaction_id", "foreign",
+        "A callback carries the transaction_id of the request it answers",
+        f"{CONTEXT}.transaction_id: one id from search to the end of the transaction")
 
 
 @rule("TXN_ORPHAN_CALLBACK", group="transaction", actions=CALLBACK_ACTIONS, when=_paired("orphan"),
@@ -38,7 +37,7 @@ def callback_transaction_id(msg: Message, ctx: CheckContext) -> Iterator[Violati
       clause="Beckn core 1.1.0: every on_<action> is the asynchronous answer to an <action> request",
       must="answer an earlier request of the same transaction")
 def orphan_callback(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    yield Violation(("context", "message_id"), f"message_id of an earlier {msg.action[3:]} request",  # type: ignore[index]
+    yield Violation(("context", "message_id"), f"message_id of an earlier {request_of(msg.action or '')} request",
                     msg.message_id)
 
 
@@ -97,7 +96,7 @@ _unchanged("TXN_BAP_CHANGED", ("bap_id", "bap_uri"), "bap_id and bap_uri stay th
       must="stay the same as in the request that chose the BPP",
       when=lambda msg, ctx: ctx.txn.chosen_bpp is not None)
 def bpp_changed(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    chosen = ctx.txn.chosen_bpp.context  # type: ignore[union-attr]
+    chosen = ctx.txn.chosen_bpp.context if ctx.txn.chosen_bpp else {}
     for name in ("bpp_id", "bpp_uri"):
         yield from changes(("context", name), chosen.get(name, ABSENT), msg.context.get(name, ABSENT))
 
