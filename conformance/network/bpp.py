@@ -1,0 +1,170 @@
+"""A reference BPP: publishes one provider's programs, takes orders, answers each request with its callback."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from conformance.engine import Engine
+from conformance.findings import Severity
+from conformance.messages import Message, dig, objects, parse_duration
+from conformance.network.participant import (
+    ACTION_NOT_APPLICABLE, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack,
+    join, nack, now_rfc3339, read_json,
+)
+from conformance import signing
+from conformance.signing import KeyPair, SignatureError
+
+SUPPORTED = ("search", "select", "init", "confirm", "status", "cancel", "support")
+SUBMITTED, SUCCESSFUL, CANCELLED = "APPLICATION_SUBMITTED", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"
+
+
+class Refusal(Exception):
+    """A request the BPP cannot serve: answered with a NACK and this BECKN-005 code, and no callback."""
+
+    def __init__(self, code: str, message: str, path: str) -> None:
+        super().__init__(message)
+        self.code, self.message, self.path = code, message, path
+
+
+class ReferenceBPP(Participant):
+    def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine,
+                 faults: frozenset[str] = frozenset(), skew: int = 5, latency: float = 0.0) -> None:
+        super().__init__(key, faults=faults, skew=skew)
+        self.url = url
+        self.catalog_descriptor = catalog.get("catalog_descriptor", {})
+        self.provider: dict[str, Any] = catalog["provider"]
+        self.engine = engine
+        self.latency = latency
+        self.orders: dict[str, dict[str, Any]] = {}
+        """Confirmed orders by id."""
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{action}", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> JSONResponse:
+        action = request.path_params["action"]
+        if "nack-everything" in self.faults:
+            return nack(INVALID_REQUEST, "this BPP refuses everything (fault: nack-everything)")
+        body, doc = await read_json(request)
+        if not isinstance(doc, dict):
+            return nack(INVALID_REQUEST, "the body is not a JSON object")
+        raw_context = doc.get("context")
+        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+        try:
+            await self.authenticate(request, body, context.get("bap_id"))
+        except SignatureError as exc:
+            return self.auth_failure(exc)
+        if action not in SUPPORTED:
+            return nack(ACTION_NOT_APPLICABLE, f"{action} is not offered by this BPP")
+        if "no-validation" not in self.faults:
+            errors = [f for f in self.engine.check([Message(doc, "request", None, endpoint=f"/{action}")]).findings
+                      if f.severity is Severity.ERROR]
+            if errors:
+                return nack(INVALID_REQUEST, "; ".join(f"{f.rule_id} {f.path}" for f in errors[:5]),
+                            paths=errors[0].path)
+        try:
+            answer = self.answer(action, doc)
+        except Refusal as refusal:
+            return nack(refusal.code, refusal.message, paths=refusal.path)
+        if "no-callback" in self.faults:
+            return ack()
+        reply_to = context.get("bap_uri")
+        if action == "search" and request.headers.get("X-Gateway-Authorization"):
+            reply_to = await self._gateway_url(request.headers["X-Gateway-Authorization"]) or reply_to
+        return JSONResponse({"message": {"ack": {"status": "ACK"}}},
+                            background=BackgroundTask(self.call_back, action, context, answer, reply_to))
+
+    async def _gateway_url(self, header: str) -> str | None:
+        """A search relayed by a gateway is answered through it (the gateway relays on_search to the BAP)."""
+        assert self.registry is not None
+        found = await self.registry.find(subscriber_id=signing.parse(header).subscriber_id, type="BG")
+        return found[0]["url"] if found else None
+
+    def answer(self, action: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """The callback's message for a request, or a Refusal. Orders change state here."""
+        message = doc.get("message") or {}
+        if action == "search":
+            return {"catalog": {"descriptor": self.catalog_descriptor, "providers": [self.provider]}}
+        if action in ("select", "init", "confirm"):
+            order = self._order_from(message.get("order") or {})
+            if action == "confirm":
+                order["id"] = f"order-{uuid.uuid4()}"
+                self._set_state(order, SUBMITTED)
+                self.orders[order["id"]] = order
+            return {"order": copy.deepcopy(order)}
+        if action == "support":
+            ref = dig(message, "support", "ref_id")
+            return {"support": {**({"ref_id": ref} if isinstance(ref, str) else {}),
+                                "phone": "+14155550123", "email": f"support@{self.key.subscriber_id}"}}
+        order = self._known_order(message.get("order_id"))
+        if action == "cancel":
+            self._set_state(order, CANCELLED)
+        elif dig(order, "fulfillments", 0, "state", "descriptor", "code") == SUBMITTED:
+            self._set_state(order, SUCCESSFUL)
+        return {"order": copy.deepcopy(order)}
+
+    def _order_from(self, requested: dict[str, Any]) -> dict[str, Any]:
+        provider_id = dig(requested, "provider", "id")
+        if provider_id != self.provider.get("id"):
+            raise Refusal(PROVIDER_NOT_FOUND, f"provider {provider_id!r} is not published here",
+                          "$.message.order.provider.id")
+        items = {i["id"]: i for _, i in objects(self.provider.get("items")) if "id" in i}
+        chosen = []
+        for n, (_, item) in enumerate(objects(requested.get("items"))):
+            if item.get("id") not in items:
+                raise Refusal(ITEM_NOT_FOUND, f"item {item.get('id')!r} is not published here",
+                              f"$.message.order.items[{n}].id")
+            full = copy.deepcopy(items[item["id"]])
+            for field in ("location_ids", "category_ids", "fulfillment_ids"):
+                full.pop(field, None)
+            chosen.append(full)
+        if not chosen:
+            raise Refusal(ITEM_NOT_FOUND, "the order names no item", "$.message.order.items")
+        descriptor = self.provider.get("descriptor", {})
+        fulfillments = copy.deepcopy(requested.get("fulfillments") or [])
+        return {"provider": {"id": provider_id, "descriptor": descriptor}, "items": chosen,
+                "fulfillments": fulfillments}
+
+    def _known_order(self, order_id: Any) -> dict[str, Any]:
+        if order_id not in self.orders:
+            raise Refusal(ORDER_NOT_FOUND, f"no order {order_id!r} here", "$.message.order_id")
+        return self.orders[order_id]
+
+    def _set_state(self, order: dict[str, Any], code: str) -> None:
+        code = "SMS" if "enum-out-of-range" in self.faults else code
+        fulfillments = order.setdefault("fulfillments", [])
+        if not fulfillments:
+            fulfillments.append({})
+        for ful in fulfillments:
+            ful["state"] = {"descriptor": {"code": code}}
+
+    async def call_back(self, action: str, request_context: dict[str, Any], message: dict[str, Any],
+                        reply_to: Any) -> None:
+        """Send on_<action> to the BAP that asked (or the gateway that relayed its search), signed by this BPP."""
+        context = {**request_context, "action": f"on_{action}", "bpp_id": self.key.subscriber_id,
+                   "bpp_uri": self.url, "timestamp": now_rfc3339()}
+        if "wrong-callback-message-id" in self.faults:
+            context["message_id"] = str(uuid.uuid4())
+        if "wrong-callback-transaction-id" in self.faults:
+            context["transaction_id"] = str(uuid.uuid4())
+        delay = self.latency
+        if "late-callback" in self.faults:
+            ttl = parse_duration(request_context.get("ttl"))
+            delay += (ttl.total_seconds() if ttl is not None else 30.0) + 1.0
+        if delay:
+            await asyncio.sleep(delay)
+        if not isinstance(reply_to, str):
+            return
+        for _ in range(2 if "duplicate-callback" in self.faults else 1):
+            try:
+                await self.post(join(reply_to, context["action"]), {"context": context, "message": message})
+            except Exception:  # noqa: BLE001 - an unreachable BAP is the BAP's problem; the BPP carries on
+                return

@@ -1,0 +1,71 @@
+"""A reference gateway (BG): fans a search out to every BPP subscribed for its domain, relays on_search back."""
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from conformance import signing
+from conformance.network.participant import INVALID_REQUEST, Participant, join, nack, read_json
+from conformance.signing import SignatureError
+
+
+class ReferenceGateway(Participant):
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/search", self.search, methods=["POST"]),
+                                 Route("/on_search", self.on_search, methods=["POST"])])
+
+    async def _accept(self, request: Request, sender_field: str, action: str) -> tuple[bytes, dict[str, Any]] | JSONResponse:
+        body, doc = await read_json(request)
+        if not isinstance(doc, dict) or not isinstance(doc.get("context"), dict):
+            return nack(INVALID_REQUEST, "the body is not a Beckn message")
+        if doc["context"].get("action") != action:
+            return nack(INVALID_REQUEST, f"context.action must be {action!r} at /{action}", paths="$.context.action")
+        try:
+            await self.authenticate(request, body, doc["context"].get(sender_field))
+        except SignatureError as exc:
+            return self.auth_failure(exc)
+        return body, doc
+
+    async def search(self, request: Request) -> JSONResponse:
+        accepted = await self._accept(request, "bap_id", "search")
+        if isinstance(accepted, JSONResponse):
+            return accepted
+        body, doc = accepted
+        return JSONResponse({"message": {"ack": {"status": "ACK"}}},
+                            background=BackgroundTask(self._fan_out, body, doc, request.headers.get("Authorization")))
+
+    async def _fan_out(self, body: bytes, doc: dict[str, Any], authorization: str | None) -> None:
+        assert self.registry is not None
+        context = doc["context"]
+        city = (context.get("location") or {}).get("city", {}).get("code")
+        bpps = await self.registry.find(type="BPP", domain=context.get("domain"), location={"city": {"code": city}}
+                                        if city else None)
+        for bpp in bpps:
+            await self._relay(join(bpp["url"], "search"), body, authorization)
+
+    async def on_search(self, request: Request) -> JSONResponse:
+        accepted = await self._accept(request, "bpp_id", "on_search")
+        if isinstance(accepted, JSONResponse):
+            return accepted
+        body, doc = accepted
+        bap_uri = doc["context"].get("bap_uri")
+        if not isinstance(bap_uri, str):
+            return nack(INVALID_REQUEST, "context.bap_uri is missing", paths="$.context.bap_uri")
+        return JSONResponse({"message": {"ack": {"status": "ACK"}}},
+                            background=BackgroundTask(self._relay, join(bap_uri, "on_search"), body,
+                                                      request.headers.get("Authorization")))
+
+    async def _relay(self, url: str, body: bytes, authorization: str | None) -> None:
+        """Forward the exact bytes, keeping the sender's signature and adding the gateway's own."""
+        headers = {"X-Gateway-Authorization": signing.sign(body, self.key)}
+        if authorization:
+            headers["Authorization"] = authorization
+        try:
+            await self.post(url, {}, headers=headers, body=body)
+        except Exception:  # noqa: BLE001 - one unreachable subscriber must not stop the fan-out
+            pass

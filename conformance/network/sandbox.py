@@ -1,0 +1,163 @@
+"""The reference network in a box: registry, gateway, BPPs and a BAP on one loopback port, each under its path.
+
+    with start(NetworkConfig()) as net:
+        net.bap_client_url   # drive the BAP: POST {net.bap_client_url}/search
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator, Iterator, Mapping
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from conformance.engine import Engine
+from conformance.errors import ConfigError
+from conformance.network.bap import ReferenceBAP
+from conformance.network.bpp import ReferenceBPP
+from conformance.network.gateway import ReferenceGateway
+from conformance.network.participant import FAULTS, Participant
+from conformance.network.registry import Registry, RegistryClient, Subscriber
+from conformance.signing import KeyPair
+
+CATALOGS = Path(__file__).resolve().parents[2] / "fixtures" / "demand-flexibility" / "catalogs"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """How to run the reference network. Participants are named `registry`, `gateway`, `bap` and one BPP per
+    catalog file (its stem, e.g. `sf-grid-loadflex`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port."""
+    domain: str = "flexibility"
+    catalogs: tuple[Path, ...] = field(default_factory=lambda: tuple(sorted(CATALOGS.glob("*.json"))))
+    faults: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    skew: int = 5
+    """Seconds of clock difference allowed when verifying signatures."""
+    latency: float = 0.0
+    """Seconds each BPP waits before sending a callback."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    role: str
+    subscriber_id: str
+    url: str
+    public_key: str
+
+
+class Network:
+    """A running reference network. Stop it with `stop()` or use it as a context manager."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        unknown = {p: set(f) - FAULTS.keys() for p, f in config.faults.items() if set(f) - FAULTS.keys()}
+        if unknown:
+            raise ConfigError(f"unknown faults {unknown}; known: {', '.join(sorted(FAULTS))}")
+        self.config = config
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((config.host, config.port))
+        self.base_url = f"http://{config.host}:{self._socket.getsockname()[1]}"
+        self.registry_url = f"{self.base_url}/registry"
+        self.gateway_url = f"{self.base_url}/gateway"
+        self.bap_url = f"{self.base_url}/bap"
+        self.bap_client_url = f"{self.base_url}/bap-client"
+        self.registry = Registry()
+        engine = Engine()
+        faults = config.faults
+
+        def key(name: str) -> KeyPair:
+            return KeyPair.generate(f"{name}.deg-sandbox.local", f"{name}-key-1")
+
+        self.gateway = ReferenceGateway(key("gateway"), faults=frozenset(faults.get("gateway", ())), skew=config.skew)
+        self.bap = ReferenceBAP(key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain,
+                                faults=frozenset(faults.get("bap", ())), skew=config.skew)
+        self.bpps: dict[str, ReferenceBPP] = {}
+        for path in config.catalogs:
+            try:
+                catalog = json.loads(path.read_text(encoding="utf-8"))
+                catalog["provider"]["id"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}}): {exc}") from None
+            name = path.stem
+            self.bpps[name] = ReferenceBPP(key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog,
+                                           engine=engine, faults=frozenset(faults.get(name, ())), skew=config.skew,
+                                           latency=config.latency)
+        self.registry.subscribers += [
+            Subscriber.for_key(self.gateway.key, url=self.gateway_url, type="BG", domain=config.domain),
+            Subscriber.for_key(self.bap.key, url=self.bap_url, type="BAP", domain=config.domain),
+            *(Subscriber.for_key(b.key, url=b.url, type="BPP", domain=config.domain) for b in self.bpps.values()),
+        ]
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def participants(self) -> list[Participant]:
+        return [self.gateway, self.bap, *self.bpps.values()]
+
+    def endpoints(self) -> list[Endpoint]:
+        """Who is on the network, where, with which public key: what `deg-conformance sandbox` prints."""
+        out = [Endpoint("registry", "registry", "-", self.registry_url, "-"),
+               Endpoint("gateway", "BG", self.gateway.key.subscriber_id, self.gateway_url, self.gateway.key.public_key),
+               Endpoint("bap", "BAP", self.bap.key.subscriber_id, self.bap_url, self.bap.key.public_key),
+               Endpoint("bap-client", "BAP client", self.bap.key.subscriber_id, self.bap_client_url, "-")]
+        out += [Endpoint(name, "BPP", b.key.subscriber_id, b.url, b.key.public_key) for name, b in self.bpps.items()]
+        return out
+
+    def app(self) -> Starlette:
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                registry = RegistryClient(self.registry_url, http)
+                for participant in self.participants:
+                    participant.attach(http, registry)
+                yield
+
+        routes = [Mount("/registry", app=self.registry.app()), Mount("/gateway", app=self.gateway.app()),
+                  Mount("/bap-client", app=self.bap.client_app()), Mount("/bap", app=self.bap.network_app())]
+        routes += [Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in self.bpps.items()]
+        return Starlette(routes=routes, lifespan=lifespan)
+
+    def start(self) -> "Network":
+        if self._server is not None:
+            return self
+        config = uvicorn.Config(self.app(), log_level="warning", lifespan="on", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the reference network did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> "Network":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(config: NetworkConfig | None = None) -> Network:
+    """Start the reference network on loopback; stop it with `.stop()` or a `with` block."""
+    return Network(config or NetworkConfig()).start()
+
+
