@@ -5,6 +5,7 @@ Exit codes: 0 no errors, 1 errors found, 2 unusable input or arguments.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--default-ttl", default="PT30S", metavar="DURATION",
                           help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
     _schema_options(validate)
+
+    sandbox = sub.add_parser("sandbox", help="run the reference DEG network on loopback until Ctrl-C",
+                             description="Start the reference network (registry, gateway, BPPs, BAP) in the "
+                                         "foreground and print each participant's id, URL and public key.")
+    sandbox.add_argument("--config", type=Path, metavar="FILE", help="a YAML file of the settings below")
+    sandbox.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, help="port to listen on (default: a free one)")
+    sandbox.add_argument("--catalog", type=Path, action="append", metavar="FILE",
+                         help="a BPP's catalog ({catalog_descriptor, provider}); repeat for several BPPs")
+    sandbox.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
+                         help="make a participant misbehave (see --list-faults); repeatable")
+    sandbox.add_argument("--latency", type=float, help="seconds each BPP waits before a callback")
+    sandbox.add_argument("--skew", type=int, help="seconds of clock skew allowed on signatures (default 5)")
+    sandbox.add_argument("--list-faults", action="store_true", help="print the fault switches and exit")
     return parser
 
 
@@ -76,8 +91,62 @@ def _progress(total: int) -> Progress | None:
     return show
 
 
+def _sandbox(args: argparse.Namespace) -> int:
+    # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
+    from conformance.network import FAULTS, Network, NetworkConfig
+
+    if args.list_faults:
+        for name, what in FAULTS.items():
+            print(f"{name:32} {what}")
+        return EXIT_OK
+    faults: dict[str, set[str]] = {}
+    for item in args.fault:
+        participant, sep, fault = item.partition("=")
+        if not sep or not participant or not fault:
+            raise ConfigError(f"--fault {item!r}: write PARTICIPANT=FAULT, e.g. sf-grid-loadflex=no-callback")
+        faults.setdefault(participant, set()).add(fault)
+    overrides = {"host": args.host, "port": args.port, "latency": args.latency, "skew": args.skew,
+                 "catalogs": tuple(args.catalog) if args.catalog else None}
+    config = NetworkConfig.from_file(args.config, **overrides) if args.config else NetworkConfig(
+        **{k: v for k, v in overrides.items() if v is not None})
+    if faults:
+        merged = {p: frozenset(f) for p, f in config.faults.items()}
+        merged.update({p: merged.get(p, frozenset()) | frozenset(f) for p, f in faults.items()})
+        config = dataclasses.replace(config, faults=merged)
+    network = Network(config).start()
+    print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
+    for e in network.endpoints():
+        print(f"{e.name:22} {e.role:10} {e.subscriber_id:40} {e.url:46} {e.public_key}")
+    for participant, chosen in sorted(config.faults.items()):
+        print(f"fault: {participant} {', '.join(sorted(chosen))}")
+    print("Ctrl-C stops the network.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        network.stop()
+        print("stopped", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `deg-conformance rules | head`: the reader left, which is not an error
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sandbox":
+        try:
+            return _sandbox(args)
+        except ConfigError as exc:
+            print(f"deg-conformance: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         engine = _engine(args)
         if args.command == "rules":

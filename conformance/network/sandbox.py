@@ -12,7 +12,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Iterator, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 import httpx
 import uvicorn
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from conformance.engine import Engine
-from conformance.errors import ConfigError
+from conformance.errors import ConfigError, load_yaml
 from conformance.network.bap import ReferenceBAP
 from conformance.network.bpp import ReferenceBPP
 from conformance.network.gateway import ReferenceGateway
@@ -46,6 +46,48 @@ class NetworkConfig:
     """Seconds of clock difference allowed when verifying signatures."""
     latency: float = 0.0
     """Seconds each BPP waits before sending a callback."""
+    keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Base64 private keys by participant name; a participant without one gets a fresh key."""
+
+    @classmethod
+    def from_file(cls, path: Path, **overrides: Any) -> "NetworkConfig":
+        """Read a YAML file (host, port, domain, skew, latency, catalogs, faults, keys); `overrides` win."""
+        doc = load_yaml(path)
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: the sandbox configuration must be a mapping")
+        unknown = set(doc) - _FIELDS
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(_FIELDS)}")
+        values: dict[str, Any] = {}
+        for name in ("host", "domain"):
+            if name in doc:
+                values[name] = _typed(path, name, doc[name], str)
+        for name in ("port", "skew"):
+            if name in doc:
+                values[name] = _typed(path, name, doc[name], int)
+        if "latency" in doc:
+            values["latency"] = float(_typed(path, "latency", doc["latency"], (int, float)))
+        if "catalogs" in doc:
+            catalogs = _typed(path, "catalogs", doc["catalogs"], list)
+            values["catalogs"] = tuple((path.parent / str(c)).resolve() for c in catalogs)
+        if "faults" in doc:
+            faults = _typed(path, "faults", doc["faults"], dict)
+            values["faults"] = {str(k): frozenset(_typed(path, f"faults.{k}", v, list)) for k, v in faults.items()}
+        if "keys" in doc:
+            values["keys"] = {str(k): str(v) for k, v in _typed(path, "keys", doc["keys"], dict).items()}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+_FIELDS = {"host", "port", "domain", "skew", "latency", "catalogs", "faults", "keys"}
+
+
+def _typed(path: Path, name: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{path}: '{name}' has the wrong type ({type(value).__name__})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -67,7 +109,11 @@ class Network:
         self.config = config
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((config.host, config.port))
+        try:
+            self._socket.bind((config.host, config.port))
+        except OSError as exc:
+            self._socket.close()
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
         self.base_url = f"http://{config.host}:{self._socket.getsockname()[1]}"
         self.registry_url = f"{self.base_url}/registry"
         self.gateway_url = f"{self.base_url}/gateway"
@@ -78,7 +124,13 @@ class Network:
         faults = config.faults
 
         def key(name: str) -> KeyPair:
-            return KeyPair.generate(f"{name}.deg-sandbox.local", f"{name}-key-1")
+            subscriber, key_id = f"{name}.deg-sandbox.local", f"{name}-key-1"
+            if name not in config.keys:
+                return KeyPair.generate(subscriber, key_id)
+            try:
+                return KeyPair.from_private_key(subscriber, key_id, config.keys[name])
+            except ValueError as exc:
+                raise ConfigError(f"the key for {name}: {exc}") from None
 
         self.gateway = ReferenceGateway(key("gateway"), faults=frozenset(faults.get("gateway", ())), skew=config.skew)
         self.bap = ReferenceBAP(key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain,
@@ -94,6 +146,11 @@ class Network:
             self.bpps[name] = ReferenceBPP(key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog,
                                            engine=engine, faults=frozenset(faults.get(name, ())), skew=config.skew,
                                            latency=config.latency)
+        strangers = set(faults) - {"gateway", "bap", *self.bpps}
+        if strangers:
+            self._socket.close()
+            raise ConfigError(f"faults for unknown participants {sorted(strangers)}; "
+                              f"participants: gateway, bap, {', '.join(sorted(self.bpps))}")
         self.registry.subscribers += [
             Subscriber.for_key(self.gateway.key, url=self.gateway_url, type="BG", domain=config.domain),
             Subscriber.for_key(self.bap.key, url=self.bap_url, type="BAP", domain=config.domain),
