@@ -114,13 +114,13 @@ def _sandbox(args: argparse.Namespace) -> int:
         merged.update({p: merged.get(p, frozenset()) | frozenset(f) for p, f in faults.items()})
         config = dataclasses.replace(config, faults=merged)
     network = Network(config).start()
-    print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
-    for e in network.endpoints():
-        print(f"{e.name:22} {e.role:10} {e.subscriber_id:40} {e.url:46} {e.public_key}")
-    for participant, chosen in sorted(config.faults.items()):
-        print(f"fault: {participant} {', '.join(sorted(chosen))}")
-    print("Ctrl-C stops the network.", flush=True)
     try:
+        print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
+        for e in network.endpoints():
+            print(f"{e.name:22} {e.role:10} {e.subscriber_id:40} {e.url:46} {e.public_key}")
+        for participant, chosen in sorted(config.faults.items()):
+            print(f"fault: {participant} {', '.join(sorted(chosen))}")
+        print("Ctrl-C stops the network.", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

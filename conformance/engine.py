@@ -18,6 +18,7 @@ from conformance.transaction import Transaction, group
 from conformance.validation import UNCHECKED, Validation
 
 Progress = Callable[[int], None]
+STANDALONE_GROUPS = frozenset({"schema", "context", "catalog", "layer2"})
 
 
 @dataclass(slots=True)
@@ -57,12 +58,18 @@ class Engine:
     def _index_rules(self, packs: Iterable[Layer2Pack]) -> None:
         self._packs.extend(p for p in packs if p not in self._packs)
         self.rules = catalogue(self._packs)
+        self._groups = {r.id: r.group for r in self.rules}
         self._envelope = [r for r in self.rules if r.envelope]
         self._by_action: dict[str, list[Rule]] = {}
         for r in self.rules:
             if not r.envelope:
                 for action in r.actions:
                     self._by_action.setdefault(action, []).append(r)
+
+    def check_alone(self, msg: Message) -> list[Finding]:
+        """What a receiver can judge of one message on arrival: the rules that need no transaction history
+        (schema, context, catalog, Layer 2). The reference network admits messages with this."""
+        return [f for f in self.check([msg]).findings if self._groups[f.rule_id] in STANDALONE_GROUPS]
 
     def check(self, messages: Sequence[Message], progress: Progress | None = None) -> Report:
         findings: list[Finding] = []

@@ -16,14 +16,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS
+from conformance.engine import Engine
 from conformance.network.participant import INVALID_REQUEST, Participant, ack, join, nack, now_rfc3339, read_json
-from conformance.signing import KeyPair, SignatureError
+from conformance.signing import KeyPair
 
 
 class ReferenceBAP(Participant):
-    def __init__(self, key: KeyPair, *, url: str, gateway_url: str, domain: str,
+    def __init__(self, key: KeyPair, *, url: str, gateway_url: str, domain: str, engine: Engine,
                  faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
-        super().__init__(key, faults=faults, skew=skew)
+        super().__init__(key, engine=engine, faults=faults, skew=skew)
         self.url = url
         self.gateway_url = gateway_url
         self.domain = domain
@@ -41,16 +42,13 @@ class ReferenceBAP(Participant):
 
     async def receive(self, request: Request) -> JSONResponse:
         action = request.path_params["action"]
-        body, doc = await read_json(request)
         received = time.time()
         if action not in CALLBACK_ACTIONS:
             return nack(INVALID_REQUEST, f"/{action} is not a BAP callback endpoint")
-        if not isinstance(doc, dict) or not isinstance(doc.get("context"), dict):
-            return nack(INVALID_REQUEST, "the body is not a Beckn message")
-        try:
-            await self.authenticate(request, body, doc["context"].get("bpp_id"))
-        except SignatureError as exc:
-            return self.auth_failure(exc)
+        admitted = await self.admit(request, action, "bpp_id")
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        _, doc = admitted
         self.inbox.append({"received_at": received, "action": action, "body": doc,
                            "headers": {k: v for k, v in request.headers.items()
                                        if k.lower() in ("authorization", "x-gateway-authorization")}})

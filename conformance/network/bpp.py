@@ -13,14 +13,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from conformance.engine import Engine
-from conformance.findings import Severity
-from conformance.messages import Message, dig, objects, parse_duration
+from conformance.messages import dig, objects, parse_duration
 from conformance.network.participant import (
-    ACTION_NOT_APPLICABLE, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack,
-    join, nack, now_rfc3339, read_json,
+    ACTION_NOT_APPLICABLE, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, join, nack,
+    now_rfc3339,
 )
 from conformance import signing
-from conformance.signing import KeyPair, SignatureError
+from conformance.signing import KeyPair
 
 SUPPORTED = ("search", "select", "init", "confirm", "status", "cancel", "support")
 SUBMITTED, SUCCESSFUL, CANCELLED = "APPLICATION_SUBMITTED", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"
@@ -37,11 +36,10 @@ class Refusal(Exception):
 class ReferenceBPP(Participant):
     def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine,
                  faults: frozenset[str] = frozenset(), skew: int = 5, latency: float = 0.0) -> None:
-        super().__init__(key, faults=faults, skew=skew)
+        super().__init__(key, engine=engine, faults=faults, skew=skew)
         self.url = url
         self.catalog_descriptor = catalog.get("catalog_descriptor", {})
         self.provider: dict[str, Any] = catalog["provider"]
-        self.engine = engine
         self.latency = latency
         self.orders: dict[str, dict[str, Any]] = {}
         """Confirmed orders by id."""
@@ -51,25 +49,13 @@ class ReferenceBPP(Participant):
 
     async def handle(self, request: Request) -> JSONResponse:
         action = request.path_params["action"]
-        if "nack-everything" in self.faults:
-            return nack(INVALID_REQUEST, "this BPP refuses everything (fault: nack-everything)")
-        body, doc = await read_json(request)
-        if not isinstance(doc, dict):
-            return nack(INVALID_REQUEST, "the body is not a JSON object")
-        raw_context = doc.get("context")
-        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
-        try:
-            await self.authenticate(request, body, context.get("bap_id"))
-        except SignatureError as exc:
-            return self.auth_failure(exc)
         if action not in SUPPORTED:
             return nack(ACTION_NOT_APPLICABLE, f"{action} is not offered by this BPP")
-        if "no-validation" not in self.faults:
-            errors = [f for f in self.engine.check([Message(doc, "request", None, endpoint=f"/{action}")]).findings
-                      if f.severity is Severity.ERROR]
-            if errors:
-                return nack(INVALID_REQUEST, "; ".join(f"{f.rule_id} {f.path}" for f in errors[:5]),
-                            paths=errors[0].path)
+        admitted = await self.admit(request, action, "bap_id")
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        _, doc = admitted
+        context: dict[str, Any] = doc["context"]
         try:
             answer = self.answer(action, doc)
         except Refusal as refusal:

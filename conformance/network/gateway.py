@@ -10,8 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from conformance import signing
-from conformance.network.participant import INVALID_REQUEST, Participant, join, nack, read_json
-from conformance.signing import SignatureError
+from conformance.network.participant import INVALID_REQUEST, Participant, join, nack
 
 
 class ReferenceGateway(Participant):
@@ -19,20 +18,8 @@ class ReferenceGateway(Participant):
         return Starlette(routes=[Route("/search", self.search, methods=["POST"]),
                                  Route("/on_search", self.on_search, methods=["POST"])])
 
-    async def _accept(self, request: Request, sender_field: str, action: str) -> tuple[bytes, dict[str, Any]] | JSONResponse:
-        body, doc = await read_json(request)
-        if not isinstance(doc, dict) or not isinstance(doc.get("context"), dict):
-            return nack(INVALID_REQUEST, "the body is not a Beckn message")
-        if doc["context"].get("action") != action:
-            return nack(INVALID_REQUEST, f"context.action must be {action!r} at /{action}", paths="$.context.action")
-        try:
-            await self.authenticate(request, body, doc["context"].get(sender_field))
-        except SignatureError as exc:
-            return self.auth_failure(exc)
-        return body, doc
-
     async def search(self, request: Request) -> JSONResponse:
-        accepted = await self._accept(request, "bap_id", "search")
+        accepted = await self.admit(request, "search", "bap_id")
         if isinstance(accepted, JSONResponse):
             return accepted
         body, doc = accepted
@@ -49,7 +36,7 @@ class ReferenceGateway(Participant):
             await self._relay(join(bpp["url"], "search"), body, authorization)
 
     async def on_search(self, request: Request) -> JSONResponse:
-        accepted = await self._accept(request, "bpp_id", "on_search")
+        accepted = await self.admit(request, "on_search", "bpp_id")
         if isinstance(accepted, JSONResponse):
             return accepted
         body, doc = accepted

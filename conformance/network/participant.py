@@ -10,6 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from conformance import signing
+from conformance.engine import Engine
+from conformance.findings import Severity
+from conformance.messages import Message
 from conformance.network.registry import RegistryClient
 from conformance.signing import KeyPair, SignatureError
 
@@ -57,11 +60,12 @@ def nack(code: str, message: str, *, status: int = 400, paths: str | None = None
 class Participant:
     """A subscriber of the reference network: its key, its registry client, its faults."""
 
-    def __init__(self, key: KeyPair, *, faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
+    def __init__(self, key: KeyPair, *, engine: Engine, faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
         unknown = faults - FAULTS.keys()
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {sorted(FAULTS)}")
         self.key = key
+        self.engine = engine
         self.faults = faults
         self.skew = skew
         self.http: httpx.AsyncClient | None = None
@@ -86,6 +90,29 @@ class Participant:
         params = signing.parse(header)
         public = await self.registry.public_key(params.subscriber_id, params.unique_key_id)
         signing.verify(body, header, lambda s, k: public, skew=self.skew, subscriber_id=subscriber_id)
+
+    async def admit(self, request: Request, action: str, sender_field: str) -> tuple[bytes, dict[str, Any]] | JSONResponse:
+        """The checks every incoming message gets, in order: faults that refuse all, JSON, signature, and the
+        rule engine's schema, context and Layer-2 rules (a single message has no transaction to check).
+        Returns the body and message, or the NACK to answer with."""
+        if "nack-everything" in self.faults:
+            return nack(INVALID_REQUEST, "this participant refuses everything (fault: nack-everything)")
+        body, doc = await read_json(request)
+        if not isinstance(doc, dict):
+            return nack(INVALID_REQUEST, "the body is not a JSON object")
+        raw_context = doc.get("context")
+        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+        try:
+            await self.authenticate(request, body, context.get(sender_field))
+        except SignatureError as exc:
+            return self.auth_failure(exc)
+        if "no-validation" not in self.faults:
+            findings = self.engine.check_alone(Message(doc, "received", None, endpoint=f"/{action}"))
+            errors = [f for f in findings if f.severity is Severity.ERROR]
+            if errors:
+                return nack(INVALID_REQUEST, "; ".join(f"{f.rule_id} {f.path}" for f in errors[:5]),
+                            paths=errors[0].path)
+        return body, doc
 
     def auth_failure(self, exc: SignatureError) -> JSONResponse:
         return nack(INVALID_REQUEST, f"{exc.reason}: {exc.detail}", status=401, realm=self.key.subscriber_id)

@@ -132,9 +132,10 @@ class Network:
             except ValueError as exc:
                 raise ConfigError(f"the key for {name}: {exc}") from None
 
-        self.gateway = ReferenceGateway(key("gateway"), faults=frozenset(faults.get("gateway", ())), skew=config.skew)
+        self.gateway = ReferenceGateway(key("gateway"), engine=engine, faults=frozenset(faults.get("gateway", ())),
+                                        skew=config.skew)
         self.bap = ReferenceBAP(key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain,
-                                faults=frozenset(faults.get("bap", ())), skew=config.skew)
+                                engine=engine, faults=frozenset(faults.get("bap", ())), skew=config.skew)
         self.bpps: dict[str, ReferenceBPP] = {}
         for path in config.catalogs:
             try:
