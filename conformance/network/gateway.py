@@ -53,6 +53,6 @@ class ReferenceGateway(Participant):
         if authorization:
             headers["Authorization"] = authorization
         try:
-            await self.post(url, {}, headers=headers, body=body)
+            await self.forward(url, body, headers)
         except Exception:  # noqa: BLE001 - one unreachable subscriber must not stop the fan-out
             pass

@@ -123,15 +123,15 @@ class Participant:
         key = self._wrong_key if "bad-signature" in self.faults else self.key
         return {"Authorization": signing.sign(body, key, validity=ttl_seconds)}
 
-    async def post(self, url: str, payload: dict[str, Any], headers: dict[str, str] | None = None,
-                   body: bytes | None = None) -> httpx.Response:
-        """POST a message signed by this participant (or forward `body` as it is, adding `headers`)."""
+    async def post(self, url: str, payload: dict[str, Any]) -> httpx.Response:
+        """POST a message signed by this participant."""
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return await self.forward(url, raw, self.sign_headers(raw))
+
+    async def forward(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST exact bytes with the given signature headers (a gateway relays what it received)."""
         assert self.http is not None, "the participant is not attached to a running network"
-        raw = body if body is not None else json.dumps(payload, separators=(",", ":")).encode()
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        if body is None:
-            sent.update(self.sign_headers(raw))
-        return await self.http.post(url, content=raw, headers=sent)
+        return await self.http.post(url, content=body, headers={"Content-Type": "application/json", **headers})
 
 
 async def read_json(request: Request) -> tuple[bytes, Any]:
