@@ -74,7 +74,7 @@ class Engine:
     def check(self, messages: Sequence[Message], progress: Progress | None = None) -> Report:
         findings: list[Finding] = []
         usable = []
-        with paused_gc():
+        with paused_gc(len(messages)):
             for msg in messages:
                 if msg.usable:
                     usable.append(msg)

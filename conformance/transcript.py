@@ -28,15 +28,22 @@ def load(paths: Sequence[Path]) -> list[Message]:
     if not paths:
         raise ConfigError("no input: give one or more files or folders of captured messages")
     messages: list[Message] = []
-    with paused_gc():
-        for path in paths:
-            for file in _files(path):
-                for msg in _read(file):
-                    msg.seq = len(messages)
-                    messages.append(msg)
+    files = [file for path in paths for file in _files(path)]
+    with paused_gc(sum(_size(f) for f in files) // 1024):  # about a message per KiB
+        for file in files:
+            for msg in _read(file):
+                msg.seq = len(messages)
+                messages.append(msg)
     if not messages:
         raise ConfigError(f"no messages found in {', '.join(map(str, paths))}")
     return messages
+
+
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0  # _read reports it
 
 
 def _files(path: Path) -> list[Path]:
