@@ -156,7 +156,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 print(reporting.rules_text(engine.rules))
             return EXIT_OK
         messages = transcript.load(args.paths)
-        report = engine.check(messages, progress=_progress(len(messages)))
+        progress = _progress(len(messages))
+        report = engine.check(messages, progress=progress)
+        if progress is not None:
+            print(file=sys.stderr)  # end the progress line
     except ConfigError as exc:
         print(f"deg-conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
