@@ -106,10 +106,15 @@ class SignatureParams:
 
 
 _PARAM = re.compile(r'\s*([A-Za-z]+)\s*=\s*"([^"]*)"\s*(?:,|$)')
+_TIMESTAMP = re.compile(r"[0-9]+")
 
 
 def parse(header: str | None) -> SignatureParams:
-    """Read `Signature keyId="sub|key|ed25519",algorithm=...,created=...,expires=...,headers=...,signature=...`."""
+    """Read `Signature keyId="sub|key|ed25519",algorithm=...,created=...,expires=...,headers=...,signature=...`.
+
+    Strict: each parameter once, three non-empty keyId parts, decimal timestamps with `expires` not before
+    `created`, and a signature in canonical base64. Anything else is SIG_MALFORMED (or SIG_ALGORITHM).
+    """
     if not header:
         raise SignatureError("SIG_MISSING", "no signature header")
     scheme, _, rest = header.strip().partition(" ")
@@ -121,23 +126,32 @@ def parse(header: str | None) -> SignatureParams:
         match = _PARAM.match(rest, position)
         if match is None:
             raise SignatureError("SIG_MALFORMED", f"cannot read the parameters at {rest[position:position + 30]!r}")
+        if match.group(1) in params:
+            raise SignatureError("SIG_MALFORMED", f"the parameter {match.group(1)!r} is given twice")
         params[match.group(1)] = match.group(2)
         position = match.end()
     missing = [p for p in ("keyId", "algorithm", "created", "expires", "headers", "signature") if p not in params]
     if missing:
         raise SignatureError("SIG_MALFORMED", f"missing parameters: {', '.join(missing)}")
     parts = params["keyId"].split("|")
-    if len(parts) != 3:
-        raise SignatureError("SIG_MALFORMED", "keyId must be {subscriber_id}|{unique_key_id}|{algorithm}")
+    if len(parts) != 3 or not all(parts):
+        raise SignatureError("SIG_MALFORMED", "keyId must be {subscriber_id}|{unique_key_id}|{algorithm}, "
+                                              f"none of them empty, not {params['keyId']!r}")
     if parts[2] != params["algorithm"] or params["algorithm"] != ALGORITHM:
         raise SignatureError("SIG_ALGORITHM", f"keyId algorithm {parts[2]!r} and algorithm "
                                               f"{params['algorithm']!r} must both be {ALGORITHM!r}")
     if params["headers"].split() != SIGNED_HEADERS.split():
         raise SignatureError("SIG_MALFORMED", f"headers must be {SIGNED_HEADERS!r}")
+    if not (_TIMESTAMP.fullmatch(params["created"]) and _TIMESTAMP.fullmatch(params["expires"])):
+        raise SignatureError("SIG_MALFORMED", "created and expires must be Unix timestamps (decimal digits), not "
+                                              f"{params['created']!r} and {params['expires']!r}")
+    created, expires = int(params["created"]), int(params["expires"])
+    if expires < created:
+        raise SignatureError("SIG_MALFORMED", f"expires {expires} is before created {created}")
     try:
-        created, expires = int(params["created"]), int(params["expires"])
+        base64.b64decode(params["signature"], validate=True)
     except ValueError:
-        raise SignatureError("SIG_MALFORMED", "created and expires must be Unix timestamps") from None
+        raise SignatureError("SIG_MALFORMED", "the signature is not base64") from None
     return SignatureParams(parts[0], parts[1], parts[2], created, expires, params["headers"], params["signature"])
 
 
@@ -162,9 +176,9 @@ def verify(body: bytes, header: str | None, lookup: PublicKeyLookup, *, now: flo
         raise SignatureError("SIG_KEY_UNKNOWN", f"the registry has no key {params.unique_key_id!r} "
                                                 f"for {params.subscriber_id!r}")
     try:
-        key = nacl.signing.VerifyKey(base64.b64decode(public))
+        key = nacl.signing.VerifyKey(base64.b64decode(public, validate=True))
         key.verify(signing_string(params.created, params.expires, body_digest(body)).encode(),
-                   base64.b64decode(params.signature))
+                   base64.b64decode(params.signature, validate=True))
     except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
         raise SignatureError("SIG_INVALID", "the signature does not match the body and the registered key") from None
     return params

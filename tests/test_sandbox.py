@@ -1,18 +1,31 @@
 """Running the reference network: the pytest fixtures, the YAML configuration and `deg-conformance sandbox`."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+import types
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from conformance import ConfigError
-from conformance.network import Network, NetworkConfig
+from conformance.network import Network, NetworkConfig, sandbox
+from conformance.network.participant import Participant
+from conformance.pytest_plugin import NetworkFactory
 from conformance.signing import KeyPair
+
+BPP = "sf-grid-loadflex"
+LOCATION = {"country": {"code": "USA"}, "city": {"code": "NANP:628"}}
+SEARCH = {"intent": {"descriptor": {"name": "Energy Incentives"}}}
+ACK = {"message": {"ack": {"status": "ACK"}}}
 
 
 def test_fixture_gives_a_running_network(deg_network: Network) -> None:
@@ -85,3 +98,155 @@ def test_sandbox_command_prints_participants_and_stops_on_ctrl_c() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+# ---- lifecycle: ports, sockets, starting and stopping ---------------------------------------------------------
+
+@pytest.fixture
+def sockets(monkeypatch: pytest.MonkeyPatch) -> list[socket.socket]:
+    """Every socket a Network makes during the test (the sandbox module's `socket` is swapped for a recorder)."""
+    made: list[socket.socket] = []
+
+    class Recorded(socket.socket):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    stand_in = types.SimpleNamespace(**{n: getattr(socket, n) for n in dir(socket) if not n.startswith("__")})
+    stand_in.socket = Recorded
+    monkeypatch.setattr(sandbox, "socket", stand_in)
+    return made
+
+
+@pytest.fixture
+def quiet_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's error log off: the tests that make a server log a traceback in its thread, which Python 3.11
+    cannot format safely while the main thread formats another (see test_network_refusals.crashing_networks)."""
+    monkeypatch.setattr(logging.getLogger("uvicorn.error"), "disabled", True)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"catalogs": (Path("missing.json"),)}, "not a catalog file"),
+    ({"keys": {"bap": "not-a-key"}}, "the key for bap"),
+    ({"faults": {"nobody": frozenset({"no-callback"})}}, "faults for unknown participants"),
+    ({"faults": {"gateway": frozenset({"explode"})}}, "gateway: unknown faults"),
+    ({"port": 70000}, "cannot listen on 127.0.0.1:70000"),
+    ({"port": -1}, "cannot listen on 127.0.0.1:-1"),
+])
+def test_a_configuration_error_closes_the_socket(sockets: list[socket.socket], settings: dict[str, Any],
+                                                 message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Network(NetworkConfig(**settings))
+    assert len(sockets) == 1 and sockets[0].fileno() == -1
+
+
+def test_a_network_that_fails_to_start_closes_its_socket(
+        sockets: list[socket.socket], quiet_uvicorn: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def attach(*args: Any) -> None:
+        raise RuntimeError("no HTTP client today")
+
+    monkeypatch.setattr(Participant, "attach", attach)
+    network = Network(NetworkConfig())
+    with pytest.raises(RuntimeError, match="did not start"):
+        network.start()
+    assert sockets[0].fileno() == -1
+
+
+def test_connections_made_before_start_are_queued_and_answered() -> None:
+    network = Network(NetworkConfig())
+    try:
+        host, port = network.base_url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(b"POST /registry/lookup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+            network.start()
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
+    finally:
+        network.stop()
+
+
+def test_a_stopped_network_cannot_be_started_again(deg_network: Network) -> None:
+    deg_network.stop()
+    with pytest.raises(RuntimeError, match="has been stopped; start a new Network"):
+        deg_network.start()
+    unstarted = Network(NetworkConfig())
+    unstarted.stop()
+    with pytest.raises(RuntimeError, match="has been stopped"):
+        unstarted.start()
+
+
+def test_stop_does_not_wait_for_a_pending_late_callback(
+        deg_network_factory: NetworkFactory, monkeypatch: pytest.MonkeyPatch, quiet_uvicorn: None) -> None:
+    monkeypatch.setattr(sandbox, "SHUTDOWN_GRACE", 1)
+    net = deg_network_factory(faults={BPP: frozenset({"late-callback"})})
+    bpp = net.bpps[BPP]
+    context = {"ttl": "PT30S", "location": LOCATION, "bpp_id": bpp.key.subscriber_id, "bpp_uri": bpp.url}
+    sent = httpx.post(f"{net.bap_client_url}/search", json={"context": context, "message": SEARCH}, timeout=5)
+    assert sent.json()["response"] == ACK  # the on_search is 31 s away
+    started = time.monotonic()
+    net.stop()
+    assert time.monotonic() - started < 3
+    assert not [t for t in threading.enumerate() if t.name == f"uvicorn {net.base_url}" and t.is_alive()]
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(f"{net.registry_url}/lookup", json={}, timeout=2)
+
+
+def test_proxy_settings_in_the_environment_are_ignored(deg_network_factory: NetworkFactory,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as dead:  # bound, not listening: a proxy there refuses every connection
+        dead.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        net = deg_network_factory()
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            sent = client.post(f"{net.bap_client_url}/search",
+                               json={"context": {"location": LOCATION}, "message": SEARCH})
+            assert (sent.status_code, sent.json()["response"]) == (200, ACK)
+            txn = sent.json()["context"]["transaction_id"]
+            deadline = time.monotonic() + 3
+            while len([m for m in net.bap.inbox if m["body"]["context"]["transaction_id"] == txn]) < 2:
+                assert time.monotonic() < deadline, "the BPPs' on_search did not arrive"
+                time.sleep(0.02)
+
+
+def test_the_factory_records_a_network_before_starting_it(
+        sockets: list[socket.socket], monkeypatch: pytest.MonkeyPatch) -> None:
+    def start(self: Network) -> Network:
+        raise RuntimeError("cannot start")
+
+    monkeypatch.setattr(Network, "start", start)
+    factory = NetworkFactory()
+    with pytest.raises(RuntimeError, match="cannot start"):
+        factory()
+    assert len(factory.networks) == 1
+    factory.stop_all()
+    assert sockets[0].fileno() == -1
+
+
+def test_the_factory_stops_every_network_even_when_one_fails_to_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    factory = NetworkFactory()
+    first, second = factory(), factory()
+    stop = Network.stop
+    tried: list[Network] = []
+
+    def failing_stop(self: Network) -> None:
+        tried.append(self)
+        if self is first:
+            raise OSError("cannot stop")
+        stop(self)
+
+    monkeypatch.setattr(Network, "stop", failing_stop)
+    try:
+        with pytest.raises(OSError, match="cannot stop"):
+            factory.stop_all()
+        assert tried == [first, second]
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(f"{second.registry_url}/lookup", json={}, timeout=2)
+    finally:
+        stop(first)

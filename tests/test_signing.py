@@ -75,6 +75,34 @@ def test_each_failure_is_named(body: bytes, header: str | None, kwargs: dict, re
     assert _reason(body, header, **kwargs) == reason
 
 
+def _good(**changes: str) -> str:
+    """A header that verifies at NOW, with parameters replaced textually (`created="..."` and so on)."""
+    header = sign(BODY, BAP, created=NOW)
+    for name, value in changes.items():
+        start = header.index(f'{name}="') + len(name) + 2
+        header = header[:start] + value + header[header.index('"', start):]
+    return header
+
+
+@pytest.mark.parametrize("header, says", [
+    pytest.param(_good(created=f"+{NOW}"), "decimal digits", id="created-with-a-sign"),
+    pytest.param(_good(created=f" {NOW}"), "decimal digits", id="created-with-a-space"),
+    pytest.param(_good(created=f"{NOW:_}"), "decimal digits", id="created-with-underscores"),
+    pytest.param(_good(created="\u0661\u0667" + str(NOW)[2:]), "decimal digits", id="created-in-arabic-digits"),
+    pytest.param(_good(expires=f"{NOW + 300}\n"), "decimal digits", id="expires-with-a-newline"),
+    pytest.param(_good(keyId="|k1|ed25519"), "none of them empty", id="empty-subscriber-id"),
+    pytest.param(_good(keyId="bap.example.com||ed25519"), "none of them empty", id="empty-unique-key-id"),
+    pytest.param(sign(BODY, BAP, created=NOW, expires=NOW - 1), "before created", id="expires-before-created"),
+    pytest.param(_good(signature="!" + _good().split('signature="')[1].rstrip('"')), "not base64",
+                 id="signature-with-a-stray-character"),
+    pytest.param(_good() + ',algorithm="ed25519"', "given twice", id="a-parameter-given-twice"),
+])
+def test_headers_that_verify_only_if_read_loosely_are_malformed(header: str, says: str) -> None:
+    """Each of these would verify if parsed leniently (int() takes signs, spaces, underscores and any Unicode
+    digit; b64decode drops what is not base64; a repeated parameter overwrites the first)."""
+    with pytest.raises(SignatureError) as exc:
+        verify(BODY, header, lookup, now=NOW)
+    assert (exc.value.reason, says in exc.value.detail) == ("SIG_MALFORMED", True), exc.value
 def test_skew_allows_small_clock_differences() -> None:
     verify(BODY, sign(BODY, BAP, created=NOW + 3), lookup, now=NOW, skew=5)
     verify(BODY, sign(BODY, BAP, created=NOW - 303, validity=300), lookup, now=NOW, skew=5)

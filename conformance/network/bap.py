@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -45,7 +46,7 @@ class ReferenceBAP(Participant):
         received = time.time()
         if action not in CALLBACK_ACTIONS:
             return nack(INVALID_REQUEST, f"/{action} is not a BAP callback endpoint")
-        admitted = await self.admit(request, action, "bpp_id")
+        admitted = await self.admit(request, action, "bpp_id", "bap_id")
         if isinstance(admitted, JSONResponse):
             return admitted
         _, doc = admitted
@@ -59,27 +60,40 @@ class ReferenceBAP(Participant):
         return JSONResponse([m for m in self.inbox if txn is None or m["body"]["context"].get("transaction_id") == txn])
 
     async def send(self, request: Request) -> JSONResponse:
+        """Answers what the target answered; 400 for a request this client cannot send, 502 when the target
+        cannot be reached (both with a JSON `error`)."""
         action = request.path_params["action"]
-        _, doc = await read_json(request)
+        try:
+            doc = read_json(await request.body())
+        except ValueError as exc:
+            return _client_error(400, str(exc))
         if action not in REQUEST_ACTIONS or not isinstance(doc, dict):
-            return JSONResponse({"error": f"POST /{{action}} with {{context, message}}; {action!r} is not a request"},
-                                status_code=400)
-        context = {"domain": self.domain, "version": "1.1.0", "ttl": "PT30S", **(doc.get("context") or {}),
+            return _client_error(400, f"POST /{{action}} with {{context, message}}; {action!r} is not a request")
+        given = doc.get("context")
+        if not isinstance(given, (dict, type(None))):
+            return _client_error(400, f"context must be an object, not {type(given).__name__}")
+        context = {"domain": self.domain, "version": "1.1.0", "ttl": "PT30S", **(given or {}),
                    "action": action, "bap_id": self.key.subscriber_id, "bap_uri": self.url,
                    "timestamp": now_rfc3339()}
         context.setdefault("transaction_id", str(uuid.uuid4()))
         context.setdefault("message_id", str(uuid.uuid4()))
         target = context.get("bpp_uri") if (action != "search" or context.get("bpp_uri")) else self.gateway_url
         if not isinstance(target, str):
-            return JSONResponse({"error": "context.bpp_uri is needed for every action but search"}, status_code=400)
+            return _client_error(400, "context.bpp_uri is needed for every action but search")
         payload = {"context": context, "message": doc.get("message") or {}}
+        url = join(target, action)
         sent_at = time.time()
-        response = await self.post(join(target, action), payload)
         try:
-            answer: Any = response.json()
+            response = await self.post(url, payload)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            return _client_error(400, f"context.bpp_uri {target!r} is not a URL: {exc}", context)
+        except httpx.HTTPError as exc:
+            return _client_error(502, f"{url} could not be reached: {type(exc).__name__}: {exc}", context)
+        try:
+            answer: Any = read_json(response.content)
         except ValueError:
             answer = response.text
-        self.outbox.append({"sent_at": sent_at, "action": action, "body": payload, "url": join(target, action),
+        self.outbox.append({"sent_at": sent_at, "action": action, "body": payload, "url": url,
                             "status_code": response.status_code, "response": answer})
         return JSONResponse({"context": context, "status_code": response.status_code, "response": answer})
 
@@ -91,3 +105,7 @@ class ReferenceBAP(Participant):
                      "body": m["body"]} for m in self.inbox
                     if m["body"]["context"].get("transaction_id") == transaction_id]
         return sorted(records, key=lambda r: r["received_at"])
+
+
+def _client_error(status: int, message: str, context: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, **({"context": context} if context else {})}, status_code=status)

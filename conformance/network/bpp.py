@@ -6,6 +6,7 @@ import copy
 import uuid
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -15,18 +16,19 @@ from starlette.routing import Route
 from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
 from conformance.network.participant import (
-    ACTION_NOT_APPLICABLE, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, join, nack,
-    now_rfc3339,
+    ACTION_NOT_APPLICABLE, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, error, join,
+    log_failure, nack, now_rfc3339,
 )
 from conformance import signing
-from conformance.signing import KeyPair
+from conformance.signing import KeyPair, SignatureError
 
 SUPPORTED = ("search", "select", "init", "confirm", "status", "cancel", "support")
 SUBMITTED, SUCCESSFUL, CANCELLED = "APPLICATION_SUBMITTED", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"
 
 
 class Refusal(Exception):
-    """A request the BPP cannot serve: answered with a NACK and this BECKN-005 code, and no callback."""
+    """A request the BPP cannot serve: answered with a NACK and this BECKN-005 code, and no callback (with the
+    no-validation fault: an ACK, and a callback carrying the error)."""
 
     def __init__(self, code: str, message: str, path: str) -> None:
         super().__init__(message)
@@ -51,36 +53,49 @@ class ReferenceBPP(Participant):
         action = request.path_params["action"]
         if action not in SUPPORTED:
             return nack(ACTION_NOT_APPLICABLE, f"{action} is not offered by this BPP")
-        admitted = await self.admit(request, action, "bap_id")
+        admitted = await self.admit(request, action, "bap_id", "bpp_id")
         if isinstance(admitted, JSONResponse):
             return admitted
         _, doc = admitted
         context: dict[str, Any] = doc["context"]
         try:
-            answer = self.answer(action, doc)
+            content = {"message": self.answer(action, doc)}
         except Refusal as refusal:
-            return nack(refusal.code, refusal.message, paths=refusal.path)
+            if "no-validation" not in self.faults:
+                return nack(refusal.code, refusal.message, paths=refusal.path)
+            # A BPP that ACKs everything finds out later that it cannot serve: it says so in the callback.
+            content = {"error": error(refusal.code, refusal.message, refusal.path)}
         if "no-callback" in self.faults:
             return ack()
         reply_to = context.get("bap_uri")
-        if action == "search" and request.headers.get("X-Gateway-Authorization"):
-            reply_to = await self._gateway_url(request.headers["X-Gateway-Authorization"]) or reply_to
+        gateway = request.headers.get("X-Gateway-Authorization")
+        if action == "search" and gateway:
+            reply_to = await self._gateway_url(gateway) or reply_to
         return JSONResponse({"message": {"ack": {"status": "ACK"}}},
-                            background=BackgroundTask(self.call_back, action, context, answer, reply_to))
+                            background=BackgroundTask(self.call_back, action, context, content, reply_to))
 
     async def _gateway_url(self, header: str) -> str | None:
-        """A search relayed by a gateway is answered through it (the gateway relays on_search to the BAP)."""
+        """A search relayed by a gateway is answered through it (the gateway relays on_search to the BAP).
+        None when the header names no registered gateway (possible only when signatures are not checked)."""
         assert self.registry is not None
-        found = await self.registry.find(subscriber_id=signing.parse(header).subscriber_id, type="BG")
-        return found[0]["url"] if found else None
+        try:
+            found = await self.registry.find(subscriber_id=signing.parse(header).subscriber_id, type="BG")
+        except SignatureError:
+            return None
+        except (httpx.HTTPError, ValueError) as exc:
+            log_failure(f"{self.key.subscriber_id}: looking up the gateway of a search", exc)
+            return None
+        url = found[0].get("url") if found and isinstance(found[0], dict) else None
+        return url if isinstance(url, str) else None
 
     def answer(self, action: str, doc: dict[str, Any]) -> dict[str, Any]:
-        """The callback's message for a request, or a Refusal. Orders change state here."""
-        message = doc.get("message") or {}
+        """The callback's message for a request, or a Refusal. Orders change state here.
+        Reads the request defensively: with the no-validation fault, nothing about its shape is known."""
+        message = _object(doc.get("message"))
         if action == "search":
             return {"catalog": {"descriptor": self.catalog_descriptor, "providers": [self.provider]}}
         if action in ("select", "init", "confirm"):
-            order = self._order_from(message.get("order") or {})
+            order = self._order_from(_object(message.get("order")))
             if action == "confirm":
                 order["id"] = f"order-{uuid.uuid4()}"
                 self._set_state(order, SUBMITTED)
@@ -105,7 +120,7 @@ class ReferenceBPP(Participant):
         items = {i["id"]: i for _, i in objects(self.provider.get("items")) if "id" in i}
         chosen = []
         for n, (_, item) in enumerate(objects(requested.get("items"))):
-            if item.get("id") not in items:
+            if not isinstance(item.get("id"), str) or item["id"] not in items:
                 raise Refusal(ITEM_NOT_FOUND, f"item {item.get('id')!r} is not published here",
                               f"$.message.order.items[{n}].id")
             full = copy.deepcopy(items[item["id"]])
@@ -115,12 +130,12 @@ class ReferenceBPP(Participant):
         if not chosen:
             raise Refusal(ITEM_NOT_FOUND, "the order names no item", "$.message.order.items")
         descriptor = self.provider.get("descriptor", {})
-        fulfillments = copy.deepcopy(requested.get("fulfillments") or [])
+        fulfillments = [copy.deepcopy(f) for _, f in objects(requested.get("fulfillments"))]
         return {"provider": {"id": provider_id, "descriptor": descriptor}, "items": chosen,
                 "fulfillments": fulfillments}
 
     def _known_order(self, order_id: Any) -> dict[str, Any]:
-        if order_id not in self.orders:
+        if not isinstance(order_id, str) or order_id not in self.orders:
             raise Refusal(ORDER_NOT_FOUND, f"no order {order_id!r} here", "$.message.order_id")
         return self.orders[order_id]
 
@@ -132,9 +147,10 @@ class ReferenceBPP(Participant):
         for ful in fulfillments:
             ful["state"] = {"descriptor": {"code": code}}
 
-    async def call_back(self, action: str, request_context: dict[str, Any], message: dict[str, Any],
+    async def call_back(self, action: str, request_context: dict[str, Any], content: dict[str, Any],
                         reply_to: Any) -> None:
-        """Send on_<action> to the BAP that asked (or the gateway that relayed its search), signed by this BPP."""
+        """Send on_<action> (`content` is its message, or an error) to the BAP that asked, or the gateway that
+        relayed its search, signed by this BPP."""
         context = {**request_context, "action": f"on_{action}", "bpp_id": self.key.subscriber_id,
                    "bpp_uri": self.url, "timestamp": now_rfc3339()}
         if "wrong-callback-message-id" in self.faults:
@@ -151,6 +167,11 @@ class ReferenceBPP(Participant):
             return
         for _ in range(2 if "duplicate-callback" in self.faults else 1):
             try:
-                await self.post(join(reply_to, context["action"]), {"context": context, "message": message})
-            except Exception:  # noqa: BLE001 - an unreachable BAP is the BAP's problem; the BPP carries on
+                await self.post(join(reply_to, context["action"]), {"context": context, **content})
+            except Exception as exc:  # noqa: BLE001 - an unreachable BAP is the BAP's problem; the BPP carries on
+                log_failure(f"{self.key.subscriber_id}: on_{action} to {reply_to}", exc)
                 return
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

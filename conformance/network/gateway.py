@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -10,7 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from conformance import signing
-from conformance.network.participant import INVALID_REQUEST, Participant, join, nack
+from conformance.messages import dig
+from conformance.network.participant import INVALID_REQUEST, Participant, join, log_failure, nack
 
 
 class ReferenceGateway(Participant):
@@ -29,9 +31,13 @@ class ReferenceGateway(Participant):
     async def _fan_out(self, body: bytes, doc: dict[str, Any], authorization: str | None) -> None:
         assert self.registry is not None
         context = doc["context"]
-        city = (context.get("location") or {}).get("city", {}).get("code")
-        bpps = await self.registry.find(type="BPP", domain=context.get("domain"), location={"city": {"code": city}}
-                                        if city else None)
+        city = dig(context, "location", "city", "code")
+        try:
+            bpps = await self.registry.find(type="BPP", domain=context.get("domain"),
+                                            location={"city": {"code": city}} if isinstance(city, str) else None)
+        except (httpx.HTTPError, ValueError) as exc:
+            log_failure(f"{self.key.subscriber_id}: looking up the BPPs for a search", exc)
+            return
         for bpp in bpps:
             await self._relay(join(bpp["url"], "search"), body, authorization)
 
@@ -54,5 +60,5 @@ class ReferenceGateway(Participant):
             headers["Authorization"] = authorization
         try:
             await self.forward(url, body, headers)
-        except Exception:  # noqa: BLE001 - one unreachable subscriber must not stop the fan-out
-            pass
+        except Exception as exc:  # noqa: BLE001 - one unreachable subscriber must not stop the fan-out
+            log_failure(f"{self.key.subscriber_id}: relaying to {url}", exc)

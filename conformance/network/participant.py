@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -33,10 +35,19 @@ FAULTS: dict[str, str] = {
     "bad-signature": "callbacks are signed with a key the registry does not have",
     "unsigned": "requests and callbacks are sent without an Authorization header",
     "no-signature-check": "incoming signatures are not verified",
-    "no-validation": "incoming messages are not validated (everything is ACKed)",
+    "no-validation": "incoming messages are not validated: whatever has a context is ACKed, and what a BPP "
+                     "cannot serve is answered by a callback carrying the error",
     "nack-everything": "every incoming message is NACKed",
 }
 """The named ways a participant can be told to misbehave, for the harness's own tests."""
+
+
+MAX_DEPTH = 64
+"""How deeply a message may nest. Beckn messages stay under 15 levels; far deeper JSON is refused before
+anything recursive (the rule engine, deepcopy, json.dumps) can hit Python's recursion limit."""
+
+log = logging.getLogger("conformance.network")
+"""Where failures of background work (callbacks, relays, fan-out) are reported: nobody waits for them."""
 
 
 def now_rfc3339() -> str:
@@ -47,14 +58,31 @@ def ack() -> JSONResponse:
     return JSONResponse({"message": {"ack": {"status": "ACK"}}})
 
 
-def nack(code: str, message: str, *, status: int = 400, paths: str | None = None,
-         realm: str | None = None) -> JSONResponse:
-    """A NACK with a BECKN-005 error; with `realm`, the 401 a signature failure gets (WWW-Authenticate)."""
-    error: dict[str, str] = {"code": code, "message": message}
+def error(code: str, message: str, paths: str | None = None) -> dict[str, str]:
+    """A BECKN-005 error object, as a NACK or an error callback carries it."""
+    found = {"code": code, "message": message}
     if paths:
-        error["paths"] = paths
-    headers = {"WWW-Authenticate": f'Signature realm="{realm}",headers="{signing.SIGNED_HEADERS}"'} if realm else None
-    return JSONResponse({"message": {"ack": {"status": "NACK"}}, "error": error}, status_code=status, headers=headers)
+        found["paths"] = paths
+    return found
+
+
+def nack(code: str, message: str, *, status: int = 400, paths: str | None = None, realm: str | None = None,
+         challenge: str = "WWW-Authenticate") -> JSONResponse:
+    """A NACK with a BECKN-005 error; with `realm`, the 401 a signature failure gets, whose `challenge` header is
+    WWW-Authenticate (the sender's signature) or Proxy-Authenticate (a gateway's, BECKN-006)."""
+    headers = {challenge: f'Signature realm="{realm}",headers="{signing.SIGNED_HEADERS}"'} if realm else None
+    return JSONResponse({"message": {"ack": {"status": "NACK"}}, "error": error(code, message, paths)},
+                        status_code=status, headers=headers)
+
+
+def log_failure(what: str, exc: BaseException) -> None:
+    """Report a failure nobody is waiting for. No traceback: formatting one in the server thread while the main
+    thread formats another can crash Python 3.11 (its traceback formatter is not thread-safe)."""
+    log.warning("%s: %s: %s", what, type(exc).__name__, exc)
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be asked for a key: the signature is neither good nor bad, it cannot be checked."""
 
 
 class Participant:
@@ -63,7 +91,7 @@ class Participant:
     def __init__(self, key: KeyPair, *, engine: Engine, faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
         unknown = faults - FAULTS.keys()
         if unknown:
-            raise ValueError(f"unknown faults {sorted(unknown)}; known: {sorted(FAULTS)}")
+            raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(sorted(FAULTS))}")
         self.key = key
         self.engine = engine
         self.faults = faults
@@ -76,36 +104,78 @@ class Participant:
         """Called by the sandbox once its event loop runs: the shared HTTP client and registry."""
         self.http, self.registry = http, registry
 
-    async def authenticate(self, request: Request, body: bytes, sender: Any) -> None:
-        """Verify the sender's signature (and a gateway's, when one relayed the message)."""
-        if "no-signature-check" in self.faults:
-            return
-        await self._verify(body, request.headers.get("Authorization"), sender if isinstance(sender, str) else None)
-        gateway = request.headers.get("X-Gateway-Authorization")
-        if gateway is not None:
-            await self._verify(body, gateway, None)
+    async def authenticate(self, request: Request, body: bytes, sender: Any) -> JSONResponse | None:
+        """Verify the sender's signature, and a gateway's when one relayed the message; None if both hold.
 
-    async def _verify(self, body: bytes, header: str | None, subscriber_id: str | None) -> None:
+        BECKN-006: a bad `Authorization` gets 401 with WWW-Authenticate, a bad `X-Gateway-Authorization` 401
+        with Proxy-Authenticate, and the gateway's key must be registered to a subscriber of type BG.
+        A registry that cannot be reached gets 502: the signature may well be good.
+        """
+        if "no-signature-check" in self.faults:
+            return None
+        checks: list[tuple[str, str, str | None, str | None]] = [
+            ("Authorization", "WWW-Authenticate", sender if isinstance(sender, str) else None, None)]
+        if "X-Gateway-Authorization" in request.headers:
+            checks.append(("X-Gateway-Authorization", "Proxy-Authenticate", None, "BG"))
+        for header, challenge, subscriber_id, role in checks:
+            try:
+                await self._verify(body, request.headers.get(header), subscriber_id, role)
+            except SignatureError as exc:
+                return nack(INVALID_REQUEST, f"{exc.reason}: {exc.detail}", status=401, realm=self.key.subscriber_id,
+                            challenge=challenge)
+            except RegistryUnavailable as exc:
+                return nack(INVALID_REQUEST, f"{header}: {exc}", status=502)
+        return None
+
+    async def _verify(self, body: bytes, header: str | None, subscriber_id: str | None, role: str | None) -> None:
+        """`role`, when given, is the registry type the key's subscriber must have (BG for a gateway)."""
         assert self.registry is not None, "the participant is not attached to a running network"
         params = signing.parse(header)
-        public = await self.registry.public_key(params.subscriber_id, params.unique_key_id)
-        signing.verify(body, header, lambda s, k: public, skew=self.skew, subscriber_id=subscriber_id)
+        try:
+            public = await self.registry.public_key(params.subscriber_id, params.unique_key_id, type=role)
+            if public is None and role is not None:
+                raise SignatureError("SIG_KEY_UNKNOWN", f"the registry has no key {params.unique_key_id!r} for a "
+                                                        f"{role} named {params.subscriber_id!r}")
+            try:
+                signing.verify(body, header, lambda s, k: public, skew=self.skew, subscriber_id=subscriber_id)
+            except SignatureError as exc:
+                if exc.reason != "SIG_INVALID":
+                    raise
+                # The key may have been rotated since it was cached: ask once more before refusing.
+                fresh = await self.registry.public_key(params.subscriber_id, params.unique_key_id, type=role,
+                                                       refresh=True)
+                if fresh == public:
+                    raise
+                signing.verify(body, header, lambda s, k: fresh, skew=self.skew, subscriber_id=subscriber_id)
+        except (httpx.HTTPError, ValueError) as exc:  # ValueError: the registry answered with something not JSON
+            what = f"the registry lookup of {params.subscriber_id}|{params.unique_key_id} failed"
+            raise RegistryUnavailable(f"{what} ({type(exc).__name__}: {exc}), so the signature cannot be checked")
 
-    async def admit(self, request: Request, action: str, sender_field: str) -> tuple[bytes, dict[str, Any]] | JSONResponse:
-        """The checks every incoming message gets, in order: faults that refuse all, JSON, signature, and the
-        rule engine's schema, context and Layer-2 rules (a single message has no transaction to check).
+    async def admit(self, request: Request, action: str, sender_field: str,
+                    addressee_field: str | None = None) -> tuple[bytes, dict[str, Any]] | JSONResponse:
+        """The checks every incoming message gets, in order: faults that refuse all, JSON with an object context,
+        signature, addressee (`addressee_field` of the context, when present, must name this participant), and
+        the rule engine's schema, context and Layer-2 rules (a single message has no transaction to check).
         Returns the body and message, or the NACK to answer with."""
         if "nack-everything" in self.faults:
             return nack(INVALID_REQUEST, "this participant refuses everything (fault: nack-everything)")
-        body, doc = await read_json(request)
+        body = await request.body()
+        try:
+            doc = read_json(body)
+        except ValueError as exc:
+            return nack(INVALID_REQUEST, str(exc))
         if not isinstance(doc, dict):
             return nack(INVALID_REQUEST, "the body is not a JSON object")
-        raw_context = doc.get("context")
-        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
-        try:
-            await self.authenticate(request, body, context.get(sender_field))
-        except SignatureError as exc:
-            return self.auth_failure(exc)
+        context = doc.get("context")
+        if not isinstance(context, dict):
+            return nack(INVALID_REQUEST, "context must be an object", paths="$.context")
+        refused = await self.authenticate(request, body, context.get(sender_field))
+        if refused is not None:
+            return refused
+        addressee = context.get(addressee_field) if addressee_field else None
+        if addressee is not None and addressee != self.key.subscriber_id:
+            return nack(INVALID_REQUEST, f"context.{addressee_field} {addressee!r} is not this participant "
+                                         f"({self.key.subscriber_id!r})", paths=f"$.context.{addressee_field}")
         if "no-validation" not in self.faults:
             findings = self.engine.check_alone(Message(doc, "received", None, endpoint=f"/{action}"))
             errors = [f for f in findings if f.severity is Severity.ERROR]
@@ -114,14 +184,11 @@ class Participant:
                             paths=errors[0].path)
         return body, doc
 
-    def auth_failure(self, exc: SignatureError) -> JSONResponse:
-        return nack(INVALID_REQUEST, f"{exc.reason}: {exc.detail}", status=401, realm=self.key.subscriber_id)
-
-    def sign_headers(self, body: bytes, *, ttl_seconds: int = 300) -> dict[str, str]:
+    def sign_headers(self, body: bytes) -> dict[str, str]:
         if "unsigned" in self.faults:
             return {}
         key = self._wrong_key if "bad-signature" in self.faults else self.key
-        return {"Authorization": signing.sign(body, key, validity=ttl_seconds)}
+        return {"Authorization": signing.sign(body, key)}
 
     async def post(self, url: str, payload: dict[str, Any]) -> httpx.Response:
         """POST a message signed by this participant."""
@@ -134,13 +201,21 @@ class Participant:
         return await self.http.post(url, content=body, headers={"Content-Type": "application/json", **headers})
 
 
-async def read_json(request: Request) -> tuple[bytes, Any]:
-    """The exact body bytes (the signature covers them) and their decoded JSON, or None if not JSON."""
-    body = await request.body()
+def read_json(body: bytes) -> Any:
+    """The decoded JSON of a body, or a ValueError saying why it is not usable (not JSON, or nested deeper than
+    MAX_DEPTH). orjson has no recursion to exhaust: the stdlib parser raises RecursionError on deep input."""
     try:
-        return body, json.loads(body)
-    except ValueError:
-        return body, None
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"the body is not JSON: {exc}") from None
+    level, todo = 0, [doc]
+    while todo:
+        level += 1
+        if level > MAX_DEPTH:
+            raise ValueError(f"the body nests deeper than {MAX_DEPTH} levels")
+        todo = [v for node in todo if isinstance(node, (dict, list))
+                for v in (node.values() if isinstance(node, dict) else node) if isinstance(v, (dict, list))]
+    return doc
 
 
 def join(base: str, action: str) -> str:

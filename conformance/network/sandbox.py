@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -12,7 +13,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 
 import httpx
 import uvicorn
@@ -24,11 +25,14 @@ from conformance.errors import ConfigError, load_yaml
 from conformance.network.bap import ReferenceBAP
 from conformance.network.bpp import ReferenceBPP
 from conformance.network.gateway import ReferenceGateway
-from conformance.network.participant import FAULTS, Participant
+from conformance.network.participant import Participant
 from conformance.network.registry import Registry, RegistryClient, Subscriber
 from conformance.signing import KeyPair
 
+SHUTDOWN_GRACE = 2
+"""Seconds `Network.stop()` lets pending callbacks (a late-callback, say) finish before cancelling them."""
 CATALOGS = Path(__file__).resolve().parents[2] / "fixtures" / "demand-flexibility" / "catalogs"
+P = TypeVar("P", bound=Participant)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +85,7 @@ class NetworkConfig:
         return cls(**values)
 
 
-_FIELDS = {"host", "port", "domain", "skew", "latency", "catalogs", "faults", "keys"}
+_FIELDS = {f.name for f in dataclasses.fields(NetworkConfig)}
 
 
 def _typed(path: Path, name: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -100,20 +104,30 @@ class Endpoint:
 
 
 class Network:
-    """A running reference network. Stop it with `stop()` or use it as a context manager."""
+    """A running reference network. Stop it with `stop()` or use it as a context manager; a stopped network
+    cannot be started again (make a new one)."""
 
     def __init__(self, config: NetworkConfig) -> None:
-        unknown = {p: set(f) - FAULTS.keys() for p, f in config.faults.items() if set(f) - FAULTS.keys()}
-        if unknown:
-            raise ConfigError(f"unknown faults {unknown}; known: {', '.join(sorted(FAULTS))}")
         self.config = config
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._build(config)
+        except BaseException:
+            self._socket.close()
+            raise
+
+    def _build(self, config: NetworkConfig) -> None:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((config.host, config.port))
-        except OSError as exc:
-            self._socket.close()
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+            # Listening at once queues connections made before the server runs, instead of refusing them.
+            self._socket.listen()
+        except (OSError, OverflowError) as exc:  # OverflowError: a port outside 0-65535
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
         self.base_url = f"http://{config.host}:{self._socket.getsockname()[1]}"
         self.registry_url = f"{self.base_url}/registry"
         self.gateway_url = f"{self.base_url}/gateway"
@@ -132,10 +146,17 @@ class Network:
             except ValueError as exc:
                 raise ConfigError(f"the key for {name}: {exc}") from None
 
-        self.gateway = ReferenceGateway(key("gateway"), engine=engine, faults=frozenset(faults.get("gateway", ())),
-                                        skew=config.skew)
-        self.bap = ReferenceBAP(key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain,
-                                engine=engine, faults=frozenset(faults.get("bap", ())), skew=config.skew)
+        def participant(name: str, make: Callable[[frozenset[str]], P]) -> P:
+            try:
+                return make(frozenset(faults.get(name, ())))
+            except ValueError as exc:  # the participant checks its faults
+                raise ConfigError(f"{name}: {exc}") from None
+
+        self.gateway = participant("gateway", lambda f: ReferenceGateway(
+            key("gateway"), engine=engine, faults=f, skew=config.skew))
+        self.bap = participant("bap", lambda f: ReferenceBAP(
+            key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain, engine=engine,
+            faults=f, skew=config.skew))
         self.bpps: dict[str, ReferenceBPP] = {}
         for path in config.catalogs:
             try:
@@ -144,12 +165,11 @@ class Network:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}}): {exc}") from None
             name = path.stem
-            self.bpps[name] = ReferenceBPP(key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog,
-                                           engine=engine, faults=frozenset(faults.get(name, ())), skew=config.skew,
-                                           latency=config.latency)
+            self.bpps[name] = participant(name, lambda f: ReferenceBPP(
+                key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog, engine=engine, faults=f,
+                skew=config.skew, latency=config.latency))
         strangers = set(faults) - {"gateway", "bap", *self.bpps}
         if strangers:
-            self._socket.close()
             raise ConfigError(f"faults for unknown participants {sorted(strangers)}; "
                               f"participants: gateway, bap, {', '.join(sorted(self.bpps))}")
         self.registry.subscribers += [
@@ -157,8 +177,6 @@ class Network:
             Subscriber.for_key(self.bap.key, url=self.bap_url, type="BAP", domain=config.domain),
             *(Subscriber.for_key(b.key, url=b.url, type="BPP", domain=config.domain) for b in self.bpps.values()),
         ]
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def participants(self) -> list[Participant]:
@@ -176,7 +194,8 @@ class Network:
     def app(self) -> Starlette:
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with httpx.AsyncClient(timeout=10.0) as http:
+            # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
+            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
                 registry = RegistryClient(self.registry_url, http)
                 for participant in self.participants:
                     participant.attach(http, registry)
@@ -188,23 +207,42 @@ class Network:
         return Starlette(routes=routes, lifespan=lifespan)
 
     def start(self) -> "Network":
+        """Serve in a background thread; returns once the network answers. Starting a running network does
+        nothing; starting a stopped one is a RuntimeError."""
+        if self._stopped:
+            raise RuntimeError("this reference network has been stopped; start a new Network instead")
         if self._server is not None:
             return self
-        config = uvicorn.Config(self.app(), log_level="warning", lifespan="on", access_log=False)
+        config = uvicorn.Config(self.app(), log_level="warning", lifespan="on", access_log=False,
+                                timeout_graceful_shutdown=SHUTDOWN_GRACE)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(self._server,), daemon=True,
+                                        name=f"uvicorn {self.base_url}")
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
+                self.stop()
                 raise RuntimeError("the reference network did not start")
             time.sleep(0.01)
         return self
 
+    def _serve(self, server: uvicorn.Server) -> None:
+        try:
+            server.run(sockets=[self._socket])
+        except SystemExit:  # uvicorn exits when the application's startup fails; start() reports it
+            pass
+
     def stop(self) -> None:
+        """Stop serving and release the port. Callbacks still pending get SHUTDOWN_GRACE seconds, then are
+        cancelled."""
+        self._stopped = True
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=SHUTDOWN_GRACE + 3)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(timeout=2)
         self._socket.close()
 
     def __enter__(self) -> "Network":
