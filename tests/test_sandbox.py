@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance import ConfigError
-from conformance.network import Network, NetworkConfig, sandbox
+from conformance import ConfigError, transport
+from conformance.network import Network, NetworkConfig
 from conformance.network.participant import Participant
 from conformance.pytest_plugin import NetworkFactory
 from conformance.signing import KeyPair
@@ -104,7 +104,7 @@ def test_sandbox_command_prints_participants_and_stops_on_ctrl_c() -> None:
 
 @pytest.fixture
 def sockets(monkeypatch: pytest.MonkeyPatch) -> list[socket.socket]:
-    """Every socket a Network makes during the test (the sandbox module's `socket` is swapped for a recorder)."""
+    """Every socket a Network makes during the test (the transport module's `socket` is swapped for a recorder)."""
     made: list[socket.socket] = []
 
     class Recorded(socket.socket):
@@ -114,7 +114,7 @@ def sockets(monkeypatch: pytest.MonkeyPatch) -> list[socket.socket]:
 
     stand_in = types.SimpleNamespace(**{n: getattr(socket, n) for n in dir(socket) if not n.startswith("__")})
     stand_in.socket = Recorded
-    monkeypatch.setattr(sandbox, "socket", stand_in)
+    monkeypatch.setattr(transport, "socket", stand_in)
     return made
 
 
@@ -180,7 +180,7 @@ def test_a_stopped_network_cannot_be_started_again(deg_network: Network) -> None
 
 def test_stop_does_not_wait_for_a_pending_late_callback(
         deg_network_factory: NetworkFactory, monkeypatch: pytest.MonkeyPatch, quiet_uvicorn: None) -> None:
-    monkeypatch.setattr(sandbox, "SHUTDOWN_GRACE", 1)
+    monkeypatch.setattr(transport, "SHUTDOWN_GRACE", 1)
     net = deg_network_factory(faults={BPP: frozenset({"late-callback"})})
     bpp = net.bpps[BPP]
     context = {"ttl": "PT30S", "location": LOCATION, "bpp_id": bpp.key.subscriber_id, "bpp_uri": bpp.url}

@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
-import threading
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -28,8 +24,8 @@ from conformance.network.gateway import ReferenceGateway
 from conformance.network.participant import Participant
 from conformance.network.registry import Registry, RegistryClient, Subscriber
 from conformance.signing import KeyPair
+from conformance.transport import BackgroundServer, bind
 
-SHUTDOWN_GRACE = 2
 """Seconds `Network.stop()` lets pending callbacks (a late-callback, say) finish before cancelling them."""
 CATALOGS = Path(__file__).resolve().parents[2] / "fixtures" / "demand-flexibility" / "catalogs"
 P = TypeVar("P", bound=Participant)
@@ -109,26 +105,15 @@ class Network:
 
     def __init__(self, config: NetworkConfig) -> None:
         self.config = config
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._server = BackgroundServer(bind(config.host, config.port), name="reference network")
         try:
             self._build(config)
         except BaseException:
-            self._socket.close()
+            self._server.stop()
             raise
 
     def _build(self, config: NetworkConfig) -> None:
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._socket.bind((config.host, config.port))
-            # Listening at once queues connections made before the server runs, instead of refusing them.
-            self._socket.listen()
-        except (OSError, OverflowError) as exc:  # OverflowError: a port outside 0-65535
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: "
-                              f"{getattr(exc, 'strerror', None) or exc}") from None
-        self.base_url = f"http://{config.host}:{self._socket.getsockname()[1]}"
+        self.base_url = self._server.url
         self.registry_url = f"{self.base_url}/registry"
         self.gateway_url = f"{self.base_url}/gateway"
         self.bap_url = f"{self.base_url}/bap"
@@ -209,41 +194,15 @@ class Network:
     def start(self) -> "Network":
         """Serve in a background thread; returns once the network answers. Starting a running network does
         nothing; starting a stopped one is a RuntimeError."""
-        if self._stopped:
+        if self._server.stopped:
             raise RuntimeError("this reference network has been stopped; start a new Network instead")
-        if self._server is not None:
-            return self
-        config = uvicorn.Config(self.app(), log_level="warning", lifespan="on", access_log=False,
-                                timeout_graceful_shutdown=SHUTDOWN_GRACE)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._serve, args=(self._server,), daemon=True,
-                                        name=f"uvicorn {self.base_url}")
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError("the reference network did not start")
-            time.sleep(0.01)
+        self._server.start(self.app())
         return self
-
-    def _serve(self, server: uvicorn.Server) -> None:
-        try:
-            server.run(sockets=[self._socket])
-        except SystemExit:  # uvicorn exits when the application's startup fails; start() reports it
-            pass
 
     def stop(self) -> None:
         """Stop serving and release the port. Callbacks still pending get SHUTDOWN_GRACE seconds, then are
         cancelled."""
-        self._stopped = True
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=SHUTDOWN_GRACE + 3)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout=2)
-        self._socket.close()
+        self._server.stop()
 
     def __enter__(self) -> "Network":
         return self.start()
