@@ -97,6 +97,18 @@ def is_uuid(value: Any) -> bool:
     return isinstance(value, str) and _UUID.match(value) is not None
 
 
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """How the receiver's verification of one signature header went. Only a live run has these: a capture
+    keeps neither the exact bytes nor the registry's keys at the time."""
+
+    header: str
+    """`Authorization` or `X-Gateway-Authorization`."""
+    reason: str | None
+    """None when it verified; else the stable reason (SIG_MISSING, SIG_EXPIRED, ...)."""
+    detail: str = ""
+
+
 @dataclass(slots=True, eq=False)
 class Message:
     """One captured record: the decoded body (or why it could not be decoded) and its capture metadata.
@@ -117,6 +129,10 @@ class Message:
     """The URL path the body was POSTed to, when the capture says (HAR, wrapped JSONL)."""
     response: Any = ABSENT
     """The synchronous reply (ACK/NACK body) when the capture has it."""
+    latency: float | None = None
+    """Seconds from sending a request to its synchronous reply (live runs)."""
+    signatures: tuple[SignatureCheck, ...] = ()
+    """The receiver's verification of each signature header (live runs)."""
     decode_error: str | None = None
     size: int = 0
     context: JSONObject = field(init=False)

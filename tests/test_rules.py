@@ -27,9 +27,10 @@ from typing import Any, Callable, Sequence
 
 import pytest
 
-from conformance import Engine, Finding, Layer2, Message, SchemaSet, Severity
+from conformance import Engine, Finding, Layer2, Message, SchemaSet, Severity, signing
 from conformance.findings import ABSENT
-from conformance.messages import ACTIONS, MAX_MESSAGE_BYTES, is_callback
+from conformance.messages import ACTIONS, MAX_MESSAGE_BYTES, SignatureCheck, is_callback
+from conformance.rules.signature import REASONS
 from tests.conftest import FIXTURES
 
 GUIDE = FIXTURES / "guide-transaction"
@@ -201,6 +202,20 @@ def response(at: int, body: Any) -> Capture:
     return change
 
 
+def signed(at: int, *checks: SignatureCheck) -> Capture:
+    """What the live receiver recorded when it verified the message's signature headers."""
+    def change(messages: list) -> None:
+        messages[at].signatures = checks
+    return change
+
+
+def answered_after(at: int, seconds: float) -> Capture:
+    """The synchronous ACK/NACK took this long (a live run measures it)."""
+    def change(messages: list) -> None:
+        messages[at].latency = seconds
+    return change
+
+
 T0 = datetime(2025, 5, 7, 10, 50, tzinfo=timezone.utc)
 
 
@@ -324,6 +339,19 @@ FIRING: list[Case] = [
          Expect("SCH_ACK_RESPONSE", E, INIT, "$.message.ack.status", ["ACK", "NACK"], "OK",
                 mentions="synchronous ACK/NACK response"),
          capture=response(INIT, {"message": {"ack": {"status": "OK"}}})),
+    # ---- signature and timing (what a live receiver recorded) -----------------------------------------------
+    *[case(f"on_confirm signature check failed: {reason}", [],
+           Expect(reason, E, ON_CONFIRM, "$", "a verified signature", f"{reason} detail",
+                  mentions="(HTTP header Authorization)"),
+           capture=signed(ON_CONFIRM, SignatureCheck("Authorization", reason, f"{reason} detail")))
+      for reason in REASONS],
+    case("on_search relayed with a gateway signature that expired", [],
+         Expect("SIG_GATEWAY_INVALID", E, ON_SEARCH, "$", "a verified gateway signature", "SIG_EXPIRED: expired at 1"),
+         capture=signed(ON_SEARCH, SignatureCheck("Authorization", None),
+                        SignatureCheck("X-Gateway-Authorization", "SIG_EXPIRED", "expired at 1"))),
+    case("init acknowledged after 2.5 s", [],
+         Expect("TIM_ACK_LATENCY", W, INIT, "$", "an ACK/NACK within 1 s", "2.500 s"),
+         capture=answered_after(INIT, 2.5)),
     # ---- context ------------------------------------------------------------------------------------------
     case("on_cancel without context", drop(ON_CANCEL, "context"),
          Expect("CTX_MISSING", E, ON_CANCEL, "$.context", "object", ABSENT)),
@@ -582,6 +610,9 @@ OTHER_BPP = (("context.bpp_id", "flex-aggregator-bpp.example.com"),
              ("context.bpp_uri", "https://flex-aggregator-bpp.example.com"))
 
 NEAR_MISSES: list[NearMiss] = [
+    near("both signature headers verified", "SIG_INVALID",
+         capture=signed(ON_SEARCH, SignatureCheck("Authorization", None), SignatureCheck("X-Gateway-Authorization", None))),
+    near("an ACK after 0.9 s", "TIM_ACK_LATENCY", capture=answered_after(INIT, 0.9)),
     near("a gateway search answered by two different BPPs", "TXN_DUPLICATE_CALLBACK",
          append_copy(ON_SEARCH, *OTHER_BPP)),
     near("the same BPP answering a second search", "TXN_DUPLICATE_CALLBACK",
@@ -635,10 +666,19 @@ def test_near_miss_is_silent(miss: NearMiss, engine: Engine) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 def test_every_rule_has_a_firing_case() -> None:
-    """A rule whose only firing case is a known defect does not count: it has no working check yet."""
+    """A rule whose only firing case is a known defect does not count: it has no working check yet. Rules the
+    live runner reports itself (no check function) are proved in the runner's tests."""
     covered = {c.expect.rule for c in FIRING if c.defect is None}
-    assert sorted(set(CATALOGUE) - covered) == [], "rules without a firing case"
+    checked = {r.id for r in Engine().rules if r.check is not None}
+    assert sorted(checked - covered) == [], "rules without a firing case"
     assert sorted({c.expect.rule for c in FIRING} - set(CATALOGUE)) == [], "cases for rules not in the catalogue"
+
+
+def test_every_reason_a_signature_fails_for_is_a_rule() -> None:
+    """signing.verify names why a header failed; the live runner reports that name as the rule id."""
+    source = (Path(signing.__file__)).read_text(encoding="utf-8")
+    raised = set(re.findall(r'SignatureError\(\s*"(SIG_[A-Z_]+)"', source))
+    assert raised and sorted(raised - set(REASONS)) == []
 
 
 def test_catalogue_is_the_built_in_rules_and_packs(engine: Engine) -> None:

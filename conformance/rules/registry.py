@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from conformance.findings import Severity, Violation
+from conformance.findings import Finding, Severity, Violation, json_path
 from conformance.messages import ACTIONS, Message
 from conformance.transaction import Transaction
 from conformance.validation import Outcome, Validation
 
-GROUPS = ("schema", "context", "transaction", "order", "catalog", "layer2")
+GROUPS = ("schema", "context", "transaction", "order", "catalog", "layer2", "signature", "timing", "scenario")
 PREFIX = {"schema": "SCH_", "context": "CTX_", "transaction": "TXN_", "order": "ORD_", "catalog": "CAT_",
-          "layer2": "L2_"}
+          "layer2": "L2_", "signature": "SIG_", "timing": "TIM_", "scenario": "RUN_"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +26,8 @@ class Settings:
 
     default_ttl: timedelta = timedelta(seconds=30)
     """Used for the ttl rule when a request carries no ttl."""
+    ack_latency: timedelta = timedelta(seconds=1)
+    """A synchronous ACK/NACK slower than this gets a warning: Beckn answers at once and works later."""
 
 
 @dataclass(slots=True)
@@ -75,15 +77,33 @@ class Rule:
     clause: str
     must: str
     """The predicate of the finding's sentence: `<path> must <must>`."""
-    check: Check = field(repr=False)
+    check: Check | None = field(repr=False)
+    """None for a rule the live runner reports itself (a missing callback has no message to check)."""
     actions: frozenset[str] = ACTIONS
     when: Condition | None = field(default=None, repr=False)
     envelope: bool = False
     """Runs on every input record, even one that is not a usable Beckn message."""
 
+    @property
+    def live_only(self) -> bool:
+        """Whether only a live run can break it: it reads what a capture does not hold (signature checks,
+        latencies) or is reported by the runner."""
+        return self.check is None or self.group in ("signature", "timing")
+
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "group": self.group, "severity": self.severity.value, "title": self.title,
-                "clause": self.clause, "actions": sorted(self.actions) if self.actions != ACTIONS else "all"}
+                "clause": self.clause, "actions": sorted(self.actions) if self.actions != ACTIONS else "all",
+                "reported_by": "runner" if self.check is None else "engine", "live_only": self.live_only}
+
+    def finding(self, v: Violation, msg: Message | None = None, *, path: str | None = None, **where: Any) -> Finding:
+        """The finding for one violation; the message (when there is one) says where it happened. `path`
+        overrides the violation's when the runner knows it only as text (a scenario's JSONPath)."""
+        if msg is not None:
+            where = {"action": msg.action or _text(msg.context.get("action")), "transaction_id": msg.transaction_id,
+                     "message_id": msg.message_id, "source": msg.source, "index": msg.index, **where}
+        return Finding(rule_id=self.id, severity=self.severity, title=self.title, clause=self.clause,
+                       path=path or json_path(v.path), must=v.must or self.must, expected=v.expected, found=v.found,
+                       **where)
 
 
 _RULES: dict[str, Rule] = {}
@@ -93,8 +113,7 @@ def rule(id: str, *, group: str, severity: Severity = Severity.ERROR, title: str
          actions: Iterable[str] | None = None, when: Condition | None = None,
          envelope: bool = False) -> Callable[[Check], Check]:
     """Register a check in the catalogue under a stable id."""
-    if group not in GROUPS or not id.startswith(PREFIX[group]):
-        raise ValueError(f"rule {id}: group {group!r} wants the prefix {PREFIX.get(group)}")
+    _prefix(id, group)
     chosen = frozenset(actions) if actions is not None else ACTIONS
     if not chosen <= ACTIONS:
         raise ValueError(f"rule {id}: unknown actions {sorted(chosen - ACTIONS)}")
@@ -106,6 +125,20 @@ def rule(id: str, *, group: str, severity: Severity = Severity.ERROR, title: str
     return register
 
 
+def reported(id: str, *, group: str, severity: Severity = Severity.ERROR, title: str, clause: str,
+             must: str) -> Rule:
+    """Register a rule the live runner reports itself (an expectation of a scenario, an unreachable target)."""
+    _prefix(id, group)
+    new = Rule(id, group, severity, title, clause, must, None, frozenset())
+    add(new)
+    return new
+
+
+def _prefix(id: str, group: str) -> None:
+    if group not in GROUPS or not id.startswith(PREFIX[group]):
+        raise ValueError(f"rule {id}: group {group!r} wants the prefix {PREFIX.get(group)}")
+
+
 def add(new: Rule) -> None:
     if new.id in _RULES:
         raise ValueError(f"rule id {new.id} is registered twice")
@@ -115,3 +148,11 @@ def add(new: Rule) -> None:
 def registered() -> Iterator[Rule]:
     """The built-in rules, in registration order (group by group)."""
     return iter(list(_RULES.values()))
+
+
+def get(id: str) -> Rule:
+    return _RULES[id]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

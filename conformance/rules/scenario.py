@@ -1,0 +1,36 @@
+"""What a scenario expects beyond the catalogue: reported by the live runner, which alone knows the plan.
+
+They are in the catalogue so that `deg-conformance rules` lists every id a report can contain.
+"""
+from __future__ import annotations
+
+from conformance.findings import Severity
+from conformance.rules.registry import reported
+
+SCENARIO = "deg-conformance scenario"
+
+UNREACHABLE = reported(
+    "RUN_UNREACHABLE", group="scenario", title="The target accepts connections",
+    clause="Beckn core 1.1.0: participants expose their endpoints over HTTP(S)",
+    must="accept the connection (the target could not be reached)")
+OUTCOME = reported(
+    "RUN_OUTCOME", group="scenario", title="The target answers as the scenario expects (ACK, NACK, error)",
+    clause="Beckn core 1.1.0 Ack/NACK response and BECKN-005 error codes",
+    must="be answered the way the scenario step expects")
+CALLBACK_COUNT = reported(
+    "RUN_CALLBACK_COUNT", group="scenario", title="The expected number of callbacks arrives",
+    clause=f"{SCENARIO}: expect.count", must="be answered by the expected number of callbacks")
+ASSERTION = reported(
+    "RUN_ASSERTION", group="scenario", title="A callback satisfies the scenario's assertions",
+    clause=f"{SCENARIO}: assert", must="satisfy the scenario's assertion")
+SAVE = reported(
+    "RUN_SAVE", group="scenario", title="A value a later step needs is in the callback",
+    clause=f"{SCENARIO}: save", must="hold the value that later steps use")
+CALLBACK_AFTER_NACK = reported(
+    "RUN_CALLBACK_AFTER_NACK", group="scenario", title="A NACKed request gets no callback",
+    clause="Beckn core 1.1.0: a NACK means the request will not be processed",
+    must="not be answered by a callback, since the request was NACKed")
+UNCLAIMED = reported(
+    "RUN_UNCLAIMED", group="scenario", severity=Severity.WARNING,
+    title="Every message the target sends is one the scenario expects",
+    clause=f"{SCENARIO}: expect", must="be a callback some step of the scenario expects")
