@@ -1,0 +1,327 @@
+"""YAML scenarios: one whole transaction described as data, checked against its own schema before anything is sent.
+
+A scenario names the fixtures its request bodies come from, what to change in them, what must come back
+and what to remember for later steps. Everything here is pure: reading files, templating, and judging a
+callback against an assertion. Sending and waiting belong to the runner.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonpath
+import jsonschema_rs
+import orjson
+import yaml
+
+from conformance.errors import ConfigError, load_yaml
+from conformance.messages import parse_duration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+"""Where step bodies are found: fixtures/<use_case>/<body>."""
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+"""The shipped scenarios: what `deg-conformance run` plays when given none."""
+DEFAULT_USE_CASE = "demand-flexibility"
+OUTCOMES = ("answered", "nacked", "refused")
+
+
+@dataclass(frozen=True, slots=True)
+class Assertion:
+    """`path` (JSONPath) and one test: equals, exists, one_of, matches or contains."""
+
+    path: str
+    op: str
+    value: Any
+
+    def describe(self, variables: Mapping[str, Any] | None = None) -> str:
+        """`path op value`, with the value's templates filled in from `variables` when given."""
+        value = self.value
+        if variables is not None:
+            try:
+                value = render(value, variables)
+            except ConfigError:
+                pass
+        return f"{self.path} {self.op} {value!r}"
+
+    def failure(self, doc: Any, variables: Mapping[str, Any]) -> tuple[Any, Any] | None:
+        """None when `doc` satisfies the assertion, else (expected, found) for the finding."""
+        found = jsonpath.findall(self.path, doc)
+        expected = render(self.value, variables)
+        if self.op == "exists":
+            return None if bool(found) == expected else (f"exists: {expected}", found or "(absent)")
+        if self.op == "contains":
+            return None if expected in found else (f"one match equal to {expected!r}", found)
+        if not found:
+            return (f"{self.op} {expected!r}", "(absent)")
+        if self.op == "equals":
+            ok = all(v == expected for v in found)
+        elif self.op == "one_of":
+            ok = all(v in expected for v in found)
+        else:
+            ok = all(isinstance(v, str) and re.search(expected, v) is not None for v in found)
+        return None if ok else (f"{self.op} {expected!r}", found[0] if len(found) == 1 else found)
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    outcome: str = "answered"
+    error_code: str | None = None
+    callback: str | None = None
+    count: int | None = 1
+    """None means every callback that arrives within the window."""
+    min: int = 1
+    within: timedelta | None = None
+    """None means the request's ttl."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    send: str
+    body: Path
+    line: int
+    set: Mapping[str, Any] = field(default_factory=dict)
+    expect: Expect = field(default_factory=Expect)
+    choose: Assertion | None = None
+    asserts: tuple[Assertion, ...] = ()
+    save: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def callback(self) -> str:
+        return self.expect.callback or f"on_{self.send}"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    path: Path
+    steps: tuple[Step, ...]
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    role: str = "bap"
+    use_case: str = DEFAULT_USE_CASE
+    severity: str = "critical"
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Stable across runs: what Allure's history and JUnit's test names key on."""
+        return self.path.stem
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema_rs.Draft202012Validator:
+    text = resources.files("conformance").joinpath("schemas/scenario.schema.yaml").read_text(encoding="utf-8")
+    return jsonschema_rs.Draft202012Validator(yaml.safe_load(text))
+
+
+def load(path: Path, fixtures: Path = FIXTURES) -> Scenario:
+    """Read and check one scenario file. Every problem is a ConfigError naming the file, line and fault."""
+    doc = load_yaml(path)
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.instance_path)))
+    if errors:
+        lines = _lines(path)
+        raise ConfigError("\n".join(
+            f"{path}:{lines.get(_error_at(e), 1)}: {_where(e.instance_path)}{e.message}" for e in errors[:10]))
+    assert isinstance(doc, dict)
+    use_case = doc.get("use_case", DEFAULT_USE_CASE)
+    lines = _lines(path)
+    steps = []
+    known = {*doc.get("variables", {}), *RUNNER_VARIABLES, *BUILTINS}
+    for n, raw in enumerate(doc["steps"]):
+        line = lines.get(("steps", n), 1)
+        body = _fixture(path, fixtures / use_case, raw.get("body", f"requests/{raw['send']}.json"), line)
+        _known_templates(_read_fixture(body), known, f"{path}:{line}: steps/{n}: body {body}")
+        for key in ("set", "choose", "assert"):
+            if key in raw:
+                _known_templates(raw[key], known, f"{path}:{lines.get(('steps', n, key), line)}: steps/{n}/{key}")
+        steps.append(Step(
+            name=raw.get("name", raw["send"]), send=raw["send"], body=body, line=line, set=raw.get("set", {}),
+            expect=_expect(raw.get("expect", {}), path, line), choose=_assertion(raw.get("choose"), path, line),
+            asserts=tuple(a for a in (_assertion(x, path, line) for x in raw.get("assert", [])) if a is not None),
+            save=raw.get("save", {})))
+        for query in steps[-1].save.values():
+            _compile(query, path, line)
+        known |= set(steps[-1].save)
+    return Scenario(name=doc["name"], path=path, steps=tuple(steps), description=doc.get("description", ""),
+                    tags=tuple(doc.get("tags", ())), role=doc.get("role", "bap"), use_case=use_case,
+                    severity=doc.get("severity", "critical"), variables=doc.get("variables", {}))
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Scenario files named on the command line, folders searched for *.yaml / *.yml, in a stable order."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file())
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise ConfigError(f"{p}: no such scenario file or folder")
+    if not found:
+        raise ConfigError(f"no scenario files (*.yaml) in {', '.join(map(str, paths))}")
+    return found
+
+
+def _error_at(error: jsonschema_rs.ValidationError) -> tuple[str | int, ...]:
+    """Where a schema error is in the file: for an unknown key, the key itself rather than its mapping."""
+    at = tuple(error.instance_path)
+    unexpected = getattr(error.kind, "unexpected", None)
+    if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties) and unexpected:
+        return at + (str(unexpected[0]),)
+    return at
+
+
+def _where(path: Any) -> str:
+    return "/".join(map(str, path)) + ": " if len(path) else ""
+
+
+def _lines(path: Path) -> dict[tuple[str | int, ...], int]:
+    """1-based line of every mapping entry (its key) and sequence item, by its path: where errors point."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    out: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, at: tuple[str | int, ...]) -> None:
+        out[at] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(value, at + (str(key.value),))
+                out[at + (str(key.value),)] = key.start_mark.line + 1  # `expect:` not the line after it
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, at + (i,))
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _fixture(scenario: Path, root: Path, name: str, line: int) -> Path:
+    for candidate in (scenario.parent / name, root / name):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"{scenario}:{line}: body {name!r} is neither next to the scenario nor in {root}")
+
+
+def _expect(raw: dict[str, Any], path: Path, line: int) -> Expect:
+    within = None
+    if "within" in raw:
+        within = parse_duration(raw["within"])
+        if within is None:
+            raise ConfigError(f"{path}:{line}: expect.within {raw['within']!r} is not an ISO 8601 duration")
+    outcome = raw.get("outcome", "answered")
+    if outcome == "nacked" and ("callback" in raw or "count" in raw):
+        raise ConfigError(f"{path}:{line}: a nacked step expects no callback; drop expect.callback/count")
+    count = raw.get("count", 1)
+    return Expect(outcome=outcome, error_code=raw.get("error_code"), callback=raw.get("callback"),
+                  count=None if count == "all" else count, min=raw.get("min", 1), within=within)
+
+
+def _assertion(raw: dict[str, Any] | None, path: Path, line: int) -> Assertion | None:
+    if raw is None:
+        return None
+    _compile(raw["path"], path, line)
+    op = next(k for k in raw if k != "path")
+    if op == "matches":
+        try:
+            re.compile(raw[op])
+        except re.error as exc:
+            raise ConfigError(f"{path}:{line}: matches {raw[op]!r} is not a regular expression: {exc}") from None
+    return Assertion(raw["path"], op, raw[op])
+
+
+def _compile(query: str, path: Path, line: int) -> None:
+    try:
+        jsonpath.compile(query)
+    except jsonpath.JSONPathError as exc:
+        raise ConfigError(f"{path}:{line}: {query!r} is not a JSONPath: {str(exc).splitlines()[0]}") from None
+
+
+# Templating: "{{ name }}" is replaced by a variable. A string that is one whole template keeps the value's
+# type (a saved list stays a list); built-ins give fresh values each time they are used.
+_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+BUILTINS = {"uuid": lambda: str(uuid.uuid4())}
+RUNNER_VARIABLES = ("transaction_id", "bap_id", "bap_uri")
+"""What the runner adds to a scenario's variables when it plays it."""
+
+
+def render(value: Any, variables: Mapping[str, Any]) -> Any:
+    """`value` with every template replaced; an unknown name is a ConfigError naming it."""
+    if isinstance(value, str):
+        whole = _TEMPLATE.fullmatch(value.strip())
+        if whole:
+            return _lookup(whole.group(1), variables)
+        return _TEMPLATE.sub(lambda m: str(_lookup(m.group(1), variables)), value)
+    if isinstance(value, list):
+        return [render(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: render(v, variables) for k, v in value.items()}
+    return value
+
+
+def _lookup(name: str, variables: Mapping[str, Any]) -> Any:
+    if name in variables:
+        return variables[name]
+    if name in BUILTINS:
+        return BUILTINS[name]()
+    raise ConfigError(f"template {{{{ {name} }}}} names nothing: known are {', '.join(sorted([*variables, *BUILTINS]))}")
+
+
+def _known_templates(value: Any, known: set[str], where: str) -> None:
+    """A ConfigError at `where` when a template in `value` names no variable in `known`: found when the
+    scenario is loaded, before anything is sent, rather than half-way through playing it."""
+    if isinstance(value, str):
+        for m in _TEMPLATE.finditer(value):
+            if m.group(1) not in known:
+                raise ConfigError(f"{where}: template {{{{ {m.group(1)} }}}} names nothing: known here are "
+                                  f"{', '.join(sorted(known))}")
+    elif isinstance(value, list):
+        for v in value:
+            _known_templates(v, known, where)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _known_templates(v, known, where)
+
+
+def _read_fixture(path: Path) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a JSON fixture: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a body fixture must be an object of {{context, message}}")
+    return doc
+
+
+def build_body(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The step's fixture, rendered, with its `set` overrides applied (dotted paths; lists by index)."""
+    body: dict[str, Any] = render(_read_fixture(step.body), variables)
+    for dotted, value in step.set.items():
+        try:
+            _put(body, dotted.split("."), render(copy.deepcopy(value), variables))
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{step.body}: set {dotted}: the body has no place for it "
+                              f"({type(exc).__name__}: {exc})") from None
+    body.setdefault("context", {})
+    body.setdefault("message", {})
+    return body
+
+
+def _put(doc: Any, parts: list[str], value: Any) -> None:
+    """Set doc[a][b]... = value, making objects on the way; a digit part indexes an existing list."""
+    for part in parts[:-1]:
+        doc = doc[int(part)] if isinstance(doc, list) else doc.setdefault(part, {})
+    if isinstance(doc, list):
+        doc[int(parts[-1])] = value
+    else:
+        doc[parts[-1]] = value

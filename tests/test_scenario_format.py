@@ -1,0 +1,437 @@
+"""The scenario format: every bad file is refused at load with its file and line, before anything is sent;
+templating and the five assertions mean exactly what docs/scenarios.md says. Pure and fast: no network."""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from conformance import scenario
+from conformance.errors import ConfigError
+from conformance.scenario import Assertion, build_body, discover, load, render
+from tests._live import SHIPPED, write
+
+
+def refused(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    return str(info.value)
+
+
+# --- the shipped scenarios -------------------------------------------------------------------------------
+
+def test_every_shipped_scenario_loads() -> None:
+    paths = discover([SHIPPED])
+    loaded = {p.stem: load(p) for p in paths}
+    assert set(loaded) == {"automated-control-flexigrid", "gateway-search-several-bpps", "manual-optin-sf-grid",
+                           "status-after-cancel", "unknown-order"}
+    manual = loaded["manual-optin-sf-grid"]
+    assert [s.send for s in manual.steps] == ["search", "init", "confirm", "status", "support", "cancel"]
+    search = manual.steps[0]
+    assert search.expect.count is None and search.expect.min == 1 and search.expect.within == timedelta(seconds=2)
+    assert search.body == scenario.FIXTURES / "demand-flexibility" / "requests" / "search.json"
+    lines = (SHIPPED / "manual-optin-sf-grid.yaml").read_text().splitlines()
+    assert lines[search.line - 1] == "  - name: discover programs"
+    assert lines[manual.steps[1].line - 1] == "  - name: start enrolment"
+    assert dict(search.save) == {"bpp_id": "$.context.bpp_id", "bpp_uri": "$.context.bpp_uri"}
+    refused_step = loaded["unknown-order"].steps[1]
+    assert (refused_step.expect.outcome, refused_step.expect.error_code) == ("refused", "30010")
+
+
+def test_step_defaults(tmp_path: Path) -> None:
+    s = load(write(tmp_path, "s.yaml", """
+        name: defaults
+        steps:
+          - send: search
+    """))
+    step = s.steps[0]
+    assert (s.id, s.role, s.use_case, s.severity, s.tags) == ("s", "bap", "demand-flexibility", "critical", ())
+    assert (step.name, step.callback, step.expect.outcome, step.expect.count, step.expect.within) == (
+        "search", "on_search", "answered", 1, None)
+    assert step.asserts == () and step.choose is None and dict(step.save) == {}
+
+
+# --- schema violations point at the right line -----------------------------------------------------------
+
+@pytest.mark.parametrize("text, line, fragment", [
+    pytest.param("""
+        name: bad
+        steps:
+          - name: discover
+            send: search
+            expect:
+              count: 0
+    """, 6, "steps/0/expect/count: 0 is not valid", id="count-zero"),
+    pytest.param("""
+        name: bad
+        steps:
+          - name: discover
+            send: search
+          - name: init
+            send: init
+            bogus: 1
+    """, 7, "steps/1: Additional properties are not allowed ('bogus' was unexpected)", id="unknown-step-key"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+        timeout: 5
+    """, 4, "Additional properties are not allowed ('timeout' was unexpected)", id="unknown-top-level-key"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+            expect:
+              within: 5s
+    """, 5, "steps/0/expect/within: \"5s\" does not match", id="bad-duration"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+          - name: no action
+            expect: {count: 1}
+    """, 4, "steps/1: \"send\" is a required property", id="missing-send"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: frobnicate
+    """, 3, "steps/0/send: \"frobnicate\" is not one of", id="unknown-action"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+            assert:
+              - {path: $.a, equals: 1}
+              - {path: $.b, equals: 1, exists: true}
+    """, 6, "steps/0/assert/1", id="two-tests-in-one-assertion"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+            save: {bpp-id: $.context.bpp_id}
+    """, 4, "steps/0/save", id="bad-save-name"),
+    pytest.param("""
+        name: bad
+        steps: []
+    """, 2, "steps: [] has less than 1 item", id="no-steps"),
+    pytest.param("""
+        steps:
+          - send: search
+    """, 1, "\"name\" is a required property", id="no-name"),
+])
+def test_schema_violation_names_file_and_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    path = write(tmp_path, "bad.yaml", text)
+    message = refused(path)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert fragment in message
+
+
+def test_every_schema_violation_is_listed(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", """
+        name: bad
+        steps:
+          - send: search
+            expect: {outcome: maybe}
+          - send: init
+            expect: {count: twice}
+    """)
+    lines = refused(path).splitlines()
+    assert [ln.split(": ")[0] for ln in lines] == [f"{path}:4", f"{path}:6"]
+
+
+def test_empty_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "empty.yaml", "")
+    assert refused(path).startswith(f"{path}:1: null is not of type \"object\"")
+
+
+def test_bad_yaml_names_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", """
+        name: bad
+        steps:
+          - name: [unclosed
+            send: search
+    """)
+    message = refused(path)
+    assert re.match(rf"{re.escape(str(path))}:4:\d+: not valid YAML", message), message
+
+
+def test_missing_scenario_file(tmp_path: Path) -> None:
+    assert refused(tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: no such file"
+
+
+# --- what the schema cannot see --------------------------------------------------------------------------
+
+def test_missing_body_fixture(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", """
+        name: s
+        steps:
+          - send: search
+          - send: init
+            body: requests/nowhere.json
+    """)
+    message = refused(path)
+    assert message.startswith(f"{path}:4: body 'requests/nowhere.json' is neither next to the scenario nor in ")
+
+
+def test_body_fixture_next_to_the_scenario_wins(tmp_path: Path) -> None:
+    write(tmp_path, "requests/search.json", '{"context": {"ttl": "PT9S"}, "message": {"intent": {}}}')
+    s = load(write(tmp_path, "s.yaml", "name: s\nsteps:\n  - send: search\n"))
+    assert s.steps[0].body == tmp_path / "requests" / "search.json"
+
+
+@pytest.mark.parametrize("fixture, fragment", [
+    ("{not json", "not a JSON fixture"),
+    ("[1, 2]", "a body fixture must be an object of {context, message}"),
+])
+def test_body_fixture_that_is_not_an_object(tmp_path: Path, fixture: str, fragment: str) -> None:
+    write(tmp_path, "body.json", fixture)
+    path = write(tmp_path, "s.yaml", "name: s\nsteps:\n  - {send: search, body: body.json}\n")
+    message = refused(path)
+    assert str(tmp_path / "body.json") in message and fragment in message
+
+
+@pytest.mark.parametrize("where, text, line", [
+    ("set", """
+        name: s
+        steps:
+          - send: search
+            set: {message.intent.descriptor.name: "program {{ nope }}"}
+    """, 4),
+    ("assert", """
+        name: s
+        steps:
+          - send: search
+            assert:
+              - {path: $.context.bpp_id, equals: "{{ nope }}"}
+    """, 4),
+    ("choose", """
+        name: s
+        steps:
+          - send: search
+            choose: {path: "$.message.catalog.providers[*].id", contains: "{{ nope }}"}
+    """, 4),
+])
+def test_unknown_template_variable_is_refused_at_load(tmp_path: Path, where: str, text: str, line: int) -> None:
+    path = write(tmp_path, "s.yaml", text)
+    message = refused(path)
+    assert message.startswith(f"{path}:{line}: steps/0/{where}: template {{{{ nope }}}} names nothing"), message
+    assert "bap_uri" in message and "transaction_id" in message and "uuid" in message
+
+
+def test_unknown_template_in_a_body_fixture(tmp_path: Path) -> None:
+    write(tmp_path, "body.json", '{"context": {"city": "{{ city_code }}"}, "message": {}}')
+    path = write(tmp_path, "s.yaml", """
+        name: s
+        variables: {region: west}
+        steps:
+          - send: search
+          - {name: body with a hole, send: search, body: body.json}
+    """)
+    message = refused(path)
+    assert message.startswith(f"{path}:5: steps/1: body {tmp_path / 'body.json'}: template {{{{ city_code }}}}")
+    assert "region" in message
+
+
+def test_a_template_may_use_what_an_earlier_step_saved_but_not_a_later_one(tmp_path: Path) -> None:
+    # The shipped init fixture uses bpp_id/bpp_uri, saved from on_search; here init comes first.
+    later = write(tmp_path, "later.yaml", """
+        name: s
+        variables: {provider_id: p, item_id: i, fulfillment_id: f}
+        steps:
+          - send: init
+          - send: search
+            save: {bpp_id: $.context.bpp_id, bpp_uri: $.context.bpp_uri}
+    """)
+    assert "template {{ bpp_id }} names nothing" in refused(later)
+    earlier = write(tmp_path, "earlier.yaml", """
+        name: s
+        variables: {provider_id: p, item_id: i, fulfillment_id: f}
+        steps:
+          - send: search
+            save: {bpp_id: $.context.bpp_id, bpp_uri: $.context.bpp_uri}
+          - send: init
+            set: {context.transaction_id: "{{ transaction_id }}", message.order.id: "{{ uuid }}"}
+            assert:
+              - {path: $.context.bap_uri, equals: "{{ bap_uri }}"}
+    """)
+    assert [s.send for s in load(earlier).steps] == ["search", "init"]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("assert", '[{path: "$.message[", equals: 1}]'),
+    ("choose", '{path: "$.message..[?", exists: true}'),
+    ("save", '{order_id: "$.message.order["}'),
+])
+def test_bad_jsonpath(tmp_path: Path, field: str, value: str) -> None:
+    path = write(tmp_path, "s.yaml", f"name: s\nsteps:\n  - send: search\n  - send: search\n    {field}: {value}\n")
+    message = refused(path)
+    assert message.startswith(f"{path}:4: '$.message"), message
+    assert "is not a JSONPath" in message
+
+
+def test_bad_regex(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", """
+        name: s
+        steps:
+          - send: search
+            assert:
+              - {path: $.context.bpp_id, matches: "(unclosed"}
+    """)
+    message = refused(path)
+    assert message.startswith(f"{path}:3: matches '(unclosed' is not a regular expression")
+
+
+def test_a_nacked_step_expects_no_callback(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", """
+        name: s
+        steps:
+          - send: search
+            expect: {outcome: nacked, callback: on_search}
+    """)
+    assert refused(path).startswith(f"{path}:3: a nacked step expects no callback")
+
+
+def test_discover(tmp_path: Path) -> None:
+    b = write(tmp_path, "sub/b.yml", "x")
+    a = write(tmp_path, "a.yaml", "x")
+    write(tmp_path, "notes.txt", "x")
+    assert discover([tmp_path]) == [a, b]
+    assert discover([b]) == [b]
+    with pytest.raises(ConfigError, match="no such scenario file or folder"):
+        discover([tmp_path / "missing"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match=r"no scenario files \(\*\.yaml\)"):
+        discover([empty])
+
+
+# --- templating ------------------------------------------------------------------------------------------
+
+def test_a_whole_template_keeps_the_type_and_a_partial_one_makes_text() -> None:
+    variables = {"ids": ["a", "b"], "n": 3, "name": "flex"}
+    assert render("{{ ids }}", variables) == ["a", "b"]
+    assert render("  {{n}} ", variables) == 3
+    assert render("order-{{ n }}-{{name}}", variables) == "order-3-flex"
+    assert render({"k": ["{{ name }}", {"deep": "{{ n }}"}], "n": 7}, variables) == {"k": ["flex", {"deep": 3}], "n": 7}
+    assert render("no templates {{ here", variables) == "no templates {{ here"
+
+
+def test_uuid_is_fresh_each_time_and_variables_win_over_builtins() -> None:
+    first, second = render("{{ uuid }}", {}), render("{{ uuid }}", {})
+    assert first != second and str(uuid.UUID(first)) == first
+    assert render("{{ uuid }}", {"uuid": "fixed"}) == "fixed"
+
+
+def test_an_unknown_name_is_a_config_error_listing_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        render("x {{ missing }}", {"known": 1})
+    assert str(info.value) == "template {{ missing }} names nothing: known are known, uuid"
+
+
+def test_build_body_renders_the_fixture_then_applies_set(tmp_path: Path) -> None:
+    write(tmp_path, "body.json", """
+        {"context": {"bpp_id": "{{ bpp_id }}", "ttl": "PT30S"},
+         "message": {"order": {"items": [{"id": "a"}, {"id": "b"}]}}}
+    """)
+    path = write(tmp_path, "s.yaml", """
+        name: s
+        variables: {bpp_id: bpp.example}
+        steps:
+          - send: init
+            body: body.json
+            set:
+              context.ttl: PT5S
+              message.order.items.1.id: "{{ bpp_id }}-item"
+              message.order.provider.id: "{{ uuid }}"
+              message.order.fulfillments: [{id: "{{ bpp_id }}"}]
+    """)
+    step = load(path).steps[0]
+    body = build_body(step, {"bpp_id": "bpp.example"})
+    assert body["context"] == {"bpp_id": "bpp.example", "ttl": "PT5S"}
+    assert body["message"]["order"]["items"] == [{"id": "a"}, {"id": "bpp.example-item"}]
+    assert uuid.UUID(body["message"]["order"]["provider"]["id"])
+    assert body["message"]["order"]["fulfillments"] == [{"id": "bpp.example"}]
+    again = build_body(step, {"bpp_id": "other"})
+    assert again["context"]["bpp_id"] == "other" and again["message"]["order"]["provider"]["id"] != \
+        body["message"]["order"]["provider"]["id"]
+
+
+@pytest.mark.parametrize("dotted", ["context.domain.code", "message.items.5.id", "message.items.first.id",
+                                    "message.items.0.id.x"])
+def test_a_set_path_the_body_cannot_hold_is_a_config_error(tmp_path: Path, dotted: str) -> None:
+    """Not a traceback half-way through a run: the scenario is reported broken, naming the override."""
+    write(tmp_path, "body.json", '{"context": {"domain": "flexibility"}, "message": {"items": [{"id": "a"}]}}')
+    path = write(tmp_path, "s.yaml", f"name: s\nsteps:\n  - send: search\n    body: body.json\n    set: {{{dotted}: 1}}\n")
+    step = load(path).steps[0]
+    with pytest.raises(ConfigError, match=rf"set {re.escape(dotted)}: the body has no place for it"):
+        build_body(step, {})
+
+
+def test_a_body_without_context_or_message_gets_empty_ones(tmp_path: Path) -> None:
+    write(tmp_path, "body.json", "{}")
+    step = load(write(tmp_path, "s.yaml", "name: s\nsteps:\n  - {send: search, body: body.json}\n")).steps[0]
+    assert build_body(step, {}) == {"context": {}, "message": {}}
+
+
+# --- assertions ------------------------------------------------------------------------------------------
+
+DOC = {"message": {"order": {"id": "order-1", "n": 2, "items": [{"id": "a"}, {"id": "b"}],
+                             "states": ["APPLICATION_SUBMITTED", "APPLICATION_SUBMITTED"]}}}
+
+
+@pytest.mark.parametrize("path, op, value, passes", [
+    ("$.message.order.id", "equals", "order-1", True),
+    ("$.message.order.id", "equals", "order-2", False),
+    ("$.message.order.n", "equals", 2, True),
+    ("$.message.order.n", "equals", "2", False),
+    ("$.message.order.states[*]", "equals", "APPLICATION_SUBMITTED", True),
+    ("$.message.order.items[*].id", "equals", "a", False),
+    ("$.message.order.missing", "equals", None, False),
+    ("$.message.order.items", "equals", [{"id": "a"}, {"id": "b"}], True),
+    ("$.message.order.id", "exists", True, True),
+    ("$.message.order.missing", "exists", True, False),
+    ("$.message.order.missing", "exists", False, True),
+    ("$.message.order.id", "exists", False, False),
+    ("$.message.order.items[*].id", "one_of", ["a", "b", "c"], True),
+    ("$.message.order.items[*].id", "one_of", ["a"], False),
+    ("$.message.order.missing", "one_of", ["a"], False),
+    ("$.message.order.id", "matches", "^order-\\d$", True),
+    ("$.message.order.id", "matches", "^ORDER", False),
+    ("$.message.order.n", "matches", "2", False),
+    ("$.message.order.states[*]", "matches", "SUBMITTED$", True),
+    ("$.message.order.items[*].id", "contains", "b", True),
+    ("$.message.order.items[*].id", "contains", "z", False),
+    ("$.message.order.missing", "contains", "a", False),
+])
+def test_assertion_semantics(path: str, op: str, value: object, passes: bool) -> None:
+    assert (Assertion(path, op, value).failure(DOC, {}) is None) is passes
+
+
+def test_a_failed_assertion_says_what_was_expected_and_found() -> None:
+    assert Assertion("$.message.order.id", "equals", "{{ order_id }}").failure(DOC, {"order_id": "x"}) == (
+        "equals 'x'", "order-1")
+    assert Assertion("$.message.order.items[*].id", "one_of", ["a"]).failure(DOC, {}) == (
+        "one_of ['a']", ["a", "b"])
+    assert Assertion("$.message.order.missing", "matches", "x").failure(DOC, {}) == ("matches 'x'", "(absent)")
+    assert Assertion("$.message.order.missing", "exists", True).failure(DOC, {}) == ("exists: True", "(absent)")
+    assert Assertion("$.message.order.id", "exists", False).failure(DOC, {}) == ("exists: False", ["order-1"])
+
+
+def test_assertion_values_are_templated() -> None:
+    variables = {"ids": ["a", "b"], "prefix": "order"}
+    assert Assertion("$.message.order.items[*].id", "one_of", "{{ ids }}").failure(DOC, variables) is None
+    assert Assertion("$.message.order.id", "matches", "^{{ prefix }}-").failure(DOC, variables) is None
+    assert Assertion("$.message.order.items[*].id", "contains", "{{ prefix }}").failure(DOC, variables) == (
+        "one match equal to 'order'", ["a", "b"])
+    with pytest.raises(ConfigError):
+        Assertion("$.message.order.id", "equals", "{{ nope }}").failure(DOC, variables)
+
+
+def test_describe_shows_the_rendered_value_when_it_can() -> None:
+    a = Assertion("$.x", "contains", "{{ provider_id }}")
+    assert a.describe() == "$.x contains '{{ provider_id }}'"
+    assert a.describe({"provider_id": "p1"}) == "$.x contains 'p1'"
+    assert a.describe({}) == "$.x contains '{{ provider_id }}'"
