@@ -11,6 +11,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import nacl.exceptions
@@ -61,10 +62,15 @@ class KeyPair:
     def key_id(self) -> str:
         return f"{self.subscriber_id}|{self.unique_key_id}|{ALGORITHM}"
 
+    @cached_property
+    def signer(self) -> nacl.signing.SigningKey:
+        """Derived once: deriving the key pair from the seed costs as much as signing a message."""
+        return nacl.signing.SigningKey(self.seed)
+
     @property
     def public_key(self) -> str:
         """Base64 of the 32-byte public key, as the registry publishes it."""
-        return base64.b64encode(bytes(nacl.signing.SigningKey(self.seed).verify_key)).decode()
+        return base64.b64encode(bytes(self.signer.verify_key)).decode()
 
     @property
     def private_key(self) -> str:
@@ -87,7 +93,7 @@ def sign(body: bytes, key: KeyPair, *, created: int | None = None, expires: int 
     created = int(time.time()) if created is None else created
     expires = created + validity if expires is None else expires
     message = signing_string(created, expires, body_digest(body)).encode()
-    signature = base64.b64encode(nacl.signing.SigningKey(key.seed).sign(message).signature).decode()
+    signature = base64.b64encode(key.signer.sign(message).signature).decode()
     return (f'Signature keyId="{key.key_id}",algorithm="{ALGORITHM}",created="{created}",expires="{expires}",'
             f'headers="{SIGNED_HEADERS}",signature="{signature}"')
 

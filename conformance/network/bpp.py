@@ -162,7 +162,10 @@ class ReferenceBPP(Participant):
             ttl = parse_duration(request_context.get("ttl"))
             delay += (ttl.total_seconds() if ttl is not None else 30.0) + 1.0
         if delay:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                return  # the network is stopping: a callback not yet due is dropped, not logged as a crash
         if not isinstance(reply_to, str):
             return
         for _ in range(2 if "duplicate-callback" in self.faults else 1):

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from conformance import signing
 from conformance.messages import dig
 from conformance.network.participant import INVALID_REQUEST, Participant, join, log_failure, nack
 
@@ -55,7 +54,7 @@ class ReferenceGateway(Participant):
 
     async def _relay(self, url: str, body: bytes, authorization: str | None) -> None:
         """Forward the exact bytes, keeping the sender's signature and adding the gateway's own."""
-        headers = {"X-Gateway-Authorization": signing.sign(body, self.key)}
+        headers = self.sign_headers(body, "X-Gateway-Authorization")
         if authorization:
             headers["Authorization"] = authorization
         try:

@@ -184,11 +184,12 @@ class Participant:
                             paths=errors[0].path)
         return body, doc
 
-    def sign_headers(self, body: bytes) -> dict[str, str]:
+    def sign_headers(self, body: bytes, header: str = "Authorization") -> dict[str, str]:
+        """This participant's signature of `body` in `header`, as its faults allow (none, or a wrong key)."""
         if "unsigned" in self.faults:
             return {}
         key = self._wrong_key if "bad-signature" in self.faults else self.key
-        return {"Authorization": signing.sign(body, key)}
+        return {header: signing.sign(body, key)}
 
     async def post(self, url: str, payload: dict[str, Any]) -> httpx.Response:
         """POST a message signed by this participant."""
