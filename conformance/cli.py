@@ -1,15 +1,16 @@
 """`deg-conformance`: the command-line front end. Parses arguments, calls the engine, prints, exits.
 
-Exit codes: 0 no errors, 1 errors found, 2 unusable input or arguments.
+Exit codes: 0 no errors, 1 errors found, 2 unusable input or arguments, 3 target unreachable (run).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import orjson
 
@@ -22,6 +23,7 @@ from conformance.rules import Settings
 from conformance.schemas import SchemaSet
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+REPORTS = Path("reports")
 
 
 def _schema_options(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +69,40 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--latency", type=float, help="seconds each BPP waits before a callback")
     sandbox.add_argument("--skew", type=int, help="seconds of clock skew allowed on signatures (default 5)")
     sandbox.add_argument("--list-faults", action="store_true", help="print the fault switches and exit")
+
+    run = sub.add_parser("run", help="play scenarios live against a target (default: the reference network)",
+                         description="Play YAML scenarios against a BPP or gateway, playing the BAP, and check every "
+                                     "message both ways. With no --target or --gateway, the reference network is "
+                                     "started and the scenarios run against it.")
+    run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO",
+                     help="scenario files or folders (default: the shipped scenarios/)")
+    run.add_argument("--role", choices=["bap"], default="bap", help="the part the harness plays (default bap)")
+    run.add_argument("--target", metavar="URL", help="the BPP under test: every request goes there")
+    run.add_argument("--gateway", metavar="URL", help="a gateway: searches go there, later requests to the "
+                                                      "chosen BPP's bpp_uri")
+    run.add_argument("--registry", metavar="URL", help="the registry to look signing keys up in")
+    run.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                     help="where the harness listens for callbacks (default 127.0.0.1, a free port)")
+    run.add_argument("--callback-url", metavar="URL", help="the public URL the target calls back (bap_uri), "
+                                                           "when it differs from --listen")
+    run.add_argument("--subscriber-id", default="deg-conformance.bap.local",
+                     help="the harness's subscriber id on the network")
+    run.add_argument("--key-id", default="deg-conformance-key-1", help="the unique key id of the harness's key")
+    run.add_argument("--key-file", type=Path, metavar="FILE",
+                     help="the harness's base64 Ed25519 private key (default: a fresh key)")
+    run.add_argument("--signatures", choices=["required", "optional", "off"], default="required",
+                     help="callbacks must be signed (required), are verified when signed (optional), or neither")
+    run.add_argument("--ack-timeout", type=float, default=5.0, metavar="SECONDS",
+                     help="wait this long for a synchronous ACK/NACK (default 5)")
+    run.add_argument("--callback-timeout", type=float, metavar="SECONDS",
+                     help="wait at most this long for any callback, whatever the ttl says")
+    run.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
+                     help="with the reference network: make a participant misbehave (see sandbox --list-faults)")
+    run.add_argument("--report-dir", type=Path, metavar="DIR", help="where reports go (default reports/<run-id>/)")
+    run.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    run.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
+                     help="scenarios played at once (default 1)")
+    _schema_options(run)
     return parser
 
 
@@ -91,6 +127,57 @@ def _progress(total: int) -> Progress | None:
     return show
 
 
+def _faults(items: list[str]) -> dict[str, frozenset[str]]:
+    faults: dict[str, set[str]] = {}
+    for item in items:
+        participant, sep, fault = item.partition("=")
+        if not sep or not participant or not fault:
+            raise ConfigError(f"--fault {item!r}: write PARTICIPANT=FAULT, e.g. sf-grid-loadflex=no-callback")
+        faults.setdefault(participant, set()).add(fault)
+    return {p: frozenset(f) for p, f in faults.items()}
+
+
+def _run(args: argparse.Namespace, engine: Engine) -> int:
+    # Imported here: the runner pulls in the network stack, which validate and rules do not need.
+    from conformance import scenario
+    from conformance.network import NetworkConfig
+    from conformance.reporting.live import run_text, step_line, write_reports
+    from conformance.reporting.run_summary import summary
+    from conformance.runner import Harness, RunConfig, load_key_file, new_run_id
+
+    scenarios = [scenario.load(p) for p in scenario.discover(args.scenarios or [scenario.SCENARIOS])]
+    if args.fault and (args.target or args.gateway):
+        raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
+    config = RunConfig(
+        target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
+        callback_url=args.callback_url, subscriber_id=args.subscriber_id, key_id=args.key_id,
+        private_key=load_key_file(args.key_file) if args.key_file else None, signatures=args.signatures,
+        ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout, concurrency=args.concurrency,
+        network=NetworkConfig(faults=_faults(args.fault)) if args.fault else None)
+    run_id = new_run_id()
+    report_dir = args.report_dir or REPORTS / run_id
+
+    lock = threading.Lock()
+
+    def progress(scenario_result: Any, step: Any) -> None:
+        with lock:  # scenarios run on several threads: one whole line at a time
+            sys.stderr.write(step_line(scenario_result, step) + "\n")
+            sys.stderr.flush()
+
+    with Harness(config, engine=engine, progress=progress) as harness:
+        where = "the reference network" if harness.network else (args.target or args.gateway)
+        print(f"run {run_id}: {len(scenarios)} scenario(s) against {where}, callbacks at {harness.callback_url}",
+              file=sys.stderr, flush=True)
+        result = harness.run(scenarios, run_id)
+    write_reports(result, report_dir, participant=where or "?")
+    if args.json:
+        print(orjson.dumps(summary(result), option=orjson.OPT_INDENT_2, default=str).decode())
+    else:
+        print(run_text(result))
+    print(f"reports in {report_dir}/", file=sys.stderr)
+    return result.exit_code
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
     from conformance.network import FAULTS, Network, NetworkConfig
@@ -99,19 +186,14 @@ def _sandbox(args: argparse.Namespace) -> int:
         for name, what in FAULTS.items():
             print(f"{name:32} {what}")
         return EXIT_OK
-    faults: dict[str, set[str]] = {}
-    for item in args.fault:
-        participant, sep, fault = item.partition("=")
-        if not sep or not participant or not fault:
-            raise ConfigError(f"--fault {item!r}: write PARTICIPANT=FAULT, e.g. sf-grid-loadflex=no-callback")
-        faults.setdefault(participant, set()).add(fault)
+    faults = _faults(args.fault)
     overrides = {"host": args.host, "port": args.port, "latency": args.latency, "skew": args.skew,
                  "catalogs": tuple(args.catalog) if args.catalog else None}
     config = NetworkConfig.from_file(args.config, **overrides) if args.config else NetworkConfig(
         **{k: v for k, v in overrides.items() if v is not None})
     if faults:
         merged = {p: frozenset(f) for p, f in config.faults.items()}
-        merged.update({p: merged.get(p, frozenset()) | frozenset(f) for p, f in faults.items()})
+        merged.update({p: merged.get(p, frozenset()) | f for p, f in faults.items()})
         config = dataclasses.replace(config, faults=merged)
     network = Network(config).start()
     try:
@@ -149,6 +231,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
     try:
         engine = _engine(args)
+        if args.command == "run":
+            return _run(args, engine)
         if args.command == "rules":
             if args.json:
                 print(orjson.dumps([r.as_dict() for r in engine.rules], option=orjson.OPT_INDENT_2).decode())

@@ -1,4 +1,10 @@
-"""pytest plugin (registered as `deg_conformance`): fixtures that run the reference DEG network in a test.
+"""pytest plugin (registered as `deg_conformance`): YAML scenarios as test items, and the reference network
+as fixtures.
+
+Scenario files (`*.yaml` in a folder named `scenarios`) are collected the way tavern collects its YAML
+tests: `pytest scenarios/ --deg-gateway URL`. Each item plays its scenario through one harness per pytest
+process (so `-n` workers each listen on their own port), against the reference network unless a target is
+given. A scenario file that does not parse or validate is a collection error naming the file and line.
 
     def test_my_bap(deg_network):
         httpx.post(f"{deg_network.bap_client_url}/search", json={...})
@@ -8,11 +14,99 @@
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from conformance import scenario
+from conformance.errors import ConfigError
 from conformance.network import Network, NetworkConfig
+from conformance.runner import Harness, RunConfig
+from conformance.runner.results import ScenarioResult
+
+_HARNESS = pytest.StashKey[Harness]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("deg-conformance", "DEG conformance scenarios")
+    group.addoption("--deg-target", metavar="URL", help="the BPP under test (default: the reference network)")
+    group.addoption("--deg-gateway", metavar="URL", help="a gateway to send searches to")
+    group.addoption("--deg-registry", metavar="URL", help="the registry to look signing keys up in")
+    group.addoption("--deg-listen", default="127.0.0.1:0", metavar="HOST:PORT", help="where callbacks are received")
+    group.addoption("--deg-callback-url", metavar="URL", help="the public URL the target calls back")
+    group.addoption("--deg-signatures", default="required", choices=["required", "optional", "off"])
+    group.addoption("--deg-callback-timeout", type=float, metavar="SECONDS", help="cap on every callback wait")
+    group.addoption("--deg-report-dir", type=Path, metavar="DIR", help="write Allure results for each scenario here")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            loaded = scenario.load(self.path)
+        except ConfigError as exc:
+            raise self.CollectError(str(exc)) from None
+        yield ScenarioItem.from_parent(self, name=loaded.id, scenario=loaded)
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__(result.scenario.id)
+        self.result = result
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: scenario.Scenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        for tag in scenario.tags:  # `pytest -m manual_flex` selects scenarios by tag
+            mark = tag.replace("-", "_")
+            self.config.addinivalue_line("markers", f"{mark}: scenarios tagged {tag}")
+            self.add_marker(mark)
+
+    def runtest(self) -> None:
+        result = _harness(self.config).play(self.scenario)
+        directory = self.config.getoption("deg_report_dir")
+        if directory is not None:
+            from conformance.reporting.allure import AllureWriter
+            AllureWriter(directory / "allure-results", participant=_participant(self.config)).scenario(result)
+        if result.status != "passed":
+            raise ScenarioFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            from conformance.reporting.live import scenario_text
+            return scenario_text(excinfo.value.result)
+        if isinstance(excinfo.value, ConfigError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario: {self.scenario.name}"
+
+
+def _participant(config: pytest.Config) -> str:
+    return config.getoption("deg_target") or config.getoption("deg_gateway") or "the reference network"
+
+
+def _harness(config: pytest.Config) -> Harness:
+    """One harness per pytest process, started on first use and stopped when the session ends."""
+    if _HARNESS not in config.stash:
+        harness = Harness(RunConfig(
+            target=config.getoption("deg_target"), gateway=config.getoption("deg_gateway"),
+            registry=config.getoption("deg_registry"), listen=config.getoption("deg_listen"),
+            callback_url=config.getoption("deg_callback_url"), signatures=config.getoption("deg_signatures"),
+            callback_timeout=config.getoption("deg_callback_timeout")))
+        config.stash[_HARNESS] = harness
+        config.add_cleanup(harness.stop)
+        harness.start()
+    return config.stash[_HARNESS]
 
 
 class NetworkFactory:

@@ -1,0 +1,65 @@
+"""Reports of a live run: a line per step as it happens, the findings and verdict, and the report files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from conformance.reporting.allure import AllureWriter
+from conformance.reporting.junit import junit_xml
+from conformance.reporting.run_summary import summary
+from conformance.runner.results import RunResult, ScenarioResult, StepResult
+
+
+def step_line(scenario: ScenarioResult, step: StepResult) -> str:
+    """`manual-optin-sf-grid  3/6 confirm   ACK 4 ms · on_confirm ×1 · ok`"""
+    total = len(scenario.scenario.steps)
+    reply = step.reply
+    if reply is None:
+        sent = "not sent"
+    elif reply.error is not None:
+        sent = reply.error
+    else:
+        code = f" {reply.error_code}" if reply.error_code else ""
+        latency = f" {reply.latency * 1000:.0f} ms" if reply.latency is not None else ""
+        sent = f"{reply.ack or f'HTTP {reply.status}'}{code}{latency}"
+    got = f" · {step.callbacks[0].action or 'callback'} ×{len(step.callbacks)}" if step.callbacks else ""
+    errors = sorted({f.rule_id for f in step.findings if f.severity.value == "error"})
+    verdict = "FAIL " + ", ".join(errors) if errors else "ok"
+    if step.request is None and scenario.error is not None:
+        verdict = "BROKEN (the scenario cannot go on)"
+    return f"{scenario.scenario.id:34} {step.index}/{total} {step.action:8} {sent}{got} · {verdict}"
+
+
+def scenario_text(s: ScenarioResult) -> str:
+    """A scenario's verdict, why it could not finish (if so), and its findings."""
+    mark = {"passed": "PASS", "failed": "FAIL", "broken": "BROKEN"}[s.status]
+    out = [f"{mark:6} {s.scenario.id}  ({s.scenario.name}; transaction {s.transaction_id})"]
+    if s.error:
+        out.append(f"  {s.error}")
+    out += ["  " + f.text().replace("\n", "\n  ") for f in s.findings]
+    if s.harness_findings:
+        out.append(f"  ({len(s.harness_findings)} finding(s) on the harness's own requests, not counted: "
+                   f"{', '.join(sorted({f.rule_id for f in s.harness_findings}))})")
+    return "\n".join(out)
+
+
+def run_text(run: RunResult) -> str:
+    """Every scenario's verdict and findings, then the totals."""
+    out = [scenario_text(s) for s in run.scenarios]
+    if run.strays:
+        out.append(f"{len(run.strays)} message(s) arrived for transactions no scenario started (see the report)")
+    statuses = [s.status for s in run.scenarios]
+    out.append(f"{statuses.count('passed')} passed, {statuses.count('failed')} failed, {statuses.count('broken')} "
+               f"broken of {len(statuses)} scenario(s) in {run.stopped - run.started:.1f} s")
+    return "\n".join(out)
+
+
+def write_reports(run: RunResult, directory: Path, *, participant: str) -> None:
+    """Allure results, junit.xml and summary.json under `directory` (made if missing)."""
+    allure = AllureWriter(directory / "allure-results", participant=participant)
+    for scenario in run.scenarios:
+        allure.scenario(scenario)
+    allure.run(run)
+    (directory / "junit.xml").write_bytes(junit_xml(run))
+    (directory / "summary.json").write_bytes(orjson.dumps(summary(run), option=orjson.OPT_INDENT_2, default=str))

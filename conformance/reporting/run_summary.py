@@ -1,0 +1,60 @@
+"""summary.json: a live run for machines: counts, every scenario and step, and every finding in full."""
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.findings import Finding
+from conformance.messages import Message
+from conformance.runner.results import RunResult, ScenarioResult, StepResult
+
+
+def summary(run: RunResult) -> dict[str, Any]:
+    statuses = [s.status for s in run.scenarios]
+    return {
+        "run_id": run.run_id,
+        "started": run.started,
+        "duration_s": round(run.stopped - run.started, 3),
+        "settings": run.settings,
+        "scenarios_total": len(run.scenarios),
+        "passed": statuses.count("passed"),
+        "failed": statuses.count("failed"),
+        "broken": statuses.count("broken"),
+        "exit_code": run.exit_code,
+        "scenarios": [_scenario(s) for s in run.scenarios],
+        "findings": [finding_record(s, f) for s in run.scenarios for f in s.findings],
+        "unexpected_messages": [message_record(m) for m in run.strays],
+    }
+
+
+def finding_record(scenario: ScenarioResult, finding: Finding) -> dict[str, Any]:
+    step = scenario.step_of(finding)
+    return {**finding.as_dict(), "scenario": scenario.scenario.id, "scenario_name": scenario.scenario.name,
+            "step": step.index if step else None, "step_name": step.name if step else None}
+
+
+def _scenario(s: ScenarioResult) -> dict[str, Any]:
+    return {
+        "id": s.scenario.id, "name": s.scenario.name, "file": str(s.scenario.path), "status": s.status,
+        "transaction_id": s.transaction_id, "duration_s": round(s.stopped - s.started, 3), "error": s.error,
+        "errors": len(s.errors), "warnings": len(s.findings) - len(s.errors),
+        "steps": [_step(step) for step in s.steps],
+        "unexpected_messages": [message_record(m) for m in s.unexpected],
+        "harness_findings": [finding_record(s, f) for f in s.harness_findings],
+    }
+
+
+def _step(step: StepResult) -> dict[str, Any]:
+    reply = step.reply
+    return {
+        "index": step.index, "name": step.name, "action": step.action, "passed": step.passed, "url": step.url,
+        "message_id": step.request.message_id if step.request else None,
+        "http_status": reply.status if reply else None, "ack": reply.ack if reply else None,
+        "ack_latency_ms": round(reply.latency * 1000, 1) if reply and reply.latency is not None else None,
+        "callbacks": len(step.callbacks),
+    }
+
+
+def message_record(msg: Message) -> dict[str, Any]:
+    return {"received_at": msg.received_at.isoformat() if msg.received_at else None, "endpoint": msg.endpoint,
+            "action": msg.action, "transaction_id": msg.transaction_id, "message_id": msg.message_id,
+            "body": msg.body, "decode_error": msg.decode_error}

@@ -1,0 +1,199 @@
+"""The live runner: plays a Beckn participant against a target and checks every message both ways.
+
+    with Harness(RunConfig(gateway="https://gw.example", registry="https://reg.example", ...)) as harness:
+        result = harness.run([scenario.load(path) for path in paths])
+
+With neither a target nor a gateway, the harness starts the reference network and plays against it.
+One listener serves every scenario of a run; callbacks are told apart by transaction_id, so scenarios
+may run concurrently (`concurrency`) without seeing each other's messages.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from conformance.engine import Engine
+from conformance.errors import ConfigError
+from conformance.messages import Message
+from conformance.network import Network, NetworkConfig
+from conformance.network.participant import join
+from conformance.network.registry import Subscriber
+from conformance.runner import bap
+from conformance.runner.listener import SIGNATURE_MODES, Inbox, Listener
+from conformance.runner.results import RunResult, ScenarioResult, StepResult
+from conformance.scenario import Scenario
+from conformance.signing import KeyPair
+from conformance.transport import BackgroundServer, bind
+
+__all__ = ["Harness", "RunConfig", "RunResult", "ScenarioResult", "StepResult"]
+
+Progress = Callable[[ScenarioResult, StepResult], None]
+MAX_WAIT = 86400
+"""The longest wait (seconds) a run accepts for any timeout."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Where the target is, who the harness is on the network, and how long to wait."""
+
+    target: str | None = None
+    """A BPP's base URL: every request goes there."""
+    gateway: str | None = None
+    """A gateway's base URL: searches go there, later requests to the chosen BPP's bpp_uri."""
+    registry: str | None = None
+    """Where signing keys are looked up; without one, callbacks' signatures cannot be verified."""
+    listen: str = "127.0.0.1:0"
+    callback_url: str | None = None
+    """The URL the target calls back (bap_uri); default the listener's own address."""
+    subscriber_id: str = "deg-conformance.bap.local"
+    key_id: str = "deg-conformance-key-1"
+    private_key: str | None = field(default=None, repr=False)
+    """Base64 Ed25519 private key; default a fresh one (fine for the reference network)."""
+    signatures: str = "required"
+    ack_timeout: float = 5.0
+    """Seconds to wait for a synchronous ACK/NACK."""
+    callback_timeout: float | None = None
+    """A cap on every callback wait, whatever the ttl says (for quick runs against a silent target)."""
+    settle: float = 0.3
+    """Seconds to keep listening after a scenario's last step, to catch duplicates and late callbacks."""
+    skew: int = 5
+    concurrency: int = 1
+    network: NetworkConfig | None = None
+    """The reference network to start when there is no target (default settings when None)."""
+
+    def __post_init__(self) -> None:
+        if self.signatures not in SIGNATURE_MODES:
+            raise ConfigError(f"signatures must be one of {', '.join(SIGNATURE_MODES)}, not {self.signatures!r}")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        # A negative or infinite wait is a traceback deep in the socket layer, or a hang: refuse it here.
+        for name, value, zero_ok in (("ack-timeout", self.ack_timeout, False),
+                                     ("callback-timeout", self.callback_timeout, False), ("settle", self.settle, True)):
+            if value is not None and not ((0 <= value if zero_ok else 0 < value) and value <= MAX_WAIT):
+                raise ConfigError(f"{name} {value!r} is not a number of seconds "
+                                  f"{'from 0' if zero_ok else 'above 0'} up to {MAX_WAIT}")
+        for name in ("target", "gateway", "registry", "callback_url"):
+            value = getattr(self, name)
+            if value is not None and not value.startswith(("http://", "https://")):
+                raise ConfigError(f"{name.replace('_', '-')} {value!r} is not an http(s) URL")
+
+
+class Harness:
+    """One live run's moving parts: the callback listener, the harness's key, and (by default) the
+    reference network. Use as a context manager; everything it started is stopped on exit."""
+
+    def __init__(self, config: RunConfig, *, engine: Engine | None = None, progress: Progress | None = None) -> None:
+        self.config = config
+        self.engine = engine or Engine()
+        self._progress = progress
+        try:
+            self.key = (KeyPair.from_private_key(config.subscriber_id, config.key_id, config.private_key)
+                        if config.private_key else KeyPair.generate(config.subscriber_id, config.key_id))
+        except ValueError as exc:
+            raise ConfigError(f"the harness's private key: {exc}") from None
+        self.inbox = Inbox()
+        self.network: Network | None = None
+        self.gateway, self.target, self.registry = config.gateway, config.target, config.registry
+        self._server: BackgroundServer | None = None
+        self.callback_url = ""
+
+    def __enter__(self) -> "Harness":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        host, _, port = self.config.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--listen {self.config.listen!r}: write HOST:PORT, e.g. 127.0.0.1:8081")
+        sock = bind(host, int(port))
+        if self.target is None and self.gateway is None:
+            self.network = Network(self.config.network or NetworkConfig()).start()
+            self.gateway, self.registry = self.network.gateway_url, self.network.registry_url
+        listener = Listener(self.inbox, registry_url=self.registry, signatures=self.config.signatures,
+                            skew=self.config.skew, realm=self.key.subscriber_id)
+        self._server = BackgroundServer(sock, name="callback listener")
+        self.callback_url = (self.config.callback_url or self._server.url).rstrip("/")
+        self._server.start(listener.app())
+        if self.network is not None:
+            self.network.registry.subscribers.append(Subscriber.for_key(
+                self.key, url=self.callback_url, type="BAP", domain=self.network.config.domain))
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        if self.network is not None:
+            self.network.stop()
+
+    @property
+    def verifies_signatures(self) -> bool:
+        return self.registry is not None and self.config.signatures != "off"
+
+    def url_for(self, action: str, context: dict[str, Any]) -> str:
+        """Searches go to the gateway when there is one; everything else to the target BPP, or else to the
+        bpp_uri the context names (the provider chosen from on_search)."""
+        if action == "search" and self.gateway is not None:
+            return join(self.gateway, action)
+        if self.target is not None:
+            return join(self.target, action)
+        uri = context.get("bpp_uri")
+        if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+            raise ConfigError(f"{action} needs context.bpp_uri (save it from on_search) or a --target")
+        return join(uri, action)
+
+    def progress(self, scenario: ScenarioResult, step: StepResult) -> None:
+        if self._progress is not None:
+            self._progress(scenario, step)
+
+    def run(self, scenarios: list[Scenario], run_id: str | None = None) -> RunResult:
+        """Play every scenario (`config.concurrency` at a time); results come back in the given order."""
+        result = RunResult(run_id or new_run_id(), time.time(), settings=self.describe())
+        with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="scenario") as pool:
+            result.scenarios = list(pool.map(self.play, scenarios))
+        known = {s.transaction_id for s in result.scenarios}
+        result.strays = [Message(r.doc, "unexpected", n, seq=n, received_at=r.received_at, direction="in",
+                                 endpoint=r.path, signatures=r.signatures, decode_error=r.decode_error,
+                                 size=len(r.raw))
+                         for n, r in enumerate(self.inbox.strays(known), 1)]
+        result.stopped = time.time()
+        return result
+
+    def play(self, scenario: Scenario) -> ScenarioResult:
+        if scenario.role != "bap":
+            raise ConfigError(f"{scenario.path}: role {scenario.role!r} is not supported yet")
+        return bap.play(scenario, self)
+
+    def describe(self) -> dict[str, Any]:
+        """The run's settings as reports show them (no private key)."""
+        return {"role": "bap", "target": self.target, "gateway": self.gateway, "registry": self.registry,
+                "callback_url": self.callback_url, "subscriber_id": self.key.subscriber_id,
+                "signatures": self.config.signatures if self.verifies_signatures else "off",
+                "reference_network": self.network is not None, "concurrency": self.config.concurrency}
+
+
+def new_run_id() -> str:
+    """Sortable and unique: 20261128-134501-3f9a."""
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def load_key_file(path: Path) -> str:
+    """The base64 private key in a key file (the first non-empty line that is not a comment)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"--key-file {path}: cannot read: {exc.strerror or exc}") from None
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.strip()
+    raise ConfigError(f"--key-file {path}: no key in the file")

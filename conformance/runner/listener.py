@@ -1,0 +1,168 @@
+"""The harness's callback endpoint: receives whatever the target sends, verifies it, and keeps all of it.
+
+Nothing is dropped here: a body that is not JSON, a callback for a transaction no scenario started, a
+second copy of a callback. Scenarios take what they expect from the inbox; the rest is reported as
+unexpected. Signatures are verified on arrival against the exact bytes, while the registry's keys are
+the ones in force.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Callable
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from conformance import signing
+from conformance.messages import SignatureCheck, dig
+from conformance.network.participant import INVALID_REQUEST, ack, nack
+from conformance.network.registry import RegistryClient
+from conformance.signing import SignatureError
+
+SIGNATURE_MODES = ("required", "optional", "off")
+
+
+@dataclass(slots=True)
+class Received:
+    """One POST the target made to the harness, exactly as it came."""
+
+    received_at: datetime
+    path: str
+    raw: bytes
+    doc: Any
+    """Decoded JSON, or None (then `decode_error` says why)."""
+    decode_error: str | None
+    headers: dict[str, str]
+    signatures: tuple[SignatureCheck, ...]
+    claimed: bool = False
+    """Taken by a scenario step; unclaimed messages are reported as unexpected."""
+
+    @property
+    def action(self) -> str | None:
+        value = dig(self.doc, "context", "action")
+        return value if isinstance(value, str) else None
+
+    @property
+    def transaction_id(self) -> str | None:
+        value = dig(self.doc, "context", "transaction_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def message_id(self) -> str | None:
+        value = dig(self.doc, "context", "message_id")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(slots=True)
+class Inbox:
+    """Everything received, by transaction_id, with a way to wait for what a step expects."""
+
+    by_transaction: dict[str | None, list[Received]] = field(default_factory=dict)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def add(self, received: Received) -> None:
+        with self._cond:
+            self.by_transaction.setdefault(received.transaction_id, []).append(received)
+            self._cond.notify_all()
+
+    def wait(self, transaction_id: str, ready: Callable[[list[Received]], bool], deadline: float) -> list[Received]:
+        """Block until `ready(messages of the transaction)` or the monotonic deadline; return those messages."""
+        with self._cond:
+            while True:
+                messages = list(self.by_transaction.get(transaction_id, []))
+                left = deadline - time.monotonic()
+                if ready(messages) or left <= 0:
+                    return messages
+                self._cond.wait(timeout=left)
+
+    def messages(self, transaction_id: str | None) -> list[Received]:
+        with self._cond:
+            return list(self.by_transaction.get(transaction_id, []))
+
+    def answering(self, message_ids: set[str | None], transaction_id: str) -> list[Received]:
+        """Messages filed under another transaction that answer one of these requests (a callback with the
+        wrong transaction_id): they belong in the report of the scenario that sent the request."""
+        with self._cond:
+            return [r for tid, msgs in self.by_transaction.items() if tid != transaction_id
+                    for r in msgs if r.message_id in message_ids]
+
+    def strays(self, known: set[str]) -> list[Received]:
+        """Messages of no transaction any scenario started: reported at run level, never lost."""
+        with self._cond:
+            return [r for tid, msgs in self.by_transaction.items() if tid not in known for r in msgs if not r.claimed]
+
+
+class Listener:
+    """The Starlette app behind the harness's callback URL. Any path is accepted (`{bap_uri}/on_search`)."""
+
+    def __init__(self, inbox: Inbox, *, registry_url: str | None, signatures: str = "required", skew: int = 5,
+                 realm: str = "deg-conformance") -> None:
+        if signatures not in SIGNATURE_MODES:
+            raise ValueError(f"signatures must be one of {SIGNATURE_MODES}")
+        self.inbox = inbox
+        self.registry_url = registry_url
+        self.mode = signatures if registry_url is not None else "off"
+        self.skew = skew
+        self.realm = realm
+        self._registry: RegistryClient | None = None
+
+    def app(self) -> Starlette:
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with httpx.AsyncClient(timeout=5.0, trust_env=False) as http:
+                if self.registry_url is not None:
+                    self._registry = RegistryClient(self.registry_url, http)
+                yield
+
+        return Starlette(routes=[Route("/{path:path}", self.receive, methods=["POST"])], lifespan=lifespan)
+
+    async def receive(self, request: Request) -> JSONResponse:
+        received_at = datetime.now(timezone.utc)
+        raw = await request.body()
+        try:
+            doc, error = orjson.loads(raw), None
+        except orjson.JSONDecodeError as exc:
+            doc, error = None, str(exc)
+        headers = {k: v for k, v in request.headers.items()}
+        checks = await self._verify(raw, doc, headers)
+        self.inbox.add(Received(received_at, request.url.path, raw, doc, error, headers, checks))
+        if error is not None or not isinstance(doc, dict) or not isinstance(doc.get("context"), dict):
+            return nack(INVALID_REQUEST, "the body is not a Beckn message ({context, message})")
+        failed = next((c for c in checks if c.reason is not None), None)
+        if failed is not None:
+            return nack(INVALID_REQUEST, f"{failed.reason}: {failed.detail}", status=401, realm=self.realm)
+        return ack()
+
+    async def _verify(self, raw: bytes, doc: Any, headers: dict[str, str]) -> tuple[SignatureCheck, ...]:
+        if self.mode == "off" or self._registry is None:
+            return ()
+        checks = []
+        authorization = headers.get("authorization")
+        if authorization is not None or self.mode == "required":
+            sender = dig(doc, "context", "bpp_id")
+            checks.append(await self._check("Authorization", raw, authorization, sender if isinstance(sender, str) else None))
+        gateway = headers.get("x-gateway-authorization")
+        if gateway is not None:
+            checks.append(await self._check("X-Gateway-Authorization", raw, gateway, None))
+        return tuple(checks)
+
+    async def _check(self, name: str, raw: bytes, header: str | None, sender: str | None) -> SignatureCheck:
+        assert self._registry is not None
+        try:
+            params = signing.parse(header)
+            try:
+                public = await self._registry.public_key(params.subscriber_id, params.unique_key_id)
+            except (httpx.HTTPError, ValueError) as exc:
+                return SignatureCheck(name, "SIG_KEY_UNKNOWN", f"the registry lookup failed: {exc}")
+            signing.verify(raw, header, lambda s, k: public, skew=self.skew, subscriber_id=sender)
+        except SignatureError as exc:
+            return SignatureCheck(name, exc.reason, exc.detail)
+        return SignatureCheck(name, None)

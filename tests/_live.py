@@ -1,0 +1,113 @@
+"""Helpers for the live-run tests: tiny targets on loopback, scenario files, and faulty reference networks.
+
+Every server here binds 127.0.0.1 on a free port and is stopped by the test that started it.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import textwrap
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from conformance.network.participant import now_rfc3339
+from conformance.transport import BackgroundServer, bind
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "scenarios" / "demand-flexibility"
+ACK = {"message": {"ack": {"status": "ACK"}}}
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on a free loopback port for the duration of the block; yields its base URL."""
+    server = BackgroundServer(bind("127.0.0.1", 0), name="test target")
+    server.start(app)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def closed_port_url() -> str:
+    """A loopback URL nobody listens on (the port was free a moment ago and is closed again)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    """Write a file (a scenario, a fixture) under `directory`, dedented; returns its path."""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+ONE_SEARCH = """
+    name: one search
+    steps:
+      - {name: discover, send: search}
+"""
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class TinyBPP:
+    """A hand-made target: counts what it receives, answers each action as told.
+
+    `replies` maps an action to what to do: "ack" (ACK and call back with `callbacks[action]`), "ack-only"
+    (ACK, never call back), "nack:<code>", "text" (a 502 HTML page), "slow" (ACK after `slow_for` seconds, or
+    as soon as `release` is set, so that stopping the server need not wait).
+    """
+
+    replies: dict[str, str] = field(default_factory=dict)
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    slow_for: float = 1.0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{action}", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        doc = orjson.loads(await request.body())
+        self.received.append(doc)
+        what = self.replies.get(action, "ack-only")
+        if what == "text":
+            return PlainTextResponse("<html><body>502 Bad Gateway</body></html>", status_code=502)
+        if what == "slow":
+            until = time.monotonic() + self.slow_for
+            while time.monotonic() < until and not self.release.is_set():
+                await asyncio.sleep(0.02)
+            return JSONResponse(ACK)
+        if what.startswith("nack:"):
+            return JSONResponse({"message": {"ack": {"status": "NACK"}},
+                                 "error": {"code": what[5:], "message": "refused by the test target"}},
+                                status_code=400)
+        if what == "ack":
+            return JSONResponse(ACK, background=BackgroundTask(self.call_back, action, doc))
+        return JSONResponse(ACK)
+
+    async def call_back(self, action: str, request: dict[str, Any]) -> None:
+        context = {**request["context"], "action": f"on_{action}", "bpp_id": "tiny.bpp.test",
+                   "bpp_uri": "http://127.0.0.1:9/tiny", "timestamp": now_rfc3339()}
+        body = {"context": context, **self.callbacks.get(action, {"message": {}})}
+        async with httpx.AsyncClient(trust_env=False) as client:
+            await client.post(f"{context['bap_uri']}/on_{action}", json=body)

@@ -1,0 +1,231 @@
+"""`deg-conformance run`: exit codes (0 passed, 1 conformance failures, 2 bad usage or scenario, 3 target
+unreachable), reports on disk, bounded waits, and never a traceback."""
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conformance.cli import main
+from tests._live import ONE_SEARCH, ROOT, SHIPPED, TinyBPP, closed_port_url, serve, write
+
+Capture = pytest.CaptureFixture[str]
+QUICK = ["--callback-timeout", "0.3", "--ack-timeout", "0.5"]
+
+
+def run(capsys: Capture, *argv: str) -> tuple[int, str, str]:
+    code = main(["run", *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+# --- against the reference network -----------------------------------------------------------------------
+
+def test_the_shipped_suite_passes(capsys: Capture, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "-n", "5", "--callback-timeout", "1.5", "--report-dir", str(tmp_path))
+    assert code == 0, out
+    assert out.count("PASS   ") == 5 and "5 passed, 0 failed, 0 broken of 5 scenario(s)" in out
+    assert "5 scenario(s) against the reference network" in err and f"reports in {tmp_path}/" in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["passed"], summary["failed"], summary["exit_code"], summary["findings"]) == (5, 0, 0, [])
+    assert summary["settings"]["reference_network"] is True and summary["settings"]["concurrency"] == 5
+
+
+def test_a_fault_fails_the_right_scenario_and_every_report_says_so(capsys: Capture, tmp_path: Path) -> None:
+    failing, passing = SHIPPED / "manual-optin-sf-grid.yaml", SHIPPED / "automated-control-flexigrid.yaml"
+    code, out, err = run(capsys, str(failing), str(passing), "--fault", "sf-grid-loadflex=enum-out-of-range",
+                         "-n", "2", "--callback-timeout", "1.5", "--report-dir", str(tmp_path), "--json")
+    assert code == 1
+    printed = json.loads(out)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert printed["findings"] == summary["findings"]
+    assert (summary["scenarios_total"], summary["passed"], summary["failed"], summary["exit_code"]) == (2, 1, 1, 1)
+    # the live step line knows the runner's own checks; the rule engine runs once the transaction is over
+    assert "manual-optin-sf-grid               3/6 confirm  ACK" in err and "· FAIL RUN_ASSERTION" in err
+
+    manual = next(s for s in summary["scenarios"] if s["id"] == "manual-optin-sf-grid")
+    confirm = manual["steps"][2]
+    l2 = [f for f in summary["findings"] if f["rule_id"] == "L2_FULFILLMENT_STATE"]
+    assert l2[0] | {"expected": None, "title": None, "clause": None, "must": None} == {
+        "rule_id": "L2_FULFILLMENT_STATE", "severity": "error", "scenario": "manual-optin-sf-grid",
+        "scenario_name": "Manual opt-in with SF Grid LoadFlex", "step": 3, "step_name": "confirm enrolment",
+        "action": "on_confirm", "transaction_id": manual["transaction_id"], "message_id": confirm["message_id"],
+        "source": "manual-optin-sf-grid", "index": l2[0]["index"], "path": "$.message.order.fulfillments[0].state.descriptor.code",
+        "expected": None, "found": "SMS", "title": None, "clause": None, "must": None}
+    for f in summary["findings"]:
+        assert f["scenario"] == "manual-optin-sf-grid"
+        assert {"rule_id", "severity", "scenario", "step", "action", "transaction_id", "message_id", "path",
+                "expected", "found"} <= set(f)
+    # the scenario's own assertion on the state failed too, on the same message
+    assertion = next(f for f in summary["findings"] if f["rule_id"] == "RUN_ASSERTION" and f["step"] == 3)
+    assert (assertion["action"], assertion["message_id"], assertion["found"]) == (
+        "on_confirm", confirm["message_id"], "SMS")
+
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "0")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert set(cases) == {"manual-optin-sf-grid", "automated-control-flexigrid"}
+    failure = cases["manual-optin-sf-grid"].find("failure")
+    assert failure is not None and "L2_FULFILLMENT_STATE" in (failure.get("message") or "")
+    assert "$.message.order.fulfillments[0].state.descriptor.code must" in (failure.text or "")
+    assert cases["automated-control-flexigrid"].find("failure") is None
+
+    allure = tmp_path / "allure-results"
+    results = {r["name"]: r for r in (json.loads(p.read_text()) for p in allure.glob("*-result.json"))}
+    assert len(results) == 2
+    bad = results["Manual opt-in with SF Grid LoadFlex"]
+    assert bad["status"] == "failed" and {"name": "rule", "value": "L2_FULFILLMENT_STATE"} in bad["labels"]
+    assert [s["status"] for s in bad["steps"]] == ["passed", "passed", "failed", "failed", "passed", "failed"]
+    confirm_step = bad["steps"][2]
+    assert confirm_step["name"] == "3. confirm: confirm enrolment"
+    names = [a["name"] for a in confirm_step["attachments"]]
+    assert names == ["request: confirm", "synchronous response", "callback: on_confirm #1", "findings"]
+    for a in confirm_step["attachments"]:
+        assert (allure / a["source"]).is_file()
+    callback = json.loads((allure / confirm_step["attachments"][2]["source"]).read_text())
+    assert callback["message_id"] == confirm["message_id"]
+    assert callback["body"]["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"] == "SMS"
+    assert results["Automated device control with FlexiGrid Aggregator"]["status"] == "passed"
+
+
+def test_text_output_reads_as_findings(capsys: Capture, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, str(SHIPPED / "unknown-order.yaml"), "--fault", "sf-grid-loadflex=nack-everything",
+                       "--callback-timeout", "1", "--report-dir", str(tmp_path))
+    assert code == 1
+    assert out.startswith("FAIL   unknown-order  (Status and cancel of an order that does not exist; transaction ")
+    # sf-grid NACKs even the search the gateway relays, so only flexigrid's catalog comes back
+    assert "ERROR   RUN_ASSERTION  unknown-order:" in out
+    assert "expected: \"a on_search where $.message.catalog.providers[*].id contains 'provider_demand_flex_001'\"" \
+        in out
+    assert out.rstrip().endswith("s") and "0 passed, 1 failed, 0 broken of 1 scenario(s)" in out
+
+
+# --- hand-made targets: exit codes, bounded waits --------------------------------------------------------
+
+def test_unreachable_target_exits_3(capsys: Capture, tmp_path: Path) -> None:
+    s = write(tmp_path, "s.yaml", ONE_SEARCH)
+    started = time.monotonic()
+    code, out, _ = run(capsys, str(s), "--target", closed_port_url(), *QUICK, "--report-dir", str(tmp_path / "r"))
+    assert code == 3 and "RUN_UNREACHABLE" in out and "unreachable: ConnectError" in out
+    assert time.monotonic() - started < 5
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["exit_code"] == 3
+
+
+def test_non_json_target_exits_1(capsys: Capture, tmp_path: Path) -> None:
+    s = write(tmp_path, "s.yaml", ONE_SEARCH)
+    with serve(TinyBPP(replies={"search": "text"}).app()) as url:
+        code, out, err = run(capsys, str(s), "--target", url, *QUICK, "--report-dir", str(tmp_path / "r"))
+    assert code == 1
+    assert "RUN_OUTCOME" in out and "found:    'HTTP 502, neither ACK nor NACK'" in out and "SCH_ACK_RESPONSE" in out
+    assert "1/1 search   HTTP 502" in err
+
+
+def test_slow_target_exits_1_without_waiting_for_it(capsys: Capture, tmp_path: Path) -> None:
+    s = write(tmp_path, "s.yaml", ONE_SEARCH)
+    slow = TinyBPP(replies={"search": "slow"}, slow_for=5.0)
+    with serve(slow.app()) as url:
+        started = time.monotonic()
+        code, out, _ = run(capsys, str(s), "--target", url, "--ack-timeout", "0.2", "--report-dir",
+                           str(tmp_path / "r"))
+        took = time.monotonic() - started
+        slow.release.set()
+    assert code == 1 and "TIM_NO_ACK" in out and "timeout: no reply within 0.2s" in out
+    assert took < 2.5  # not the 5 s the target takes
+
+
+def test_target_that_never_calls_back_exits_1_after_the_window(capsys: Capture, tmp_path: Path) -> None:
+    s = write(tmp_path, "s.yaml", ONE_SEARCH)
+    with serve(TinyBPP(replies={"search": "ack-only"}).app()) as url:
+        started = time.monotonic()
+        code, out, _ = run(capsys, str(s), "--target", url, *QUICK, "--report-dir", str(tmp_path / "r"))
+        took = time.monotonic() - started
+    assert code == 1 and "TIM_CALLBACK_MISSING" in out and "expected: 'on_search within 0.3 s'" in out
+    assert 0.3 <= took < 3
+
+
+# --- bad usage and bad scenarios: exit 2, nothing sent ---------------------------------------------------
+
+BAD_SCENARIOS = {
+    "schema.yaml": ("name: bad\nsteps:\n  - send: search\n    expect: {count: 0}\n", ":4: steps/0/expect/count"),
+    "yaml.yaml": ("name: bad\nsteps:\n  - name: [oops\n    send: search\n", ":4:9: not valid YAML"),
+    "template.yaml": ("name: bad\nsteps:\n  - send: search\n  - send: status\n", ":4: steps/1: body "),
+    "fixture.yaml": ("name: bad\nsteps:\n  - {send: search, body: nowhere.json}\n", ":3: body 'nowhere.json'"),
+    "jsonpath.yaml": ("name: bad\nsteps:\n  - send: search\n    save: {x: '$.a['}\n", ":3: '$.a[' is not a JSONPath"),
+    "regex.yaml": ("name: bad\nsteps:\n  - send: search\n    assert: [{path: $.a, matches: '[z-a]'}]\n",
+                   ":3: matches '[z-a]' is not a regular expression"),
+    "key.yaml": ("name: bad\nsteps:\n  - send: search\n    sned: init\n", ":4: steps/0: Additional properties"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SCENARIOS))
+def test_a_bad_scenario_exits_2_before_anything_is_sent(capsys: Capture, tmp_path: Path, name: str) -> None:
+    text, where = BAD_SCENARIOS[name]
+    good = write(tmp_path, "a-good.yaml", ONE_SEARCH)
+    bad = write(tmp_path, name, text)
+    target = TinyBPP(replies={"search": "ack"})
+    with serve(target.app()) as url:
+        code, out, err = run(capsys, str(good), str(bad), "--target", url, *QUICK, "--report-dir",
+                             str(tmp_path / "r"))
+    assert code == 2
+    assert err.startswith(f"deg-conformance: error: {bad}{where}"), err
+    assert out == "" and target.received == []
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--target", "ftp://bpp.example"], "target 'ftp://bpp.example' is not an http(s) URL"),
+    (["--gateway", "bpp.example"], "gateway 'bpp.example' is not an http(s) URL"),
+    (["-n", "0"], "concurrency must be at least 1"),
+    (["--ack-timeout", "-1"], "ack-timeout -1.0 is not a number of seconds above 0"),
+    (["--ack-timeout", "inf"], "ack-timeout inf is not a number of seconds above 0"),
+    (["--callback-timeout", "nan"], "callback-timeout nan is not a number of seconds above 0"),
+    (["--listen", "nowhere"], "--listen 'nowhere': write HOST:PORT"),
+    (["--listen", "127.0.0.1:99999"], "cannot listen on 127.0.0.1:99999"),
+    (["--fault", "sf-grid-loadflex"], "--fault 'sf-grid-loadflex': write PARTICIPANT=FAULT"),
+    (["--fault", "sf-grid-loadflex=on-fire"], "sf-grid-loadflex: unknown faults ['on-fire']"),
+    (["--fault", "nobody=no-callback"], "faults for unknown participants ['nobody']"),
+    (["--fault", "gateway=no-callback", "--target", "http://127.0.0.1:9"],
+     "--fault applies to the reference network"),
+    (["--key-file", "/nonexistent/key"], "--key-file /nonexistent/key: cannot read"),
+    (["/nonexistent/scenarios"], "/nonexistent/scenarios: no such scenario file or folder"),
+])
+def test_bad_usage_exits_2(capsys: Capture, tmp_path: Path, argv: list[str], message: str) -> None:
+    scenarios = [] if argv[0].startswith("/nonexistent/s") else [str(SHIPPED / "unknown-order.yaml")]
+    code, out, err = run(capsys, *scenarios, *argv, "--report-dir", str(tmp_path / "r"))
+    assert code == 2
+    assert err.startswith("deg-conformance: error: ") and message in err, err
+    assert out == ""
+
+
+def test_an_empty_scenario_folder_exits_2(capsys: Capture, tmp_path: Path) -> None:
+    code, _, err = run(capsys, str(tmp_path), "--report-dir", str(tmp_path / "r"))
+    assert code == 2 and "no scenario files (*.yaml)" in err
+
+
+def test_argument_errors_exit_2(capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--ack-timeout", "soon"])
+    assert info.value.code == 2
+    assert "invalid float value: 'soon'" in capsys.readouterr().err
+
+
+def test_validate_still_works_after_a_run_in_the_same_process(capsys: Capture) -> None:
+    """A regression test: the run's report modules once shadowed conformance.reporting.summary()."""
+    import conformance.reporting.live  # noqa: F401 - what `run` imports
+
+    code = main(["validate", str(ROOT / "fixtures" / "demand-flexibility" / "conformant-transaction")])
+    assert code == 0 and capsys.readouterr().out.startswith("PASS: 12 messages")
+
+
+def test_late_callbacks_pending_at_exit_print_no_traceback(capsys: Capture, tmp_path: Path) -> None:
+    s = write(tmp_path, "s.yaml", ONE_SEARCH)
+    started = time.monotonic()
+    code, out, err = run(capsys, str(s), "--fault", "sf-grid-loadflex=late-callback", "--fault",
+                         "flexigrid-aggregator=late-callback", "--callback-timeout", "0.3",
+                         "--report-dir", str(tmp_path / "r"))
+    assert code == 1 and "TIM_CALLBACK_MISSING" in out
+    assert time.monotonic() - started < 8  # the callbacks due in 31 s are cut short, not waited for
