@@ -43,7 +43,7 @@ def crypto_costs(repeat: int = 2000) -> tuple[float, float]:
     return sign_us, (time.perf_counter() - started) / repeat * 1e6
 
 
-async def flow(client: httpx.AsyncClient, net: Network, bpp_name: str) -> int:
+async def flow(client: httpx.AsyncClient, net: Network, callbacks: Callbacks, bpp_name: str) -> int:
     bpp = net.bpps[bpp_name]
     txn = str(uuid.uuid4())
     context: dict[str, Any] = {"domain": "flexibility", "version": "1.1.0", "transaction_id": txn, "ttl": "PT30S",
@@ -66,29 +66,41 @@ async def flow(client: httpx.AsyncClient, net: Network, bpp_name: str) -> int:
         response = await client.post(f"{bpp.url}/{action}", content=body, headers={
             "Content-Type": "application/json", "Authorization": signing.sign(body, net.bap.key)})
         assert response.status_code == 200, response.text
-        callback = await wait_for(net, msg_id)
+        callback = await callbacks.wait_for(msg_id)
         if action == "confirm":
             order_id = callback["message"]["order"]["id"]
         sent += 2
     return sent
 
 
-async def wait_for(net: Network, message_id: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for entry in reversed(net.bap.inbox):
-            if entry["body"]["context"]["message_id"] == message_id:
-                return entry["body"]
-        await asyncio.sleep(0.001)
-    raise TimeoutError(f"no callback for {message_id}")
+class Callbacks:
+    """The reference BAP's inbox indexed by message_id, read incrementally: scanning the whole inbox on every
+    poll made the driver's own cost grow with the run and starve the network it measures."""
+
+    def __init__(self, net: Network) -> None:
+        self.inbox = net.bap.inbox
+        self.seen = 0
+        self.by_id: dict[str, dict[str, Any]] = {}
+
+    async def wait_for(self, message_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.inbox[self.seen:]:
+                self.by_id[entry["body"]["context"]["message_id"]] = entry["body"]
+            self.seen = len(self.inbox)
+            if message_id in self.by_id:
+                return self.by_id.pop(message_id)
+            await asyncio.sleep(0.001)
+        raise TimeoutError(f"no callback for {message_id}")
 
 
 async def run(net: Network, flows: int, concurrency: int) -> tuple[float, int]:
     limit = asyncio.Semaphore(concurrency)
+    callbacks = Callbacks(net)
 
     async def one(client: httpx.AsyncClient) -> int:
         async with limit:
-            return await flow(client, net, "sf-grid-loadflex")
+            return await flow(client, net, callbacks, "sf-grid-loadflex")
 
     async with httpx.AsyncClient(timeout=10) as client:
         await one(client)  # warm-up: connections, compiled schemas
