@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance._types import JSONObject, PathPart
+from conformance._types import PathPart
 from conformance.errors import ConfigError, load_yaml
 from conformance.findings import Severity
 from conformance.schemas import SchemaSet

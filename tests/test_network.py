@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from conformance import Engine, load_transcript
-from conformance.network import Network, NetworkConfig, start
+from conformance.network import Network, start
 
 LOCATION = {"country": {"code": "USA"}, "city": {"code": "NANP:628"}}
 SF_GRID = {"provider": {"id": "provider_demand_flex_001"}, "items": [{"id": "manual_optin_demand_flex"}],

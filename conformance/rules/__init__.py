@@ -19,5 +19,5 @@ def catalogue(packs: Iterable[Layer2Pack] = ()) -> list[Rule]:
     for pack in packs:
         for spec in pack.rules:
             rules.setdefault(spec.id, pack_rule(spec))
-    order = {g: i for i, g in enumerate(GROUPS)}
-    return sorted(rules.values(), key=lambda r: order[r.group])
+    rank = {g: i for i, g in enumerate(GROUPS)}
+    return sorted(rules.values(), key=lambda r: rank[r.group])
