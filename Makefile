@@ -15,17 +15,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: the full certification suite (every shipped scenario) against the reference network,
-# which the harness starts on loopback. Reports go to $(REPORT)/; `make report` renders them as HTML.
+# The main job: the full certification suite against the reference network, which the harness starts on
+# loopback: as BAP against its gateway and BPPs, then as BPP against its BAP. Both run whatever the first
+# finds; the exit status is non-zero when either fails. Reports go to $(REPORT)/{bap,bpp}/; `make report` renders them.
 demo: $(STAMP)
 	@rm -rf $(REPORT)
-	$(BIN)/deg-conformance run -n 4 --report-dir $(REPORT)
+	@status=0; \
+	$(BIN)/deg-conformance run --role bap -n 4 --report-dir $(REPORT)/bap || status=$$?; \
+	$(BIN)/deg-conformance run --role bpp -n 3 --report-dir $(REPORT)/bpp || status=$$?; \
+	exit $$status
 
-# The latest run's Allure results as HTML, with the allure npm package pinned in package.json (no Java):
-# `make report RESULTS=path/to/allure-results [OUT=dir]`; by default $(REPORT)/allure-results to allure-report beside it.
+# The latest run's Allure results as one HTML report, with the allure npm package pinned in package.json (no
+# Java): `make report [RESULTS="dir..."] [OUT=dir]`; by default both roles of `make demo` to $(REPORT)/allure-report.
 report:
 	@[ -x node_modules/.bin/allure ] || npm ci --no-audit --no-fund
-	@bash .ci/render-report $(or $(RESULTS),$(REPORT)/allure-results) $(OUT)
+	@OUT=$(or $(OUT),$(REPORT)/allure-report) bash .ci/render-report \
+	  $(or $(RESULTS),$(REPORT)/bap/allure-results $(REPORT)/bpp/allure-results)
 
 # mypy first, so that pytest's summary is the last line of the output.
 test: $(STAMP)

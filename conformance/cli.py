@@ -71,22 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--list-faults", action="store_true", help="print the fault switches and exit")
 
     run = sub.add_parser("run", help="play scenarios live against a target (default: the reference network)",
-                         description="Play YAML scenarios against a BPP or gateway, playing the BAP, and check every "
-                                     "message both ways. With no --target or --gateway, the reference network is "
-                                     "started and the scenarios run against it.")
+                         description="Play YAML scenarios and check every message both ways. As BAP (--role bap) "
+                                     "against a BPP or gateway: with no --target or --gateway, the reference network "
+                                     "is started and played against. As BPP (--role bpp) against a BAP: the harness "
+                                     "serves BPPs of its own, registered in a reference registry and gateway it "
+                                     "starts, and asks the BAP (by default the reference BAP) for each request.")
     run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO",
-                     help="scenario files or folders (default: the shipped scenarios/)")
-    run.add_argument("--role", choices=["bap"], default="bap", help="the part the harness plays (default bap)")
-    run.add_argument("--target", metavar="URL", help="the BPP under test: every request goes there")
+                     help="scenario files or folders (default: the shipped scenarios/ of the role)")
+    run.add_argument("--role", choices=["bap", "bpp"], default="bap", help="the part the harness plays (default bap)")
+    run.add_argument("--target", metavar="URL", help="as BAP: the BPP under test, where every request goes; as BPP: "
+                                                     "the BAP's client endpoint, asked to send each request")
+    run.add_argument("--drive", choices=["trigger", "passive"], default="trigger",
+                     help="as BPP: POST each request to the BAP's client endpoint (trigger), or print what to do "
+                          "in the app and wait (passive)")
+    run.add_argument("--catalog", action="append", default=[], type=Path, metavar="FILE",
+                     help="as BPP: a catalog for one of the harness's BPPs (repeat; default the guide's two)")
     run.add_argument("--gateway", metavar="URL", help="a gateway: searches go there, later requests to the "
                                                       "chosen BPP's bpp_uri")
     run.add_argument("--registry", metavar="URL", help="the registry to look signing keys up in")
     run.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
-                     help="where the harness listens for callbacks (default 127.0.0.1, a free port)")
-    run.add_argument("--callback-url", metavar="URL", help="the public URL the target calls back (bap_uri), "
-                                                           "when it differs from --listen")
-    run.add_argument("--subscriber-id", default="deg-conformance.bap.local",
-                     help="the harness's subscriber id on the network")
+                     help="where the harness listens: for callbacks as BAP, as its BPPs as BPP "
+                          "(default 127.0.0.1, a free port)")
+    run.add_argument("--callback-url", metavar="URL", help="the public URL the target reaches the harness at (bap_uri, "
+                                                           "or the BPPs' base), when it differs from --listen")
+    run.add_argument("--subscriber-id", default="deg-conformance.local",
+                     help="the harness's subscriber id (as BPP, each BPP is <catalog name>.<this>)")
     run.add_argument("--key-id", default="deg-conformance-key-1", help="the unique key id of the harness's key")
     run.add_argument("--key-file", type=Path, metavar="FILE",
                      help="the harness's base64 Ed25519 private key (default: a fresh key)")
@@ -146,9 +155,18 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     from conformance.runner import Harness, RunConfig, load_key_file, new_run_id
 
     scenarios = [scenario.load(p) for p in scenario.discover(args.scenarios or [scenario.SCENARIOS])]
+    if not args.scenarios:  # the shipped suite holds both roles' scenarios: play this role's
+        scenarios = [s for s in scenarios if s.role == args.role]
+        if not scenarios:
+            raise ConfigError(f"no shipped scenario plays {args.role} (in {scenario.SCENARIOS})")
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
+    if args.role == "bpp" and args.gateway:
+        raise ConfigError("--gateway is for --role bap; as BPP the harness starts its own gateway")
+    if args.role == "bap" and (args.catalog or args.drive != "trigger"):
+        raise ConfigError("--catalog and --drive are for --role bpp")
     config = RunConfig(
+        role=args.role, drive=args.drive, catalogs=tuple(args.catalog),
         target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
         callback_url=args.callback_url, subscriber_id=args.subscriber_id, key_id=args.key_id,
         private_key=load_key_file(args.key_file) if args.key_file else None, signatures=args.signatures,
@@ -164,10 +182,21 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
             sys.stderr.write(step_line(scenario_result, step) + "\n")
             sys.stderr.flush()
 
-    with Harness(config, engine=engine, progress=progress) as harness:
-        where = "the reference network" if harness.network else (args.target or args.gateway)
-        print(f"run {run_id}: {len(scenarios)} scenario(s) against {where}, callbacks at {harness.callback_url}",
-              file=sys.stderr, flush=True)
+    def notify(text: str) -> None:
+        with lock:
+            sys.stderr.write(f">>> {text}\n")
+            sys.stderr.flush()
+
+    with Harness(config, engine=engine, progress=progress, notify=notify) as harness:
+        if args.role == "bpp":
+            where = args.target or "the reference BAP"
+            print(f"run {run_id}: {len(scenarios)} scenario(s) against {where} as BPP; the harness's BPPs: "
+                  f"{', '.join(f'{b.key.subscriber_id} at {b.url}' for b in harness.bpps.values())}; "
+                  f"gateway {harness.gateway}, registry {harness.registry}", file=sys.stderr, flush=True)
+        else:
+            where = "the reference network" if harness.network else (args.target or args.gateway)
+            print(f"run {run_id}: {len(scenarios)} scenario(s) against {where}, callbacks at {harness.callback_url}",
+                  file=sys.stderr, flush=True)
         result = harness.run(scenarios, run_id)
     write_reports(result, report_dir, participant=where or "?")
     if args.json:

@@ -25,13 +25,15 @@ from conformance.network import Network, NetworkConfig
 from conformance.runner import Harness, RunConfig
 from conformance.runner.results import ScenarioResult
 
-_HARNESS = pytest.StashKey[Harness]()
+_HARNESSES = pytest.StashKey[dict[str, Harness]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("deg-conformance", "DEG conformance scenarios")
     group.addoption("--deg-target", metavar="URL", help="the BPP under test (default: the reference network)")
     group.addoption("--deg-gateway", metavar="URL", help="a gateway to send searches to")
+    group.addoption("--deg-bap-client", metavar="URL",
+                    help="role bpp scenarios: the BAP's client endpoint (default: the reference BAP)")
     group.addoption("--deg-registry", metavar="URL", help="the registry to look signing keys up in")
     group.addoption("--deg-listen", default="127.0.0.1:0", metavar="HOST:PORT", help="where callbacks are received")
     group.addoption("--deg-callback-url", metavar="URL", help="the public URL the target calls back")
@@ -71,11 +73,11 @@ class ScenarioItem(pytest.Item):
             self.add_marker(mark)
 
     def runtest(self) -> None:
-        result = _harness(self.config).play(self.scenario)
+        result = _harness(self.config, self.scenario.role).play(self.scenario)
         directory = self.config.getoption("deg_report_dir")
         if directory is not None:
             from conformance.reporting.allure import AllureWriter
-            AllureWriter(directory / "allure-results", participant=_participant(self.config)).scenario(result)
+            AllureWriter(directory / "allure-results", participant=_participant(self.config, self.scenario.role)).scenario(result)
         if result.status != "passed":
             raise ScenarioFailed(result)
 
@@ -91,22 +93,27 @@ class ScenarioItem(pytest.Item):
         return self.path, 0, f"scenario: {self.scenario.name}"
 
 
-def _participant(config: pytest.Config) -> str:
+def _participant(config: pytest.Config, role: str) -> str:
+    if role == "bpp":
+        return config.getoption("deg_bap_client") or "the reference BAP"
     return config.getoption("deg_target") or config.getoption("deg_gateway") or "the reference network"
 
 
-def _harness(config: pytest.Config) -> Harness:
-    """One harness per pytest process, started on first use and stopped when the session ends."""
-    if _HARNESS not in config.stash:
+def _harness(config: pytest.Config, role: str) -> Harness:
+    """One harness per role and pytest process, started on first use and stopped when the session ends."""
+    harnesses = config.stash.setdefault(_HARNESSES, {})
+    if role not in harnesses:
+        as_bap = role == "bap"
         harness = Harness(RunConfig(
-            target=config.getoption("deg_target"), gateway=config.getoption("deg_gateway"),
+            role=role, target=config.getoption("deg_target" if as_bap else "deg_bap_client"),
+            gateway=config.getoption("deg_gateway") if as_bap else None,
             registry=config.getoption("deg_registry"), listen=config.getoption("deg_listen"),
             callback_url=config.getoption("deg_callback_url"), signatures=config.getoption("deg_signatures"),
             callback_timeout=config.getoption("deg_callback_timeout")))
-        config.stash[_HARNESS] = harness
+        harnesses[role] = harness
         config.add_cleanup(harness.stop)
         harness.start()
-    return config.stash[_HARNESS]
+    return harnesses[role]
 
 
 class NetworkFactory:

@@ -92,6 +92,8 @@ class Step:
     choose: Assertion | None = None
     asserts: tuple[Assertion, ...] = ()
     save: Mapping[str, str] = field(default_factory=dict)
+    prompt: str | None = None
+    """Role bpp, passive drive: what the person at the BAP is asked to do."""
 
     @property
     def callback(self) -> str:
@@ -135,24 +137,34 @@ def load(path: Path, fixtures: Path = FIXTURES) -> Scenario:
     lines = _lines(path)
     steps = []
     known = {*doc.get("variables", {}), *RUNNER_VARIABLES, *BUILTINS}
+    role = doc.get("role", "bap")
     for n, raw in enumerate(doc["steps"]):
         line = lines.get(("steps", n), 1)
+        _role_fits(role, raw, f"{path}:{line}: steps/{n}")
         body = _fixture(path, fixtures / use_case, raw.get("body", f"requests/{raw['send']}.json"), line)
         _known_templates(_read_fixture(body), known, f"{path}:{line}: steps/{n}: body {body}")
-        for key in ("set", "choose", "assert"):
+        for key in ("set", "choose", "assert", "prompt"):
             if key in raw:
                 _known_templates(raw[key], known, f"{path}:{lines.get(('steps', n, key), line)}: steps/{n}/{key}")
         steps.append(Step(
             name=raw.get("name", raw["send"]), send=raw["send"], body=body, line=line, set=raw.get("set", {}),
             expect=_expect(raw.get("expect", {}), path, line), choose=_assertion(raw.get("choose"), path, line),
             asserts=tuple(a for a in (_assertion(x, path, line) for x in raw.get("assert", [])) if a is not None),
-            save=raw.get("save", {})))
+            save=raw.get("save", {}), prompt=raw.get("prompt")))
         for query in steps[-1].save.values():
             _compile(query, path, line)
         known |= set(steps[-1].save)
     return Scenario(name=doc["name"], path=path, steps=tuple(steps), description=doc.get("description", ""),
-                    tags=tuple(doc.get("tags", ())), role=doc.get("role", "bap"), use_case=use_case,
+                    tags=tuple(doc.get("tags", ())), role=role, use_case=use_case,
                     severity=doc.get("severity", "critical"), variables=doc.get("variables", {}))
+
+
+def _role_fits(role: str, raw: dict[str, Any], where: str) -> None:
+    """Fields that mean something for one role only: refused for the other rather than silently ignored."""
+    if role == "bap" and "prompt" in raw:
+        raise ConfigError(f"{where}: prompt is for role bpp (the person at the BAP's controls); this scenario plays bap")
+    if role == "bpp" and "callback" in raw.get("expect", {}):
+        raise ConfigError(f"{where}: expect.callback is for role bap; as BPP the harness sends on_<send> itself")
 
 
 def discover(paths: list[Path]) -> list[Path]:

@@ -21,7 +21,7 @@ import pytest
 
 from conformance import ConfigError, signing
 from conformance.network import FAULTS, Network, NetworkConfig, start
-from conformance.network.participant import Participant
+from conformance.network.participant import BAP_ONLY, Participant
 from conformance.pytest_plugin import NetworkFactory
 from conformance.signing import KeyPair
 from tests.conftest import FIXTURES
@@ -550,7 +550,12 @@ def test_every_documented_fault_is_covered_here() -> None:
     covered = {"wrong-callback-message-id", "wrong-callback-transaction-id", "enum-out-of-range", "no-callback",
                "late-callback", "duplicate-callback", "bad-signature", "unsigned", "no-signature-check",
                "no-validation", "nack-everything"}
-    assert set(FAULTS) == covered
+    assert set(FAULTS) - BAP_ONLY == covered  # the BAP's own faults are played in tests/test_runner_bpp.py
+
+
+def test_a_bap_only_fault_is_refused_for_a_bpp() -> None:
+    with pytest.raises(ConfigError, match="unknown faults .'unknown-item'.; known here: "):
+        start(NetworkConfig(faults={BPP: frozenset({"unknown-item"})}))
 
 
 def test_an_unknown_fault_is_refused_before_anything_starts() -> None:

@@ -42,6 +42,16 @@ def test_a_shipped_scenario_passes_against_the_reference_network(pytester: pytes
     assert len(list((report / "allure-results").glob("*-result.json"))) == 1
 
 
+def test_scenarios_of_both_roles_run_in_one_session(pytester: pytest.Pytester) -> None:
+    """Each role gets its own harness: a BAP-role scenario against the reference network's BPPs, a BPP-role
+    one against its BAP."""
+    folder = pytester.mkdir("scenarios")
+    shutil.copy(SHIPPED / "unknown-order.yaml", folder / "unknown-order.yaml")
+    shutil.copy(SHIPPED / "bpp-role" / "status-of-an-order-not-its-own.yaml", folder / "not-its-own.yaml")
+    result = pytester.runpytest("--deg-callback-timeout", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
 def test_a_failing_scenario_reports_its_findings(pytester: pytest.Pytester) -> None:
     folder = pytester.mkdir("scenarios")
     (folder / "wrong.yaml").write_text(

@@ -83,7 +83,7 @@ def test_a_fault_fails_the_right_scenario_and_every_report_says_so(capsys: Captu
     confirm_step = bad["steps"][2]
     assert confirm_step["name"] == "3. confirm: confirm enrolment"
     names = [a["name"] for a in confirm_step["attachments"]]
-    assert names == ["request: confirm", "synchronous response", "callback: on_confirm #1", "findings"]
+    assert names == ["request: confirm", "request: synchronous response", "received: on_confirm #1", "findings"]
     for a in confirm_step["attachments"]:
         assert (allure / a["source"]).is_file()
     callback = json.loads((allure / confirm_step["attachments"][2]["source"]).read_text())

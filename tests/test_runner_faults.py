@@ -228,4 +228,5 @@ def test_every_bpp_fault_switch_is_covered() -> None:
     from conformance.network import FAULTS
     # no-signature-check makes a BPP lenient about what it receives: nothing a conformant BAP can see.
     # no-validation is played above: refusals come as error callbacks, which the scenarios accept.
-    assert set(FAULTS) - set(BPP_FAULTS) == {"no-signature-check", "no-validation"}
+    from conformance.network.participant import BAP_ONLY
+    assert set(FAULTS) - set(BPP_FAULTS) - BAP_ONLY == {"no-signature-check", "no-validation"}

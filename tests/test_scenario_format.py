@@ -25,9 +25,13 @@ def refused(path: Path) -> str:
 
 def test_every_shipped_scenario_loads() -> None:
     paths = discover([SHIPPED])
-    loaded = {p.stem: load(p) for p in paths}
-    assert set(loaded) == {"automated-control-flexigrid", "gateway-search-several-bpps", "manual-optin-sf-grid",
-                           "status-after-cancel", "unknown-order"}
+    loaded = {f"{p.parent.name}/{p.stem}": load(p) for p in paths}
+    assert {name: s.role for name, s in loaded.items()} == {
+        "demand-flexibility/automated-control-flexigrid": "bap", "demand-flexibility/gateway-search-several-bpps": "bap",
+        "demand-flexibility/manual-optin-sf-grid": "bap", "demand-flexibility/status-after-cancel": "bap",
+        "demand-flexibility/unknown-order": "bap", "bpp-role/automated-control-flexigrid": "bpp",
+        "bpp-role/manual-optin-sf-grid": "bpp", "bpp-role/status-of-an-order-not-its-own": "bpp"}
+    loaded = {p.stem: s for p, s in zip(paths, loaded.values()) if s.role == "bap"}
     manual = loaded["manual-optin-sf-grid"]
     assert [s.send for s in manual.steps] == ["search", "init", "confirm", "status", "support", "cancel"]
     search = manual.steps[0]

@@ -16,13 +16,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS
+from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS, dig, objects
 from conformance.engine import Engine
-from conformance.network.participant import INVALID_REQUEST, Participant, ack, join, nack, now_rfc3339, read_json
+from conformance.network.participant import (
+    BAP_ONLY, INVALID_REQUEST, Participant, ack, join, nack, now_rfc3339, read_json,
+)
 from conformance.signing import KeyPair
 
 
 class ReferenceBAP(Participant):
+    own_faults = BAP_ONLY
+
     def __init__(self, key: KeyPair, *, url: str, gateway_url: str, domain: str, engine: Engine,
                  faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
         super().__init__(key, engine=engine, faults=faults, skew=skew)
@@ -33,6 +37,8 @@ class ReferenceBAP(Participant):
         """Every callback received, in arrival order: {received_at, action, body, headers}."""
         self.outbox: list[dict[str, Any]] = []
         """Every request sent, in order: {sent_at, action, body, url, status_code, response}."""
+        self._last_message_id: dict[str, str] = {}
+        """The message_id of the last request sent in each transaction (for the reused-message-id fault)."""
 
     def network_app(self) -> Starlette:
         return Starlette(routes=[Route("/{action}", self.receive, methods=["POST"])])
@@ -80,7 +86,8 @@ class ReferenceBAP(Participant):
         target = context.get("bpp_uri") if (action != "search" or context.get("bpp_uri")) else self.gateway_url
         if not isinstance(target, str):
             return _client_error(400, "context.bpp_uri is needed for every action but search")
-        payload = {"context": context, "message": doc.get("message") or {}}
+        payload = self._misbehave(action, {"context": context, "message": doc.get("message") or {}})
+        context = payload["context"]
         url = join(target, action)
         sent_at = time.time()
         try:
@@ -96,6 +103,26 @@ class ReferenceBAP(Participant):
         self.outbox.append({"sent_at": sent_at, "action": action, "body": payload, "url": url,
                             "status_code": response.status_code, "response": answer})
         return JSONResponse({"context": context, "status_code": response.status_code, "response": answer})
+
+    def _misbehave(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The request as this BAP's faults bend it (unchanged without faults); remembers its message_id."""
+        context, message = payload["context"], payload["message"]
+        transaction = str(context.get("transaction_id"))
+        if "fresh-transaction-id" in self.faults and action != "search":
+            context["transaction_id"] = str(uuid.uuid4())
+        if "reused-message-id" in self.faults and transaction in self._last_message_id:
+            context["message_id"] = self._last_message_id[transaction]
+        self._last_message_id[transaction] = str(context["message_id"])
+        if "unknown-item" in self.faults and action in ("select", "init", "confirm"):
+            for _, item in objects(dig(message, "order", "items")):
+                item["id"] = "item-not-in-any-catalog"
+        if "wrong-order-id" in self.faults:
+            made_up = f"order-{uuid.uuid4()}"
+            if action in ("status", "cancel") and isinstance(message, dict):
+                message["order_id"] = made_up
+            elif action == "support" and isinstance(dig(message, "support"), dict):
+                message["support"]["ref_id"] = made_up
+        return payload
 
     def transcript(self, transaction_id: str) -> list[dict[str, Any]]:
         """The transaction as this BAP saw it, as wrapped JSON Lines records (`deg-conformance validate` reads them)."""

@@ -38,8 +38,14 @@ FAULTS: dict[str, str] = {
     "no-validation": "incoming messages are not validated: whatever has a context is ACKed, and what a BPP "
                      "cannot serve is answered by a callback carrying the error",
     "nack-everything": "every incoming message is NACKed",
+    "fresh-transaction-id": "BAP only: every request but search carries a fresh transaction_id, not the given one",
+    "reused-message-id": "BAP only: every request reuses the message_id of its previous request in the transaction",
+    "unknown-item": "BAP only: select, init and confirm order an item id no catalog has",
+    "wrong-order-id": "BAP only: status, cancel and support name a made-up order, not the given one",
 }
 """The named ways a participant can be told to misbehave, for the harness's own tests."""
+BAP_ONLY = frozenset(name for name, what in FAULTS.items() if what.startswith("BAP only:"))
+"""Faults of a BAP's requests: meaningless for the other participants, which refuse them."""
 
 
 MAX_DEPTH = 64
@@ -88,10 +94,14 @@ class RegistryUnavailable(Exception):
 class Participant:
     """A subscriber of the reference network: its key, its registry client, its faults."""
 
+    own_faults: frozenset[str] = frozenset()
+    """Faults only this kind of participant has, beside those every participant has."""
+
     def __init__(self, key: KeyPair, *, engine: Engine, faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
-        unknown = faults - FAULTS.keys()
+        known = (FAULTS.keys() - BAP_ONLY) | self.own_faults
+        unknown = faults - known
         if unknown:
-            raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(sorted(FAULTS))}")
+            raise ValueError(f"unknown faults {sorted(unknown)}; known here: {', '.join(sorted(known))}")
         self.key = key
         self.engine = engine
         self.faults = faults

@@ -144,11 +144,7 @@ class Network:
             faults=f, skew=config.skew))
         self.bpps: dict[str, ReferenceBPP] = {}
         for path in config.catalogs:
-            try:
-                catalog = json.loads(path.read_text(encoding="utf-8"))
-                catalog["provider"]["id"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}}): {exc}") from None
+            catalog = load_catalog(path)
             name = path.stem
             self.bpps[name] = participant(name, lambda f: ReferenceBPP(
                 key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog, engine=engine, faults=f,
@@ -209,6 +205,18 @@ class Network:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def load_catalog(path: Path) -> dict[str, Any]:
+    """A BPP's catalog file ({catalog_descriptor, provider}), or a ConfigError saying why it is not one."""
+    try:
+        catalog = json.loads(path.read_text(encoding="utf-8"))
+        catalog["provider"]["id"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}}): {exc}") from None
+    if not isinstance(catalog, dict):
+        raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}})")
+    return catalog
 
 
 def start(config: NetworkConfig | None = None) -> Network:

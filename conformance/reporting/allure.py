@@ -74,15 +74,18 @@ class AllureWriter:
 
     def _step(self, step: StepResult, result: ScenarioResult) -> dict[str, Any]:
         attachments = []
+        asked = "request" if result.scenario.role == "bap" else "trigger (the BAP's client endpoint)"
         if step.request is not None:
-            attachments.append(self._attach(f"request: {step.action}", {"url": step.url, "body": step.request.body}))
+            attachments.append(self._attach(f"{asked}: {step.action}", {"url": step.url, "body": step.request.body}))
         if step.reply is not None:
             reply = step.reply
-            attachments.append(self._attach("synchronous response", {
+            attachments.append(self._attach(f"{asked}: synchronous response", {
                 "http_status": reply.status, "latency_ms": None if reply.latency is None else round(reply.latency * 1000, 1),
                 "body": reply.body, "error": reply.error}))
-        for n, callback in enumerate(step.callbacks, 1):
-            attachments.append(self._attach(f"callback: {callback.action or '?'} #{n}", _received(callback)))
+        for n, received in enumerate(step.callbacks, 1):
+            attachments.append(self._attach(f"received: {received.action or '?'} #{n}", _received(received)))
+        for n, sent in enumerate(step.answers, 1):
+            attachments.append(self._attach(f"sent: {sent.action or '?'} #{n}, with the target's reply", _received(sent)))
         if step.findings:
             attachments.append(self._attach("findings", [finding_record(result, f) for f in step.findings]))
         return {"name": f"{step.index}. {step.action}: {step.name}", "status": "passed" if step.passed else "failed",

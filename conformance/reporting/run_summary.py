@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.findings import Finding
+from conformance.findings import ABSENT, Finding
 from conformance.messages import Message
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
 
@@ -51,10 +51,14 @@ def _step(step: StepResult) -> dict[str, Any]:
         "http_status": reply.status if reply else None, "ack": reply.ack if reply else None,
         "ack_latency_ms": round(reply.latency * 1000, 1) if reply and reply.latency is not None else None,
         "callbacks": len(step.callbacks),
+        "sent_callbacks": len(step.answers),
     }
 
 
 def message_record(msg: Message) -> dict[str, Any]:
-    return {"received_at": msg.received_at.isoformat() if msg.received_at else None, "endpoint": msg.endpoint,
-            "action": msg.action, "transaction_id": msg.transaction_id, "message_id": msg.message_id,
-            "body": msg.body, "decode_error": msg.decode_error}
+    """A message as it crossed: which way, where, its body, and the synchronous reply it got (when known)."""
+    return {"received_at": msg.received_at.isoformat() if msg.received_at else None, "direction": msg.direction,
+            "endpoint": msg.endpoint, "action": msg.action, "transaction_id": msg.transaction_id,
+            "message_id": msg.message_id, "body": msg.body, "decode_error": msg.decode_error,
+            **({"reply": msg.response} if msg.response is not ABSENT else {}),
+            **({"reply_latency_ms": round(msg.latency * 1000, 1)} if msg.latency is not None else {})}

@@ -18,7 +18,8 @@ OUTCOME = reported(
     clause="Beckn core 1.1.0 Ack/NACK response and BECKN-005 error codes",
     must="be answered the way the scenario step expects")
 CALLBACK_COUNT = reported(
-    "RUN_CALLBACK_COUNT", group="scenario", title="The expected number of callbacks arrives",
+    "RUN_CALLBACK_COUNT", group="scenario",
+    title="The expected number of callbacks (as BPP: of the BAP's requests) arrives",
     clause=f"{SCENARIO}: expect.count", must="be answered by the expected number of callbacks")
 ASSERTION = reported(
     "RUN_ASSERTION", group="scenario", title="A callback satisfies the scenario's assertions",
@@ -34,3 +35,11 @@ UNCLAIMED = reported(
     "RUN_UNCLAIMED", group="scenario", severity=Severity.WARNING,
     title="Every message the target sends is one the scenario expects",
     clause=f"{SCENARIO}: expect", must="be a callback some step of the scenario expects")
+TRIGGER = reported(
+    "RUN_TRIGGER", group="scenario", title="The BAP's client endpoint takes the request its user asks for",
+    clause="Beckn protocol server, BAP client API: POST /{action} with {context, message}",
+    must="accept the request to send (a 2xx answer from the client endpoint)")
+CALLBACK_NACKED = reported(
+    "RUN_CALLBACK_NACKED", group="scenario", title="A BAP acknowledges a valid callback with an ACK",
+    clause="Beckn core 1.1.0 Ack/NACK response: a well-formed, correctly signed message is ACKed",
+    must="be ACKed (the harness's callback was valid)")

@@ -32,3 +32,7 @@ CALLBACK_MISSING = reported(
     "TIM_CALLBACK_MISSING", group="timing", title="An acknowledged request gets its callback within the ttl",
     clause="Beckn core 1.1.0, context.ttl: the duration within which the callback is expected",
     must="be answered by its callback within the request's ttl (or the step's window)")
+REQUEST_MISSING = reported(
+    "TIM_REQUEST_MISSING", group="timing", title="A BAP sends the request its user asked for, within the wait",
+    clause="Beckn core 1.1.0: a BAP calls the BPP's (or gateway's) endpoint for each action its user takes",
+    must="reach the harness's BPP within the step's window")

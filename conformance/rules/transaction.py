@@ -6,7 +6,7 @@ from typing import Any, Iterator
 from conformance._types import PathPart
 from conformance.findings import ABSENT, Violation
 from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS, Message, parse_duration, request_of
-from conformance.rules.registry import CheckContext, Condition, rule
+from conformance.rules.registry import CheckContext, Condition, reported, rule
 
 CONTEXT = "Beckn core 1.1.0, Context"
 
@@ -30,6 +30,13 @@ _echoes("TXN_CALLBACK_MESSAGE_ID", "message_id", "mismatch",
 _echoes("TXN_CALLBACK_TRANSACTION_ID", "transaction_id", "foreign",
         "A callback carries the transaction_id of the request it answers",
         f"{CONTEXT}.transaction_id: one id from search to the end of the transaction")
+
+REQUEST_TRANSACTION_ID = reported(
+    "TXN_REQUEST_TRANSACTION_ID", group="transaction",
+    title="A BAP's request continues the transaction its user is in",
+    clause=f"{CONTEXT}.transaction_id: one id from search to the end of the transaction",
+    must="carry the transaction_id of the transaction it continues (a capture shows only two transactions; "
+         "the runner, which started the transaction, knows they are one)")
 
 
 @rule("TXN_ORPHAN_CALLBACK", group="transaction", actions=CALLBACK_ACTIONS, when=_paired("orphan"),

@@ -3,28 +3,35 @@
     with Harness(RunConfig(gateway="https://gw.example", registry="https://reg.example", ...)) as harness:
         result = harness.run([scenario.load(path) for path in paths])
 
-With neither a target nor a gateway, the harness starts the reference network and plays against it.
-One listener serves every scenario of a run; callbacks are told apart by transaction_id, so scenarios
-may run concurrently (`concurrency`) without seeing each other's messages.
+As BAP (role "bap"), with neither a target nor a gateway, the harness starts the reference network and plays
+against its gateway and BPPs. As BPP (role "bpp"), it serves BPPs of its own, registered in a reference
+registry and gateway it starts, and drives the target BAP (by default the reference BAP). One endpoint serves
+every scenario of a run; messages are told apart by transaction_id, so scenarios may run concurrently
+(`concurrency`) without seeing each other's messages.
 """
 from __future__ import annotations
 
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
+
+import httpx
+from starlette.applications import Starlette
 
 from conformance.engine import Engine
 from conformance.errors import ConfigError
 from conformance.messages import Message
 from conformance.network import Network, NetworkConfig
 from conformance.network.participant import join
-from conformance.network.registry import Subscriber
-from conformance.runner import bap
-from conformance.runner.listener import SIGNATURE_MODES, Inbox, Listener
+from conformance.network.registry import RegistryClient, Subscriber
+from conformance.network.sandbox import CATALOGS, load_catalog
+from conformance.runner import bap, bpp
+from conformance.runner.listener import SIGNATURE_MODES, Inbox, Listener, Verifier
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
 from conformance.scenario import Scenario
 from conformance.signing import KeyPair
@@ -33,6 +40,9 @@ from conformance.transport import BackgroundServer, bind
 __all__ = ["Harness", "RunConfig", "RunResult", "ScenarioResult", "StepResult"]
 
 Progress = Callable[[ScenarioResult, StepResult], None]
+ROLES = ("bap", "bpp")
+GATEWAY_PASSES_ALL = frozenset({"no-signature-check", "no-validation"})
+DRIVES = ("trigger", "passive")
 MAX_WAIT = 86400
 """The longest wait (seconds) a run accepts for any timeout."""
 
@@ -41,16 +51,26 @@ MAX_WAIT = 86400
 class RunConfig:
     """Where the target is, who the harness is on the network, and how long to wait."""
 
+    role: str = "bap"
+    """The part the harness plays: bap (the target is a BPP or gateway) or bpp (the target is a BAP)."""
     target: str | None = None
-    """A BPP's base URL: every request goes there."""
+    """As BAP: a BPP's base URL, where every request goes. As BPP: the BAP's client endpoint, which the
+    harness asks to send each request (default the reference BAP's)."""
+    drive: str = "trigger"
+    """As BPP, how the BAP is asked for each request: trigger (POST to its client endpoint) or passive (a
+    prompt for the person at its controls)."""
+    catalogs: tuple[Path, ...] = ()
+    """As BPP, the catalogs the harness's BPPs serve, one BPP each (default the guide's two programs)."""
     gateway: str | None = None
     """A gateway's base URL: searches go there, later requests to the chosen BPP's bpp_uri."""
     registry: str | None = None
     """Where signing keys are looked up; without one, callbacks' signatures cannot be verified."""
     listen: str = "127.0.0.1:0"
     callback_url: str | None = None
-    """The URL the target calls back (bap_uri); default the listener's own address."""
-    subscriber_id: str = "deg-conformance.bap.local"
+    """Where the target reaches the harness: its bap_uri as BAP, the base of its BPPs' URLs as BPP (behind a
+    proxy or NAT); default the listening address."""
+    subscriber_id: str = "deg-conformance.local"
+    """As BAP, the harness's subscriber id; as BPP, each BPP is <catalog name>.<subscriber_id>."""
     key_id: str = "deg-conformance-key-1"
     private_key: str | None = field(default=None, repr=False)
     """Base64 Ed25519 private key; default a fresh one (fine for the reference network)."""
@@ -67,6 +87,10 @@ class RunConfig:
     """The reference network to start when there is no target (default settings when None)."""
 
     def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
+        if self.drive not in DRIVES:
+            raise ConfigError(f"drive must be one of {', '.join(DRIVES)}, not {self.drive!r}")
         if self.signatures not in SIGNATURE_MODES:
             raise ConfigError(f"signatures must be one of {', '.join(SIGNATURE_MODES)}, not {self.signatures!r}")
         if self.concurrency < 1:
@@ -87,16 +111,24 @@ class Harness:
     """One live run's moving parts: the callback listener, the harness's key, and (by default) the
     reference network. Use as a context manager; everything it started is stopped on exit."""
 
-    def __init__(self, config: RunConfig, *, engine: Engine | None = None, progress: Progress | None = None) -> None:
+    def __init__(self, config: RunConfig, *, engine: Engine | None = None, progress: Progress | None = None,
+                 notify: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.engine = engine or Engine()
         self._progress = progress
+        self._notify = notify
         try:
             self.key = (KeyPair.from_private_key(config.subscriber_id, config.key_id, config.private_key)
                         if config.private_key else KeyPair.generate(config.subscriber_id, config.key_id))
         except ValueError as exc:
             raise ConfigError(f"the harness's private key: {exc}") from None
         self.inbox = Inbox()
+        """Everything the target sent: callbacks (as BAP) or requests (as BPP)."""
+        self.outbox = Inbox()
+        """As BPP: every callback the harness's BPPs sent, with the target's reply to each."""
+        self.transactions: set[str] = set()
+        """Every transaction a scenario of this run started."""
+        self.bpps: dict[str, bpp.HarnessBPP] = {}
         self.network: Network | None = None
         self.gateway, self.target, self.registry = config.gateway, config.target, config.registry
         self._server: BackgroundServer | None = None
@@ -117,18 +149,59 @@ class Harness:
         host, _, port = self.config.listen.rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"--listen {self.config.listen!r}: write HOST:PORT, e.g. 127.0.0.1:8081")
-        sock = bind(host, int(port))
+        # Owned from here on, so that stop() releases the port whatever fails next.
+        self._server = BackgroundServer(bind(host, int(port)), name=f"harness as {self.config.role}")
+        self.callback_url = (self.config.callback_url or self._server.url).rstrip("/")
+        if self.config.role == "bpp":
+            self._start_as_bpp(self._server)
+            return
         if self.target is None and self.gateway is None:
             self.network = Network(self.config.network or NetworkConfig()).start()
             self.gateway, self.registry = self.network.gateway_url, self.network.registry_url
-        listener = Listener(self.inbox, registry_url=self.registry, signatures=self.config.signatures,
-                            skew=self.config.skew, realm=self.key.subscriber_id)
-        self._server = BackgroundServer(sock, name="callback listener")
-        self.callback_url = (self.config.callback_url or self._server.url).rstrip("/")
+        listener = Listener(self.inbox, Verifier(self.registry, signatures=self.config.signatures,
+                                                 skew=self.config.skew), realm=self.key.subscriber_id)
         self._server.start(listener.app())
         if self.network is not None:
             self.network.registry.subscribers.append(Subscriber.for_key(
                 self.key, url=self.callback_url, type="BAP", domain=self.network.config.domain))
+
+    def _start_as_bpp(self, server: BackgroundServer) -> None:
+        """The reference registry, gateway and BAP (no BPPs of theirs), and the harness's BPPs registered there."""
+        base = self.config.network or NetworkConfig()
+        # The gateway passes everything on, so that the harness's BPPs see (and judge) what the BAP sent.
+        lenient = {**base.faults, "gateway": base.faults.get("gateway", frozenset()) | GATEWAY_PASSES_ALL}
+        self.network = Network(replace(base, catalogs=(), faults=lenient)).start()
+        self.gateway = self.network.gateway_url
+        self.registry = self.registry or self.network.registry_url
+        self.target = self.target or self.network.bap_client_url
+        verifier = Verifier(self.registry, signatures=self.config.signatures, skew=self.config.skew, sender="bap_id")
+        engine = Engine()  # the BPPs' own admission checks run in the server's thread, apart from the run's engine
+        for path in self.config.catalogs or tuple(sorted(CATALOGS.glob("*.json"))):
+            key = self._bpp_key(path.stem)
+            self.bpps[path.stem] = bpp.HarnessBPP(
+                key, url=f"{self.callback_url}/bpp/{path.stem}", catalog=load_catalog(path), engine=engine,
+                verifier=verifier, inbox=self.inbox, outbox=self.outbox, skew=self.config.skew)
+            self.network.registry.subscribers.append(Subscriber.for_key(
+                key, url=self.bpps[path.stem].url, type="BPP", domain=self.network.config.domain))
+        registry_url = self.network.registry_url
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
+                registry = RegistryClient(registry_url, http)
+                for participant in self.bpps.values():
+                    participant.attach(http, registry)
+                verifier.attach(http)
+                yield
+
+        server.start(bpp.bpp_app(self.bpps, lifespan))
+
+    def _bpp_key(self, name: str) -> KeyPair:
+        """One key per harness BPP; with --key-file, that key for each (registered under each BPP's id)."""
+        subscriber = f"{name}.{self.config.subscriber_id}"
+        if self.config.private_key:
+            return KeyPair.from_private_key(subscriber, self.config.key_id, self.config.private_key)
+        return KeyPair.generate(subscriber, self.config.key_id)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -139,6 +212,11 @@ class Harness:
     @property
     def verifies_signatures(self) -> bool:
         return self.registry is not None and self.config.signatures != "off"
+
+    def notify(self, text: str) -> None:
+        """A line for the person at the target's controls (passive drive)."""
+        if self._notify is not None:
+            self._notify(text)
 
     def url_for(self, action: str, context: dict[str, Any]) -> str:
         """Searches go to the gateway when there is one; everything else to the target BPP, or else to the
@@ -158,6 +236,10 @@ class Harness:
 
     def run(self, scenarios: list[Scenario], run_id: str | None = None) -> RunResult:
         """Play every scenario (`config.concurrency` at a time); results come back in the given order."""
+        misfits = [str(s.path) for s in scenarios if s.role != self.config.role]
+        if misfits:
+            raise ConfigError(f"these scenarios play {'bpp' if self.config.role == 'bap' else 'bap'}, not "
+                              f"{self.config.role} (run them with --role): {', '.join(misfits)}")
         result = RunResult(run_id or new_run_id(), time.time(), settings=self.describe())
         with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="scenario") as pool:
             result.scenarios = list(pool.map(self.play, scenarios))
@@ -170,16 +252,16 @@ class Harness:
         return result
 
     def play(self, scenario: Scenario) -> ScenarioResult:
-        if scenario.role != "bap":
-            raise ConfigError(f"{scenario.path}: role {scenario.role!r} is not supported yet")
-        return bap.play(scenario, self)
+        return (bpp if self.config.role == "bpp" else bap).play(scenario, self)
 
     def describe(self) -> dict[str, Any]:
         """The run's settings as reports show them (no private key)."""
-        return {"role": "bap", "target": self.target, "gateway": self.gateway, "registry": self.registry,
+        return {"role": self.config.role, "target": self.target, "gateway": self.gateway, "registry": self.registry,
                 "callback_url": self.callback_url, "subscriber_id": self.key.subscriber_id,
                 "signatures": self.config.signatures if self.verifies_signatures else "off",
-                "reference_network": self.network is not None, "concurrency": self.config.concurrency}
+                "reference_network": self.network is not None, "concurrency": self.config.concurrency,
+                **({"drive": self.config.drive, "bpps": ", ".join(b.key.subscriber_id for b in self.bpps.values())}
+                   if self.config.role == "bpp" else {})}
 
 
 def new_run_id() -> str:

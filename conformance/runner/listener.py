@@ -26,13 +26,14 @@ from conformance.messages import SignatureCheck, dig
 from conformance.network.participant import INVALID_REQUEST, ack, nack
 from conformance.network.registry import RegistryClient
 from conformance.signing import SignatureError
+from conformance.transport import Reply
 
 SIGNATURE_MODES = ("required", "optional", "off")
 
 
 @dataclass(slots=True)
 class Received:
-    """One POST the target made to the harness, exactly as it came."""
+    """One POST between the target and the harness, exactly as it crossed: received, or sent as a callback."""
 
     received_at: datetime
     path: str
@@ -44,6 +45,11 @@ class Received:
     signatures: tuple[SignatureCheck, ...]
     claimed: bool = False
     """Taken by a scenario step; unclaimed messages are reported as unexpected."""
+    party: str | None = None
+    """As BPP: the subscriber id of the harness's BPP that received or sent it."""
+    reply: Reply | None = None
+    """What the other side answered this POST with: the harness's ACK/NACK to a request it received as BPP,
+    or the target's to a callback the harness sent (then `path` is the URL it went to)."""
 
     @property
     def action(self) -> str | None:
@@ -94,60 +100,63 @@ class Inbox:
             return [r for tid, msgs in self.by_transaction.items() if tid != transaction_id
                     for r in msgs if r.message_id in message_ids]
 
+    def wait_for(self, message_id: str | None, action: str, party: str | None, deadline: float) -> Received | None:
+        """The first `action` carrying `message_id` sent or received by `party`, in whatever transaction,
+        waiting until the monotonic deadline."""
+        with self._cond:
+            while True:
+                found = next((r for msgs in self.by_transaction.values() for r in msgs
+                              if r.message_id == message_id and r.action == action and r.party == party), None)
+                left = deadline - time.monotonic()
+                if found is not None or left <= 0:
+                    return found
+                self._cond.wait(timeout=left)
+
+    def adopt(self, action: str, since: datetime, known: set[str]) -> Received | None:
+        """The first unclaimed `action` received since `since` under a transaction no scenario started: the
+        request a step asked for, sent with the wrong transaction_id. Claimed here, so no two steps take it."""
+        with self._cond:
+            for tid, msgs in self.by_transaction.items():
+                if tid in known:
+                    continue
+                for r in msgs:
+                    if r.action == action and not r.claimed and r.received_at >= since:
+                        r.claimed = True
+                        return r
+        return None
+
     def strays(self, known: set[str]) -> list[Received]:
         """Messages of no transaction any scenario started: reported at run level, never lost."""
         with self._cond:
             return [r for tid, msgs in self.by_transaction.items() if tid not in known for r in msgs if not r.claimed]
 
 
-class Listener:
-    """The Starlette app behind the harness's callback URL. Any path is accepted (`{bap_uri}/on_search`)."""
+class Verifier:
+    """Checks the signature headers of what the target sent against the registry's keys, at arrival. Shared by
+    the callback listener (the harness as BAP) and the harness's BPPs (the harness as BPP)."""
 
-    def __init__(self, inbox: Inbox, *, registry_url: str | None, signatures: str = "required", skew: int = 5,
-                 realm: str = "deg-conformance") -> None:
+    def __init__(self, registry_url: str | None, *, signatures: str = "required", skew: int = 5,
+                 sender: str = "bpp_id") -> None:
         if signatures not in SIGNATURE_MODES:
             raise ValueError(f"signatures must be one of {SIGNATURE_MODES}")
-        self.inbox = inbox
         self.registry_url = registry_url
         self.mode = signatures if registry_url is not None else "off"
         self.skew = skew
-        self.realm = realm
+        self.sender = sender
+        """The context field naming who signs Authorization: bpp_id on callbacks, bap_id on requests."""
         self._registry: RegistryClient | None = None
 
-    def app(self) -> Starlette:
-        @asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with httpx.AsyncClient(timeout=5.0, trust_env=False) as http:
-                if self.registry_url is not None:
-                    self._registry = RegistryClient(self.registry_url, http)
-                yield
+    def attach(self, http: httpx.AsyncClient) -> None:
+        if self.registry_url is not None:
+            self._registry = RegistryClient(self.registry_url, http)
 
-        return Starlette(routes=[Route("/{path:path}", self.receive, methods=["POST"])], lifespan=lifespan)
-
-    async def receive(self, request: Request) -> JSONResponse:
-        received_at = datetime.now(timezone.utc)
-        raw = await request.body()
-        try:
-            doc, error = orjson.loads(raw), None
-        except orjson.JSONDecodeError as exc:
-            doc, error = None, str(exc)
-        headers = {k: v for k, v in request.headers.items()}
-        checks = await self._verify(raw, doc, headers)
-        self.inbox.add(Received(received_at, request.url.path, raw, doc, error, headers, checks))
-        if error is not None or not isinstance(doc, dict) or not isinstance(doc.get("context"), dict):
-            return nack(INVALID_REQUEST, "the body is not a Beckn message ({context, message})")
-        failed = next((c for c in checks if c.reason is not None), None)
-        if failed is not None:
-            return nack(INVALID_REQUEST, f"{failed.reason}: {failed.detail}", status=401, realm=self.realm)
-        return ack()
-
-    async def _verify(self, raw: bytes, doc: Any, headers: dict[str, str]) -> tuple[SignatureCheck, ...]:
+    async def verify(self, raw: bytes, doc: Any, headers: dict[str, str]) -> tuple[SignatureCheck, ...]:
         if self.mode == "off" or self._registry is None:
             return ()
         checks = []
         authorization = headers.get("authorization")
         if authorization is not None or self.mode == "required":
-            sender = dig(doc, "context", "bpp_id")
+            sender = dig(doc, "context", self.sender)
             checks.append(await self._check("Authorization", raw, authorization, sender if isinstance(sender, str) else None))
         gateway = headers.get("x-gateway-authorization")
         if gateway is not None:
@@ -166,3 +175,43 @@ class Listener:
         except SignatureError as exc:
             return SignatureCheck(name, exc.reason, exc.detail)
         return SignatureCheck(name, None)
+
+
+def decode(raw: bytes) -> tuple[Any, str | None]:
+    """The JSON in a body, or None and why not: a body that is not JSON is kept and reported, not refused."""
+    try:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError as exc:
+        return None, str(exc)
+
+
+class Listener:
+    """The Starlette app behind the harness's callback URL. Any path is accepted (`{bap_uri}/on_search`)."""
+
+    def __init__(self, inbox: Inbox, verifier: Verifier, *, realm: str = "deg-conformance") -> None:
+        self.inbox = inbox
+        self.verifier = verifier
+        self.realm = realm
+
+    def app(self) -> Starlette:
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with httpx.AsyncClient(timeout=5.0, trust_env=False) as http:
+                self.verifier.attach(http)
+                yield
+
+        return Starlette(routes=[Route("/{path:path}", self.receive, methods=["POST"])], lifespan=lifespan)
+
+    async def receive(self, request: Request) -> JSONResponse:
+        received_at = datetime.now(timezone.utc)
+        raw = await request.body()
+        doc, error = decode(raw)
+        headers = {k: v for k, v in request.headers.items()}
+        checks = await self.verifier.verify(raw, doc, headers)
+        self.inbox.add(Received(received_at, request.url.path, raw, doc, error, headers, checks))
+        if error is not None or not isinstance(doc, dict) or not isinstance(doc.get("context"), dict):
+            return nack(INVALID_REQUEST, "the body is not a Beckn message ({context, message})")
+        failed = next((c for c in checks if c.reason is not None), None)
+        if failed is not None:
+            return nack(INVALID_REQUEST, f"{failed.reason}: {failed.detail}", status=401, realm=self.realm)
+        return ack()

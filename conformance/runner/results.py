@@ -27,6 +27,9 @@ class StepResult:
     request: Message | None = None
     reply: Reply | None = None
     callbacks: list[Message] = field(default_factory=list)
+    """What the target sent for this step: its callbacks (harness as BAP) or its requests (harness as BPP)."""
+    answers: list[Message] = field(default_factory=list)
+    """Harness as BPP: the callbacks the harness sent, each with the target's reply to it."""
     findings: list[Finding] = field(default_factory=list)
 
     @property

@@ -1,0 +1,277 @@
+"""Playing the BPP: ask the BAP under test for each step's request, answer it as a provider, check both ways.
+
+The harness's BPPs are reference BPPs (conformance/network/bpp.py) serving the run's catalogs, so their
+answers are the reference network's: an ACK and the callback for a good request, a NACK with the BECKN-005
+code for one they cannot serve. What makes them the harness's is the recording: every request is kept as it
+came, with its signature check and the answer given, and every callback with the BAP's reply to it.
+
+The BAP is asked in one of two ways: `trigger` POSTs the step's body to the BAP's client endpoint (as the Beckn
+protocol server's BAP client takes it); `passive` prints what the person at the BAP's controls should do, and
+waits.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount
+
+from conformance.engine import Engine
+from conformance.errors import ConfigError
+from conformance.findings import Violation
+from conformance.messages import Message, dig, parse_duration
+from conformance.network.bpp import ReferenceBPP
+from conformance.network.participant import join
+from conformance.rules import scenario as expect_rules
+from conformance.rules import timing, transaction
+from conformance.runner.listener import Inbox, Received, Verifier, decode
+from conformance.runner.results import ScenarioResult, StepResult
+from conformance.runner.transcript import Play, assert_and_save, choose, close, play_steps
+from conformance.scenario import Scenario, Step, build_body, render
+from conformance.signing import KeyPair
+from conformance.transport import Reply, encode, post
+
+if TYPE_CHECKING:
+    from conformance.runner import Harness
+
+Lifespan = Callable[[Starlette], AsyncContextManager[None]]
+DEFAULT_WINDOW = 30.0
+SLICE = 0.25
+"""Seconds between looks for a request sent under another transaction_id."""
+PASSIVE_WINDOW = 120.0
+"""A person needs longer than an API call: the default wait for a request in passive drive."""
+
+
+class HarnessBPP(ReferenceBPP):
+    """A reference BPP that records what crosses its endpoint: requests into `inbox`, callbacks into `outbox`."""
+
+    def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine, verifier: Verifier,
+                 inbox: Inbox, outbox: Inbox, skew: int) -> None:
+        super().__init__(key, url=url, catalog=catalog, engine=engine, skew=skew)
+        self.verifier, self.inbox, self.outbox = verifier, inbox, outbox
+
+    async def handle(self, request: Request) -> JSONResponse:
+        received_at = datetime.now(timezone.utc)
+        started = time.perf_counter()
+        raw = await request.body()  # cached by Starlette: the reference BPP reads the same bytes
+        doc, error = decode(raw)
+        headers = dict(request.headers.items())
+        checks = await self.verifier.verify(raw, doc, headers)
+        response = await super().handle(request)
+        answer, _ = decode(bytes(response.body))
+        self.inbox.add(Received(received_at, request.url.path, raw, doc, error, headers, checks,
+                                party=self.key.subscriber_id,
+                                reply=Reply(response.status_code, answer, time.perf_counter() - started)))
+        return response
+
+    async def forward(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        sent_at = datetime.now(timezone.utc)
+        started = time.perf_counter()
+        doc, error = decode(body)
+        record = Received(sent_at, url, body, doc, error, headers, (), party=self.key.subscriber_id)
+        try:
+            response = await super().forward(url, body, headers)
+        except httpx.HTTPError as exc:
+            record.reply = Reply(None, None, None, f"unreachable: {type(exc).__name__}: {exc}")
+            self.outbox.add(record)
+            raise
+        answer, _ = decode(response.content)
+        record.reply = Reply(response.status_code, response.text if answer is None else answer,
+                             time.perf_counter() - started)
+        self.outbox.add(record)
+        return response
+
+
+def bpp_app(bpps: dict[str, HarnessBPP], lifespan: Lifespan) -> Starlette:
+    """The harness's BPPs, one under each `/bpp/<name>`."""
+    return Starlette(routes=[Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in bpps.items()], lifespan=lifespan)
+
+
+def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
+    """Run one scenario against the BAP, playing the BPP. Never raises for what the target does."""
+    transaction_id = str(uuid.uuid4())
+    result = ScenarioResult(scenario, transaction_id, time.time())
+    state = Play(harness, result, {**scenario.variables, "transaction_id": transaction_id})
+    play_steps(state, _step)
+    close(state, lambda: [state.message(r, "out") for r in _sent(state)])
+    result.stopped = time.time()
+    return result
+
+
+def _sent(state: Play) -> list[Received]:
+    """Every callback the harness sent in the transaction, including answers to requests it adopted."""
+    adopted = {m.message_id for m in state.messages.values() if m.direction == "in"}
+    outbox = state.harness.outbox
+    return outbox.messages(state.result.transaction_id) + outbox.answering(adopted, state.result.transaction_id)
+
+
+def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> bool:
+    """Ask for the request, take what arrives, check the answers both ways. False when the scenario cannot go on."""
+    harness = state.harness
+    body = build_body(step, state.variables)
+    context = body["context"]
+    if not isinstance(context, dict):
+        raise ConfigError(f"{step.body}: context must be an object")
+    if "context.transaction_id" not in step.set:
+        context["transaction_id"] = state.result.transaction_id
+    asked_at = datetime.now(timezone.utc)
+    window = _window(state, step, context)
+    if harness.config.drive == "passive":
+        ask = render(step.prompt, state.variables) if step.prompt else f"make the app send {step.send}"
+        harness.notify(f"{state.result.scenario.id} {out.index}/{len(state.result.scenario.steps)}: {ask} "
+                       f"(transaction {state.result.transaction_id}; waiting up to {window:g} s)")
+    elif not _trigger(state, step, out, client, body):
+        return False
+    requests = _requests(state, step, out, asked_at, window)
+    if not requests:
+        return False
+    candidates, judged = [], set()
+    for request in requests:
+        msg = state.message(request)
+        callback = _exchange(state, step, out, request, judge=id(msg) not in judged)
+        judged.add(id(msg))  # a copy relayed to another BPP is answered again, but judged once
+        candidates.append((msg, {"request": request.doc, "callback": callback.doc if callback is not None else None}))
+    if step.expect.outcome == "answered" and all(c[1]["callback"] is None for c in candidates):
+        return False  # refused: nothing to choose from or assert on, and later steps build on this one
+    chosen = choose(state, step, out, candidates)
+    return chosen is not None and assert_and_save(state, step, out, *chosen)
+
+
+def _window(state: Play, step: Step, context: dict[str, Any]) -> float:
+    """How long to wait for the BAP's request: the step's `within`, else the ttl the body asks for, else a
+    default (longer in passive drive, where a person acts); --callback-timeout caps it."""
+    harness = state.harness
+    ttl = parse_duration(context.get("ttl"))
+    default = PASSIVE_WINDOW if harness.config.drive == "passive" else DEFAULT_WINDOW
+    window = step.expect.within.total_seconds() if step.expect.within else (ttl.total_seconds() if ttl else default)
+    if harness.config.callback_timeout is not None:
+        window = min(window, harness.config.callback_timeout)
+    return window
+
+
+def _trigger(state: Play, step: Step, out: StepResult, client: httpx.Client, body: dict[str, Any]) -> bool:
+    """POST the step's body to the BAP's client endpoint; the trigger and its answer are shown in the report,
+    but are not part of the Beckn transaction."""
+    assert state.harness.target is not None
+    out.url = join(state.harness.target, step.send)
+    body["context"]["action"] = step.send  # the protocol server's client API reads it from the body too
+    raw = encode(body)
+    reply = post(client, out.url, raw, {})
+    seq = state.next_seq()
+    trigger = Message(body, state.result.scenario.id, seq, seq=seq, received_at=datetime.now(timezone.utc),
+                      direction="out", endpoint=f"/{step.send}", size=len(raw))
+    out.request, out.reply = trigger, reply
+    if reply.error is not None:
+        unreachable = reply.error.startswith("unreachable")
+        state.result.unreachable = state.result.unreachable or unreachable
+        rule = expect_rules.UNREACHABLE if unreachable else timing.NO_ACK
+        state.report(out, rule, Violation((), f"an answer from POST {out.url}", reply.error), trigger)
+        return False
+    if reply.status is None or not 200 <= reply.status < 300:
+        state.report(out, expect_rules.TRIGGER, Violation((), f"a 2xx answer from POST {out.url}",
+                                                          f"HTTP {reply.status}: {_brief(reply.body)}"), trigger)
+        return False
+    return True
+
+
+def _requests(state: Play, step: Step, out: StepResult, asked_at: datetime, window: float) -> list[Received]:
+    """The requests the step asked for: `expect.count` of them (every one within the window for `all`). A
+    request carrying another transaction_id is taken, and reported, when nothing else came."""
+    harness, result, expect = state.harness, state.result, step.expect
+
+    def mine(r: Received) -> bool:
+        return r.action == step.send and not r.claimed and r.received_at >= asked_at
+
+    wanted = expect.count
+    ready = (lambda msgs: False) if wanted is None else (lambda msgs: sum(map(mine, msgs)) >= wanted)
+    deadline = time.monotonic() + window
+    while True:  # in slices, to notice a request under another transaction_id without waiting out the window
+        arrived = [r for r in harness.inbox.wait(result.transaction_id, ready, min(deadline, time.monotonic() + SLICE))
+                   if mine(r)]
+        got = arrived if wanted is None else arrived[:wanted]
+        if (wanted is not None and len(got) >= wanted) or time.monotonic() >= deadline:
+            break
+        stray = None if got else harness.inbox.adopt(step.send, asked_at, harness.transactions)
+        if stray is not None:
+            got = [stray]
+            state.report(out, transaction.REQUEST_TRANSACTION_ID,
+                         Violation(("context", "transaction_id"), result.transaction_id, stray.transaction_id),
+                         state.message(stray))
+            break
+    first: dict[bytes, Message] = {}
+    for r in got:
+        r.claimed = True
+        if r.raw in first:  # the same request relayed by a gateway to another of the harness's BPPs: one message
+            state.messages[id(r)] = first[r.raw]
+            continue
+        msg = first[r.raw] = state.message(r)
+        state.steps_of[msg.seq] = out
+        out.callbacks.append(msg)
+        if r.doc is not None and "bap_id" not in state.variables:
+            state.variables.update({k: v for k in ("bap_id", "bap_uri")
+                                    if isinstance(v := dig(r.doc, "context", k), str)})
+    fewest = expect.min if wanted is None else wanted
+    if not got and fewest:
+        anchor = out.request or Message({"context": {"action": step.send, "transaction_id": result.transaction_id}},
+                                        result.scenario.id, state.next_seq())
+        asked = "" if out.reply is None else f"; the client endpoint had answered {_brief(out.reply.body)}"
+        state.report(out, timing.REQUEST_MISSING,
+                     Violation((), f"{step.send} within {window:g} s", f"no request{asked}"), anchor)
+    elif len(got) < fewest:
+        state.report(out, expect_rules.CALLBACK_COUNT,
+                     Violation((), f"at least {fewest} × {step.send}", f"{len(got)}"), out.callbacks[0])
+    return got
+
+
+def _exchange(state: Play, step: Step, out: StepResult, request: Received, *, judge: bool) -> Received | None:
+    """How the harness answered `request` against what the step expects (when `judge`), then the callback it
+    sent and the BAP's reply to that. Returns the callback, if one was sent."""
+    harness, expect = state.harness, step.expect
+    msg = state.message(request)
+    answer = request.reply
+    if answer is not None and answer.ack == "NACK":
+        if not judge:
+            return None
+        if expect.outcome == "answered":
+            state.report(out, expect_rules.OUTCOME, Violation(
+                (), "a request the BPP can serve (the harness's BPP ACKs it)",
+                f"NACK {answer.error_code}: {dig(answer.body, 'error', 'message')}"), msg)
+        elif expect.error_code is not None and answer.error_code != expect.error_code:
+            state.report(out, expect_rules.OUTCOME, Violation(("error", "code"), expect.error_code, answer.error_code),
+                         msg, path="$.error.code (the harness's NACK)")
+        return None
+    if expect.outcome == "nacked" and judge:
+        state.report(out, expect_rules.OUTCOME, Violation((), "a request the BPP must refuse (NACK)", "ACK"), msg)
+    callback = harness.outbox.wait_for(request.message_id, f"on_{step.send}", request.party,
+                                       time.monotonic() + harness.config.ack_timeout + 1)
+    if callback is None:
+        return None  # the reference BPP always calls back after an ACK; if it could not, the run's log says why
+    sent = state.message(callback, "out")
+    state.steps_of[sent.seq] = out
+    out.answers.append(sent)
+    reply = callback.reply
+    if expect.outcome == "refused" and judge and dig(callback.doc, "error", "code") is None:
+        state.report(out, expect_rules.OUTCOME, Violation(("error",), "a refusal (NACK or error callback)",
+                                                          "a callback without an error"), msg)
+    if reply is None or reply.error is not None:
+        state.report(out, timing.NO_ACK, Violation((), f"an ACK from POST {callback.path}",
+                                                   reply.error if reply else "no reply"), sent)
+    elif reply.ack != "ACK":
+        code = dig(reply.body, "error", "code")
+        state.report(out, expect_rules.CALLBACK_NACKED, Violation(
+            ("message", "ack", "status"), "ACK", f"HTTP {reply.status}, {reply.ack or 'no ACK'}"
+            + (f", error {code}: {dig(reply.body, 'error', 'message')}" if code else "")),
+            sent, path="$.message.ack.status (the BAP's synchronous response)")
+    return callback
+
+
+def _brief(body: Any) -> str:
+    """A reply body in a finding: enough to see why (the BAP client usually says what the network answered)."""
+    text = body if isinstance(body, str) else encode(body).decode()
+    return text if len(text) <= 400 else text[:400] + "..."

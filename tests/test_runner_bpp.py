@@ -1,0 +1,353 @@
+"""The runner playing BPP: the shipped role-bpp scenarios pass against the reference BAP, and a BAP that
+misbehaves (a fault switch of the reference BAP, or a hand-made client endpoint) fails with the right rule."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from conformance import scenario
+from conformance.cli import main
+from conformance.engine import Engine
+from conformance.errors import ConfigError
+from conformance.findings import Severity
+from conformance.network import NetworkConfig
+from conformance.runner import Harness, RunConfig, RunResult, ScenarioResult
+from conformance.runner.results import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
+from tests._live import SHIPPED, closed_port_url, serve, write
+
+BPP_ROLE = SHIPPED / "bpp-role"
+MANUAL = BPP_ROLE / "manual-optin-sf-grid.yaml"
+WINDOW = 3.0
+
+ONE_SEARCH = """
+    name: one search
+    role: bpp
+    steps:
+      - {name: discover, send: search, expect: {count: 2, within: PT1S}}
+"""
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine()
+
+
+def play(scenarios: list[scenario.Scenario], engine: Engine, **settings: Any) -> RunResult:
+    config = RunConfig(role="bpp", callback_timeout=WINDOW, settle=0.2, **settings)
+    with Harness(config, engine=engine) as harness:
+        return harness.run(scenarios)
+
+
+def errors(result: ScenarioResult) -> set[str]:
+    return {f.rule_id for f in result.findings if f.severity is Severity.ERROR}
+
+
+@pytest.fixture(scope="module")
+def shipped(engine: Engine) -> RunResult:
+    scenarios = [scenario.load(p) for p in scenario.discover([BPP_ROLE])]
+    return play(scenarios, engine, concurrency=len(scenarios))
+
+
+# ---- the shipped scenarios against the reference BAP --------------------------------------------------------
+
+def test_every_shipped_bpp_role_scenario_passes(shipped: RunResult) -> None:
+    assert len(shipped.scenarios) >= 3
+    for s in shipped.scenarios:
+        assert s.status == "passed", [f.text() for f in s.findings]
+        assert not s.findings and not s.unexpected
+    assert shipped.exit_code == EXIT_OK and not shipped.strays
+
+
+def test_each_step_shows_the_trigger_the_request_the_callback_and_the_bap_reply(shipped: RunResult) -> None:
+    manual = next(s for s in shipped.scenarios if s.scenario.path == MANUAL)
+    assert [st.action for st in manual.steps] == ["search", "init", "confirm", "status", "support", "cancel"]
+    for st in manual.steps:
+        assert st.reply is not None and st.reply.status == 200  # the BAP's client endpoint took the trigger
+        assert [m.direction for m in st.callbacks] == ["in"] and st.callbacks[0].action == st.action
+        assert st.callbacks[0].transaction_id == manual.transaction_id
+        assert all(c.reason is None for c in st.callbacks[0].signatures) and st.callbacks[0].signatures
+        assert {m.action for m in st.answers} == {f"on_{st.action}"}
+        assert all(m.direction == "out" and m.response == {"message": {"ack": {"status": "ACK"}}} for m in st.answers)
+
+
+def test_a_search_relayed_to_both_bpps_is_one_request_with_two_callbacks(shipped: RunResult) -> None:
+    search = next(s for s in shipped.scenarios if s.scenario.path == MANUAL).steps[0]
+    assert len(search.callbacks) == 1 and len(search.answers) == 2
+    assert {dig_bpp(m.body) for m in search.answers} == {
+        "sf-grid-loadflex.deg-conformance.local", "flexigrid-aggregator.deg-conformance.local"}
+
+
+def dig_bpp(body: Any) -> str:
+    return str(body["context"]["bpp_id"])
+
+
+# ---- the reference BAP's fault switches ------------------------------------------------------------------------
+
+BREAKS = {  # fault -> (the step it first shows at, the rule that must fire there)
+    "unsigned": ("search", "SIG_MISSING"),
+    "bad-signature": ("search", "SIG_INVALID"),
+    "nack-everything": ("init", "RUN_CALLBACK_NACKED"),
+    "fresh-transaction-id": ("init", "TXN_REQUEST_TRANSACTION_ID"),
+    "reused-message-id": ("init", "TXN_MESSAGE_ID_REUSED"),
+    "unknown-item": ("init", "ORD_ITEM_UNKNOWN"),
+    "wrong-order-id": ("status", "ORD_REQUEST_ORDER_ID"),
+}
+EXPECTED = {  # shipped scenario -> {fault: (action, rule)} for each fault it must catch
+    "manual-optin-sf-grid": BREAKS,
+    "automated-control-flexigrid": BREAKS,
+    "status-of-an-order-not-its-own": {
+        "unsigned": ("search", "SIG_MISSING"), "bad-signature": ("search", "SIG_INVALID"),
+        "fresh-transaction-id": ("status", "TXN_REQUEST_TRANSACTION_ID"),
+        "reused-message-id": ("status", "TXN_MESSAGE_ID_REUSED"), "wrong-order-id": ("status", "RUN_ASSERTION")},
+}
+
+
+@pytest.fixture(scope="module")
+def faulty(engine: Engine) -> dict[tuple[str, str], ScenarioResult]:
+    """Each shipped scenario against the reference BAP with each fault it must catch, all at once."""
+    def one(path: Path, fault: str) -> ScenarioResult:
+        network = NetworkConfig(faults={"bap": frozenset({fault})})
+        return play([scenario.load(path)], engine, network=network).scenarios[0]
+
+    jobs = {(p.stem, fault): p for p in scenario.discover([BPP_ROLE]) for fault in EXPECTED[p.stem]}
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {job: pool.submit(one, path, job[1]) for job, path in jobs.items()}
+        return {job: future.result() for job, future in futures.items()}
+
+
+def test_every_shipped_scenario_has_faults_to_catch() -> None:
+    assert {p.stem for p in scenario.discover([BPP_ROLE])} == set(EXPECTED)
+
+
+def test_every_bap_fault_switch_is_caught() -> None:
+    from conformance.network.participant import BAP_ONLY
+    # no-callback, late-callback, duplicate-callback and the wrong-callback ids are about callbacks, which a
+    # BAP does not send; no-signature-check and no-validation make a BAP lenient, which no BPP can see.
+    assert BAP_ONLY | {"unsigned", "bad-signature", "nack-everything"} == set(BREAKS)
+
+
+@pytest.mark.parametrize("job", [(s, f) for s, faults in EXPECTED.items() for f in faults], ids="/".join)
+def test_a_faulty_bap_fails_with_the_right_rule_at_the_right_step(
+        faulty: dict[tuple[str, str], ScenarioResult], job: tuple[str, str]) -> None:
+    result = faulty[job]
+    action, rule = EXPECTED[job[0]][job[1]]
+    assert result.status == "failed"
+    hits = [f for f in result.findings if f.rule_id == rule]
+    assert hits, f"{rule} did not fire: {sorted(errors(result))}"
+    step = result.step_of(hits[0])
+    assert step is not None and step.action == action
+    assert hits[0].action == (f"on_{action}" if rule == "RUN_CALLBACK_NACKED" else action)  # on what was NACKed
+
+
+# ---- a hand-made BAP client endpoint ----------------------------------------------------------------------------
+
+class TinyClient:
+    """A BAP client endpoint that does as told with each trigger: "silent" (200, sends nothing), "refuse"
+    (500), "garbage" (POSTs a body that is not JSON to the harness's BPP), "wrong-action" (sends confirm when
+    asked for init)."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.bpp_url = ""
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{action}", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> Response:
+        doc = await request.json()
+        if self.behaviour == "refuse":
+            return JSONResponse({"error": "cannot send now"}, status_code=500)
+        if self.behaviour == "garbage":
+            async with httpx.AsyncClient(trust_env=False) as client:
+                await client.post(f"{self.bpp_url}/search", content=b"{not json", headers={"Content-Type": "application/json"})
+        if self.behaviour == "wrong-action":
+            context = {**doc["context"], "action": "confirm", "message_id": "m-1", "bap_id": "tiny.bap",
+                       "bap_uri": "http://127.0.0.1:9/tiny"}
+            async with httpx.AsyncClient(trust_env=False) as client:
+                await client.post(f"{self.bpp_url}/confirm", json={"context": context, "message": {}})
+        return JSONResponse({"ok": True})
+
+
+def play_tiny(tiny: TinyClient, s: scenario.Scenario, engine: Engine) -> RunResult:
+    with serve(tiny.app()) as url:
+        config = RunConfig(role="bpp", target=url, callback_timeout=1.0, settle=0.1)
+        with Harness(config, engine=engine) as harness:
+            tiny.bpp_url = harness.bpps["sf-grid-loadflex"].url
+            return harness.run([s])
+
+
+def test_a_bap_that_never_sends_is_a_finding_within_the_wait(engine: Engine, tmp_path: Path) -> None:
+    started = time.monotonic()
+    run = play_tiny(TinyClient("silent"), scenario.load(write(tmp_path, "s.yaml", ONE_SEARCH)), engine)
+    s = run.scenarios[0]
+    assert errors(s) == {"TIM_REQUEST_MISSING"} and run.exit_code == EXIT_FAILED
+    finding = s.findings[0]
+    assert (finding.action, finding.transaction_id) == ("search", s.transaction_id)
+    assert "no request" in str(finding.found) and '"ok":true' in str(finding.found)
+    assert time.monotonic() - started < 6
+
+
+def test_a_client_endpoint_that_refuses_is_run_trigger(engine: Engine, tmp_path: Path) -> None:
+    run = play_tiny(TinyClient("refuse"), scenario.load(write(tmp_path, "s.yaml", ONE_SEARCH)), engine)
+    assert errors(run.scenarios[0]) == {"RUN_TRIGGER"}
+    assert "HTTP 500" in str(run.scenarios[0].findings[0].found)
+
+
+def test_an_unreachable_client_endpoint_is_exit_3(engine: Engine, tmp_path: Path) -> None:
+    config = RunConfig(role="bpp", target=closed_port_url(), callback_timeout=1.0, settle=0.1)
+    with Harness(config, engine=engine) as harness:
+        run = harness.run([scenario.load(write(tmp_path, "s.yaml", ONE_SEARCH))])
+    assert errors(run.scenarios[0]) == {"RUN_UNREACHABLE"} and run.exit_code == EXIT_UNREACHABLE
+
+
+def test_garbage_sent_to_the_harness_is_kept_and_reported(engine: Engine, tmp_path: Path) -> None:
+    run = play_tiny(TinyClient("garbage"), scenario.load(write(tmp_path, "s.yaml", ONE_SEARCH)), engine)
+    assert errors(run.scenarios[0]) == {"TIM_REQUEST_MISSING"}
+    assert [m.decode_error is not None for m in run.strays] == [True]  # nothing received is lost
+
+
+def test_the_wrong_action_is_reported_and_kept(engine: Engine, tmp_path: Path) -> None:
+    s = scenario.load(write(tmp_path, "s.yaml", """
+        name: init asked, confirm sent
+        role: bpp
+        variables: {bpp_id: x, bpp_uri: "http://127.0.0.1:9/x", provider_id: p, item_id: i, fulfillment_id: f}
+        steps:
+          - {send: init, expect: {within: PT1S}}
+    """))
+    result = play_tiny(TinyClient("wrong-action"), s, engine).scenarios[0]
+    assert "TIM_REQUEST_MISSING" in errors(result)
+    assert [m.action for m in result.unexpected] == ["confirm"]
+    assert "RUN_UNCLAIMED" in {f.rule_id for f in result.findings}
+
+
+# ---- passive drive: a person acts on the prompt -------------------------------------------------------------
+
+def test_passive_drive_prompts_and_takes_what_the_person_makes_the_app_send(engine: Engine, tmp_path: Path) -> None:
+    s = scenario.load(write(tmp_path, "s.yaml", """
+        name: a person searches
+        role: bpp
+        steps:
+          - {send: search, prompt: "search for programs ({{ transaction_id }})", expect: {count: 2, within: PT5S}}
+    """))
+    prompts: list[str] = []
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def person(text: str) -> None:  # does what the prompt says, in the app (the reference BAP's client)
+        prompts.append(text)
+        txn = re.search(r"\(transaction ([0-9a-f-]+);", text)
+        assert txn is not None
+        pool.submit(httpx.post, f"{harness.network.bap_client_url}/search",  # type: ignore[union-attr]
+                    json={"context": {"transaction_id": txn.group(1), "domain": "flexibility", "version": "1.1.0",
+                                      "location": {"country": {"code": "USA"}, "city": {"code": "NANP:628"}}},
+                          "message": {"intent": {"descriptor": {"name": "flex"}}}}, trust_env=False)
+
+    with Harness(RunConfig(role="bpp", drive="passive", settle=0.1), engine=engine, notify=person) as harness:
+        result = harness.run([s]).scenarios[0]
+    pool.shutdown()
+    assert result.status == "passed", [f.text() for f in result.findings]
+    assert len(prompts) == 1 and prompts[0].startswith(f"s 1/1: search for programs ({result.transaction_id})")
+    assert result.steps[0].request is None  # nothing was POSTed to a client endpoint
+
+
+# ---- misuse -------------------------------------------------------------------------------------------------
+
+def test_a_scenario_of_the_other_role_is_refused_before_anything_is_sent(engine: Engine) -> None:
+    bap_scenario = scenario.load(SHIPPED / "unknown-order.yaml")
+    with Harness(RunConfig(role="bpp"), engine=engine) as harness:
+        with pytest.raises(ConfigError, match="play bap, not bpp"):
+            harness.run([bap_scenario])
+        assert not harness.inbox.by_transaction
+
+
+@pytest.mark.parametrize("field, text", [
+    ("prompt: hello", "prompt is for role bpp"),
+])
+def test_role_bap_refuses_role_bpp_fields(tmp_path: Path, field: str, text: str) -> None:
+    path = write(tmp_path, "s.yaml", f"""
+        name: s
+        steps:
+          - send: search
+            {field}
+    """)
+    with pytest.raises(ConfigError, match=text):
+        scenario.load(path)
+
+
+def test_role_bpp_refuses_expect_callback(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", """
+        name: s
+        role: bpp
+        steps:
+          - {send: search, expect: {callback: on_search}}
+    """)
+    with pytest.raises(ConfigError, match="expect.callback is for role bap"):
+        scenario.load(path)
+
+
+def test_threads_left_running_are_none(engine: Engine, tmp_path: Path) -> None:
+    """Every server a BPP-role run starts (its BPPs, the reference registry, gateway and BAP) stops with it."""
+    before = {t.name for t in threading.enumerate()}
+    play([scenario.load(write(tmp_path, "s.yaml", ONE_SEARCH))], engine)
+    deadline = time.monotonic() + 5
+    while {t.name for t in threading.enumerate()} - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert {t.name for t in threading.enumerate()} - before == set()
+
+
+
+# ---- the command line -------------------------------------------------------------------------------------------
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["run", "--role", "bpp", *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_run_role_bpp_plays_the_shipped_bpp_scenarios(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = cli(capsys, "-n", "3", "--callback-timeout", "3", "--report-dir", str(tmp_path))
+    shipped = len(scenario.discover([BPP_ROLE]))
+    assert code == 0, out
+    assert f"{shipped} passed, 0 failed, 0 broken of {shipped} scenario(s)" in out
+    assert "against the reference BAP as BPP" in err and "sf-grid-loadflex.deg-conformance.local at http" in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["settings"]["role"] == "bpp" and summary["settings"]["drive"] == "trigger"
+    step = summary["scenarios"][0]["steps"][0]
+    assert (step["callbacks"], step["sent_callbacks"]) == (1, 2)  # one search, answered by both BPPs
+    names = {a["name"] for r in (tmp_path / "allure-results").glob("*-result.json")
+             for st in json.loads(r.read_text())["steps"] for a in st["attachments"]}
+    assert {"trigger (the BAP's client endpoint): search", "received: search #1",
+            "sent: on_search #1, with the target's reply"} <= names
+
+
+def test_a_bap_fault_fails_the_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = cli(capsys, str(MANUAL), "--fault", "bap=unsigned", "--callback-timeout", "2",
+                       "--report-dir", str(tmp_path))
+    assert code == EXIT_FAILED and "SIG_MISSING" in out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--gateway", "http://127.0.0.1:9"], "--gateway is for --role bap"),
+    ([str(SHIPPED / "unknown-order.yaml")], "play bap, not bpp"),
+])
+def test_misuse_is_exit_2_with_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],
+                                             says: str) -> None:
+    code, _, err = cli(capsys, *argv, "--report-dir", str(tmp_path))
+    assert code == 2 and says in err
+
+
+def test_bpp_only_flags_are_refused_for_role_bap(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--drive", "passive"]) == 2
+    assert "--catalog and --drive are for --role bpp" in capsys.readouterr().err
