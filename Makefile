@@ -16,12 +16,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job: the full certification suite against the reference network, which the harness starts on
-# loopback: as BAP against its gateway and BPPs, then as BPP against its BAP. Both run whatever the first
+# loopback: as BAP against its gateway and BPPs (scenarios, then probes), then as BPP against its BAP. Both run whatever the first
 # finds; the exit status is non-zero when either fails. Reports go to $(REPORT)/{bap,bpp}/; `make report` renders them.
 demo: $(STAMP)
 	@rm -rf $(REPORT)
 	@status=0; \
-	$(BIN)/deg-conformance run --role bap -n 4 --report-dir $(REPORT)/bap || status=$$?; \
+	$(BIN)/deg-conformance run --role bap --probes -n 4 --report-dir $(REPORT)/bap || status=$$?; \
 	$(BIN)/deg-conformance run --role bpp -n 3 --report-dir $(REPORT)/bpp || status=$$?; \
 	exit $$status
 

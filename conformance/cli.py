@@ -78,41 +78,60 @@ def build_parser() -> argparse.ArgumentParser:
                                      "starts, and asks the BAP (by default the reference BAP) for each request.")
     run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO",
                      help="scenario files or folders (default: the shipped scenarios/ of the role)")
-    run.add_argument("--role", choices=["bap", "bpp"], default="bap", help="the part the harness plays (default bap)")
-    run.add_argument("--target", metavar="URL", help="as BAP: the BPP under test, where every request goes; as BPP: "
-                                                     "the BAP's client endpoint, asked to send each request")
-    run.add_argument("--drive", choices=["trigger", "passive"], default="trigger",
-                     help="as BPP: POST each request to the BAP's client endpoint (trigger), or print what to do "
-                          "in the app and wait (passive)")
-    run.add_argument("--catalog", action="append", default=[], type=Path, metavar="FILE",
-                     help="as BPP: a catalog for one of the harness's BPPs (repeat; default the guide's two)")
-    run.add_argument("--gateway", metavar="URL", help="a gateway: searches go there, later requests to the "
-                                                      "chosen BPP's bpp_uri")
-    run.add_argument("--registry", metavar="URL", help="the registry to look signing keys up in")
-    run.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
-                     help="where the harness listens: for callbacks as BAP, as its BPPs as BPP "
-                          "(default 127.0.0.1, a free port)")
-    run.add_argument("--callback-url", metavar="URL", help="the public URL the target reaches the harness at (bap_uri, "
-                                                           "or the BPPs' base), when it differs from --listen")
-    run.add_argument("--subscriber-id", default="deg-conformance.local",
-                     help="the harness's subscriber id (as BPP, each BPP is <catalog name>.<this>)")
-    run.add_argument("--key-id", default="deg-conformance-key-1", help="the unique key id of the harness's key")
-    run.add_argument("--key-file", type=Path, metavar="FILE",
-                     help="the harness's base64 Ed25519 private key (default: a fresh key)")
-    run.add_argument("--signatures", choices=["required", "optional", "off"], default="required",
-                     help="callbacks must be signed (required), are verified when signed (optional), or neither")
-    run.add_argument("--ack-timeout", type=float, default=5.0, metavar="SECONDS",
-                     help="wait this long for a synchronous ACK/NACK (default 5)")
-    run.add_argument("--callback-timeout", type=float, metavar="SECONDS",
-                     help="wait at most this long for any callback, whatever the ttl says")
-    run.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
-                     help="with the reference network: make a participant misbehave (see sandbox --list-faults)")
-    run.add_argument("--report-dir", type=Path, metavar="DIR", help="where reports go (default reports/<run-id>/)")
-    run.add_argument("--json", action="store_true", help="print summary.json to stdout")
-    run.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
-                     help="scenarios played at once (default 1)")
-    _schema_options(run)
+    run.add_argument("--probes", action="store_true", help="after the scenarios, send the probes (see `probe`)")
+    _live_options(run)
+
+    probe = sub.add_parser("probe", help="send deliberately wrong messages: does the target refuse them?",
+                           description="Send the probe suite to a BPP (--target; default the reference network's "
+                                       "first BPP), playing the BAP: one deliberately wrong, otherwise valid, "
+                                       "signed message per probe, each in a fresh transaction. A conformant target "
+                                       "refuses each synchronously (NACK with the BECKN-005 code; HTTP 401 with "
+                                       "WWW-Authenticate for signatures) and sends no callback. Same flags, reports "
+                                       "and exit codes as run.")
+    _live_options(probe)
     return parser
+
+
+def _live_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` and `probe` share: who the target is, who the harness is, how long to wait, reports."""
+    parser.add_argument("--role", choices=["bap", "bpp"], default="bap",
+                        help="the part the harness plays (default bap)")
+    parser.add_argument("--target", metavar="URL",
+                        help="as BAP: the BPP under test, where every request goes; as BPP: the BAP's client "
+                             "endpoint, asked to send each request")
+    parser.add_argument("--drive", choices=["trigger", "passive"], default="trigger",
+                        help="as BPP: POST each request to the BAP's client endpoint (trigger), or print what to do "
+                             "in the app and wait (passive)")
+    parser.add_argument("--catalog", action="append", default=[], type=Path, metavar="FILE",
+                        help="as BPP: a catalog for one of the harness's BPPs (repeat; default the guide's two)")
+    parser.add_argument("--gateway", metavar="URL", help="a gateway: searches go there, later requests to the "
+                                                         "chosen BPP's bpp_uri")
+    parser.add_argument("--registry", metavar="URL", help="the registry to look signing keys up in")
+    parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                        help="where the harness listens: for callbacks as BAP, as its BPPs as BPP "
+                             "(default 127.0.0.1, a free port)")
+    parser.add_argument("--callback-url", metavar="URL",
+                        help="the public URL the target reaches the harness at (bap_uri, or the BPPs' base), when it "
+                             "differs from --listen")
+    parser.add_argument("--subscriber-id", default="deg-conformance.local",
+                        help="the harness's subscriber id (as BPP, each BPP is <catalog name>.<this>)")
+    parser.add_argument("--key-id", default="deg-conformance-key-1", help="the unique key id of the harness's key")
+    parser.add_argument("--key-file", type=Path, metavar="FILE",
+                        help="the harness's base64 Ed25519 private key (default: a fresh key)")
+    parser.add_argument("--signatures", choices=["required", "optional", "off"], default="required",
+                        help="callbacks must be signed (required), are verified when signed (optional), or neither")
+    parser.add_argument("--ack-timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="wait this long for a synchronous ACK/NACK (default 5)")
+    parser.add_argument("--callback-timeout", type=float, metavar="SECONDS",
+                        help="wait at most this long for any callback, whatever the ttl says")
+    parser.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
+                        help="with the reference network: make a participant misbehave (see sandbox --list-faults)")
+    parser.add_argument("--report-dir", type=Path, metavar="DIR",
+                        help="where reports go (default reports/<run-id>/)")
+    parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    parser.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
+                        help="scenarios played at once (default 1)")
+    _schema_options(parser)
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -154,11 +173,14 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     from conformance.reporting.run_summary import summary
     from conformance.runner import Harness, RunConfig, load_key_file, new_run_id
 
-    scenarios = [scenario.load(p) for p in scenario.discover(args.scenarios or [scenario.SCENARIOS])]
-    if not args.scenarios:  # the shipped suite holds both roles' scenarios: play this role's
+    probing = args.command == "probe"
+    scenarios = [] if probing else [scenario.load(p) for p in scenario.discover(args.scenarios or [scenario.SCENARIOS])]
+    if not probing and not args.scenarios:  # the shipped suite holds both roles' scenarios: play this role's
         scenarios = [s for s in scenarios if s.role == args.role]
         if not scenarios:
             raise ConfigError(f"no shipped scenario plays {args.role} (in {scenario.SCENARIOS})")
+    if (probing or args.probes) and args.role != "bap":
+        raise ConfigError("probes of a BAP (--role bpp) are not built yet; probes play the BAP against a BPP")
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
     if args.role == "bpp" and args.gateway:
@@ -195,9 +217,10 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                   f"gateway {harness.gateway}, registry {harness.registry}", file=sys.stderr, flush=True)
         else:
             where = "the reference network" if harness.network else (args.target or args.gateway)
-            print(f"run {run_id}: {len(scenarios)} scenario(s) against {where}, callbacks at {harness.callback_url}",
+            what = "the probes" if probing else f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
+            print(f"run {run_id}: {what} against {where}, callbacks at {harness.callback_url}",
                   file=sys.stderr, flush=True)
-        result = harness.run(scenarios, run_id)
+        result = harness.run(scenarios, run_id, probes=probing or args.probes)
     write_reports(result, report_dir, participant=where or "?")
     if args.json:
         print(orjson.dumps(summary(result), option=orjson.OPT_INDENT_2, default=str).decode())
@@ -260,7 +283,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
     try:
         engine = _engine(args)
-        if args.command == "run":
+        if args.command in ("run", "probe"):
             return _run(args, engine)
         if args.command == "rules":
             if args.json:

@@ -142,7 +142,7 @@ def load(path: Path, fixtures: Path = FIXTURES) -> Scenario:
         line = lines.get(("steps", n), 1)
         _role_fits(role, raw, f"{path}:{line}: steps/{n}")
         body = _fixture(path, fixtures / use_case, raw.get("body", f"requests/{raw['send']}.json"), line)
-        _known_templates(_read_fixture(body), known, f"{path}:{line}: steps/{n}: body {body}")
+        _known_templates(read_fixture(body), known, f"{path}:{line}: steps/{n}: body {body}")
         for key in ("set", "choose", "assert", "prompt"):
             if key in raw:
                 _known_templates(raw[key], known, f"{path}:{lines.get(('steps', n, key), line)}: steps/{n}/{key}")
@@ -305,7 +305,7 @@ def _known_templates(value: Any, known: set[str], where: str) -> None:
             _known_templates(v, known, where)
 
 
-def _read_fixture(path: Path) -> dict[str, Any]:
+def read_fixture(path: Path) -> dict[str, Any]:
     try:
         doc = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -317,7 +317,7 @@ def _read_fixture(path: Path) -> dict[str, Any]:
 
 def build_body(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
     """The step's fixture, rendered, with its `set` overrides applied (dotted paths; lists by index)."""
-    body: dict[str, Any] = render(_read_fixture(step.body), variables)
+    body: dict[str, Any] = render(read_fixture(step.body), variables)
     for dotted, value in step.set.items():
         try:
             _put(body, dotted.split("."), render(copy.deepcopy(value), variables))

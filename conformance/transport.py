@@ -106,6 +106,16 @@ class Reply:
     latency: float | None
     error: str | None = None
     """'unreachable: ...' or 'timeout: ...' when no reply came."""
+    challenge: str | None = None
+    """The WWW-Authenticate header of a 401: what BECKN-006 asks a refused signature to be answered with."""
+
+    def describe(self) -> str:
+        """The reply in one line, for a finding: status, ACK/NACK, error code, a 401's challenge; or why none came."""
+        if self.error is not None:
+            return self.error
+        code = f", error {self.error_code}" if self.error_code else ""
+        challenge = ", WWW-Authenticate" if self.challenge else ""
+        return f"HTTP {self.status}, {self.ack or 'neither ACK nor NACK'}{code}{challenge}"
 
     @property
     def ack(self) -> str | None:
@@ -133,7 +143,7 @@ def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -
         decoded: Any = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         decoded = response.text
-    return Reply(response.status_code, decoded, latency)
+    return Reply(response.status_code, decoded, latency, challenge=response.headers.get("WWW-Authenticate"))
 
 
 def encode(doc: Any) -> bytes:

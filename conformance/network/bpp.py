@@ -16,7 +16,7 @@ from starlette.routing import Route
 from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
 from conformance.network.participant import (
-    ACTION_NOT_APPLICABLE, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, error, join,
+    ACTION_NOT_APPLICABLE, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, error, join,
     log_failure, nack, now_rfc3339,
 )
 from conformance import signing
@@ -45,6 +45,10 @@ class ReferenceBPP(Participant):
         self.latency = latency
         self.orders: dict[str, dict[str, Any]] = {}
         """Confirmed orders by id."""
+        self.seen: set[tuple[Any, Any]] = set()
+        """(transaction_id, message_id) of every request served: a second one is a replay or a reused id."""
+        self.initialised: set[Any] = set()
+        """Transactions whose init was served: confirm comes after init."""
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/{action}", self.handle, methods=["POST"])])
@@ -92,19 +96,31 @@ class ReferenceBPP(Participant):
         """The callback's message for a request, or a Refusal. Orders change state here.
         Reads the request defensively: with the no-validation fault, nothing about its shape is known."""
         message = _object(doc.get("message"))
+        context = _object(doc.get("context"))
+        request = (context.get("transaction_id"), context.get("message_id"))
+        if request in self.seen:
+            raise Refusal(INVALID_REQUEST, "this message_id was already used in this transaction (a replay, or "
+                                           "a reused id)", "$.context.message_id")
+        self.seen.add(request)
         if action == "search":
             return {"catalog": {"descriptor": self.catalog_descriptor, "providers": [self.provider]}}
         if action in ("select", "init", "confirm"):
             order = self._order_from(_object(message.get("order")))
+            if action == "confirm" and context.get("transaction_id") not in self.initialised:
+                raise Refusal(INVALID_REQUEST, "confirm before init: this transaction has no initialised order",
+                              "$.context.transaction_id")
+            if action == "init":
+                self.initialised.add(context.get("transaction_id"))
             if action == "confirm":
                 order["id"] = f"order-{uuid.uuid4()}"
                 self._set_state(order, SUBMITTED)
                 self.orders[order["id"]] = order
             return {"order": copy.deepcopy(order)}
-        if action == "support":
+        if action == "support":  # like status: about an order of this BPP, so an unknown ref_id is refused
             ref = dig(message, "support", "ref_id")
-            return {"support": {**({"ref_id": ref} if isinstance(ref, str) else {}),
-                                "phone": "+14155550123", "email": f"support@{self.key.subscriber_id}"}}
+            if not isinstance(ref, str) or ref not in self.orders:
+                raise Refusal(ORDER_NOT_FOUND, f"no order {ref!r} here to support", "$.message.support.ref_id")
+            return {"support": {"ref_id": ref, "phone": "+14155550123", "email": f"support@{self.key.subscriber_id}"}}
         order = self._known_order(message.get("order_id"))
         if action == "cancel":
             self._set_state(order, CANCELLED)

@@ -13,7 +13,7 @@ from conformance.runner.results import RunResult, ScenarioResult, StepResult
 
 def step_line(scenario: ScenarioResult, step: StepResult) -> str:
     """`manual-optin-sf-grid  3/6 confirm   ACK 4 ms · on_confirm ×1 · ok`"""
-    total = len(scenario.scenario.steps)
+    total = len(scenario.scenario.steps) or len(scenario.steps)  # a probe has no scenario file, only its sends
     reply = step.reply
     if reply is None:
         sent = "not sent"

@@ -5,7 +5,7 @@ from typing import Iterable
 
 from conformance.layer2 import Layer2Pack
 from conformance.rules import (  # noqa: F401  (registration)
-    catalog, context, layer2, order, scenario, schema, signature, timing, transaction,
+    catalog, context, layer2, order, probe, scenario, schema, signature, timing, transaction,
 )
 from conformance.rules.layer2 import pack_rule
 from conformance.rules.registry import GROUPS, CheckContext, Rule, Settings, registered, rule

@@ -15,9 +15,10 @@ from conformance.messages import ACTIONS, Message
 from conformance.transaction import Transaction
 from conformance.validation import Outcome, Validation
 
-GROUPS = ("schema", "context", "transaction", "order", "catalog", "layer2", "signature", "timing", "scenario")
+GROUPS = ("schema", "context", "transaction", "order", "catalog", "layer2", "signature", "timing", "scenario",
+          "probe")
 PREFIX = {"schema": "SCH_", "context": "CTX_", "transaction": "TXN_", "order": "ORD_", "catalog": "CAT_",
-          "layer2": "L2_", "signature": "SIG_", "timing": "TIM_", "scenario": "RUN_"}
+          "layer2": "L2_", "signature": "SIG_", "timing": "TIM_", "scenario": "RUN_", "probe": "PRB_"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

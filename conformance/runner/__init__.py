@@ -30,7 +30,7 @@ from conformance.network import Network, NetworkConfig
 from conformance.network.participant import join
 from conformance.network.registry import RegistryClient, Subscriber
 from conformance.network.sandbox import CATALOGS, load_catalog
-from conformance.runner import bap, bpp
+from conformance.runner import bap, bpp, probe
 from conformance.runner.listener import SIGNATURE_MODES, Inbox, Listener, Verifier
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
 from conformance.scenario import Scenario
@@ -234,8 +234,19 @@ class Harness:
         if self._progress is not None:
             self._progress(scenario, step)
 
-    def run(self, scenarios: list[Scenario], run_id: str | None = None) -> RunResult:
-        """Play every scenario (`config.concurrency` at a time); results come back in the given order."""
+    def probe_target(self) -> str:
+        """Where probes go: the target BPP, or the reference network's first BPP."""
+        if self.config.role != "bap":
+            raise ConfigError("probes of a BAP (--role bpp) are not built yet; probes play the BAP against a BPP")
+        if self.target is not None:
+            return self.target
+        if self.network is not None and self.network.bpps:
+            return next(iter(self.network.bpps.values())).url
+        raise ConfigError("probes need a BPP: give --target (a gateway cannot be probed on its own)")
+
+    def run(self, scenarios: list[Scenario], run_id: str | None = None, *, probes: bool = False) -> RunResult:
+        """Play every scenario (`config.concurrency` at a time), then every probe when asked; results come back
+        in that order."""
         misfits = [str(s.path) for s in scenarios if s.role != self.config.role]
         if misfits:
             raise ConfigError(f"these scenarios play {'bpp' if self.config.role == 'bap' else 'bap'}, not "
@@ -243,6 +254,8 @@ class Harness:
         result = RunResult(run_id or new_run_id(), time.time(), settings=self.describe())
         with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="scenario") as pool:
             result.scenarios = list(pool.map(self.play, scenarios))
+        if probes:
+            result.scenarios += probe.play_all(self)
         known = {s.transaction_id for s in result.scenarios}
         result.strays = [Message(r.doc, "unexpected", n, seq=n, received_at=r.received_at, direction="in",
                                  endpoint=r.path, signatures=r.signatures, decode_error=r.decode_error,

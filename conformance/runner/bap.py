@@ -24,7 +24,7 @@ from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.runner.transcript import Play, assert_and_save, choose, close, play_steps
 from conformance.scenario import Scenario, Step, build_body
-from conformance.transport import Reply, encode, post
+from conformance.transport import encode, post
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -79,7 +79,7 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
         return True
     if reply.ack != "ACK" or expect.outcome == "nacked":
         wanted = "NACK" if expect.outcome != "answered" else "ACK"
-        state.report(out, expect_rules.OUTCOME, Violation(("message", "ack", "status"), wanted, _describe(reply)),
+        state.report(out, expect_rules.OUTCOME, Violation(("message", "ack", "status"), wanted, reply.describe()),
                      request, path="$.message.ack.status (synchronous response)")
         return False
     return _callbacks(state, step, out, request, sent_at)
@@ -129,11 +129,3 @@ def _judge(state: Play, step: Step, out: StepResult) -> bool:
                          Violation(("error", "code"), step.expect.error_code or "an error", code[0] if code else ABSENT),
                          msg)
     return assert_and_save(state, step, out, msg, body)
-
-
-def _describe(reply: Reply) -> str:
-    """A reply in one line for a finding: status, ACK/NACK and error."""
-    ack = reply.ack or "neither ACK nor NACK"
-    code = f", error {reply.error_code}" if reply.error_code else ""
-    return f"HTTP {reply.status}, {ack}{code}"
-

@@ -1,0 +1,192 @@
+"""Sending the probes (conformance/probes.py) to a BPP and judging what comes back.
+
+Each probe runs in a transaction of its own, built from a valid request for the target's own catalog (found by
+one discovery search first), so that only what the probe breaks is wrong and no probe touches a transaction a
+scenario uses. A conformant target refuses the probe synchronously and sends no callback for it; the report
+shows, per probe, what was sent, the reply, any callback, and the verdict.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+
+from conformance import signing
+from conformance.findings import ABSENT, Violation
+from conformance.messages import Message, dig
+from conformance.network.participant import join, now_rfc3339
+from conformance.probes import Probe, Sending, builtin, encode
+from conformance.rules import scenario as expect_rules
+from conformance.rules import timing
+from conformance.rules.registry import Rule
+from conformance.runner.results import ScenarioResult, StepResult
+from conformance.scenario import DEFAULT_USE_CASE, FIXTURES, Scenario, read_fixture, render
+from conformance.transport import post
+
+if TYPE_CHECKING:
+    from conformance.runner import Harness
+
+SILENCE = 1.0
+"""Seconds to listen for a callback a refused probe must not get (--callback-timeout overrides)."""
+
+
+def play_all(harness: "Harness") -> list[ScenarioResult]:
+    """Every built-in probe against the target BPP, `concurrency` at a time, in catalogue order. When the
+    target does not answer the valid search they all start from, that search is the one result."""
+    target = harness.probe_target()
+    variables, setup = _discover(harness, target)
+    if variables is None:
+        return [setup]
+    probes = builtin(harness.engine, _body(harness, "init", variables))
+    with ThreadPoolExecutor(max_workers=harness.config.concurrency, thread_name_prefix="probe") as pool:
+        return list(pool.map(lambda p: _play(harness, p, variables, target), probes))
+
+
+def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, ScenarioResult]:
+    """The ids a valid request to this BPP needs (provider, item, fulfillment, bpp_id, bpp_uri), from one valid
+    search; None, and why in the result, when the target does not answer it."""
+    transaction_id = str(uuid.uuid4())
+    harness.transactions.add(transaction_id)
+    scenario = Scenario(name="probe set-up: a valid search the probes start from", path=Path("probes/setup.probe"),
+                        steps=(), tags=("probe",), role=harness.config.role)
+    result = ScenarioResult(scenario, transaction_id, time.time())
+    body = _body(harness, "search", {})
+    body["context"]["transaction_id"] = transaction_id
+    raw = encode(body)
+    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
+        step = _send(client, result, 1, Sending("search", raw, {"Authorization": signing.sign(raw, harness.key)}),
+                     target)
+    reply = step.reply
+    assert reply is not None
+    window = harness.config.callback_timeout or 5.0
+    catalog = None
+    if reply.error is not None:
+        result.unreachable = reply.error.startswith("unreachable")
+        rule = expect_rules.UNREACHABLE if result.unreachable else timing.NO_ACK
+        _report(result, step, rule, Violation((), f"an answer from POST {step.url}", reply.error))
+    elif reply.ack != "ACK":
+        _report(result, step, expect_rules.OUTCOME, Violation((), "an ACK for a valid search", reply.describe()))
+    else:
+        arrived = harness.inbox.wait(transaction_id, lambda msgs: any(r.action == "on_search" for r in msgs),
+                                     time.monotonic() + window)
+        for received in arrived:
+            received.claimed = True
+        catalog = next((r.doc for r in arrived if r.action == "on_search"), None)
+    provider = dig(catalog, "message", "catalog", "providers", 0)
+    item = dig(provider, "items", 0)
+    result.stopped = time.time()
+    if not isinstance(provider, dict) or not isinstance(item, dict):
+        if not result.findings:
+            _report(result, step, timing.CALLBACK_MISSING, Violation(
+                (), f"an on_search with a provider and an item within {window:g} s", "none"))
+        return None, result
+    fulfillment = dig(item, "fulfillment_ids", 0) or dig(provider, "fulfillments", 0, "id")
+    return {"bpp_id": dig(catalog, "context", "bpp_id"), "bpp_uri": dig(catalog, "context", "bpp_uri"),
+            "provider_id": provider.get("id"), "item_id": item.get("id"), "fulfillment_id": fulfillment,
+            "order_id": "filled-in-by-each-probe"}, result
+
+
+def _body(harness: "Harness", action: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """A valid request: the use case's fixture, rendered, with the context the harness owns."""
+    body: dict[str, Any] = render(read_fixture(FIXTURES / DEFAULT_USE_CASE / "requests" / f"{action}.json"),
+                                  {**variables, "transaction_id": variables.get("transaction_id", "")})
+    body["context"].update({"action": action, "bap_id": harness.key.subscriber_id, "bap_uri": harness.callback_url,
+                            "message_id": str(uuid.uuid4()), "timestamp": now_rfc3339()})
+    return body
+
+
+def _play(harness: "Harness", probe: Probe, variables: dict[str, Any], target: str) -> ScenarioResult:
+    transaction_id = str(uuid.uuid4())
+    harness.transactions.add(transaction_id)
+    scenario = Scenario(name=probe.title, path=Path("probes") / f"{probe.id.replace('/', '-')}.probe", steps=(),
+                        description=f"Probe {probe.id}: {probe.title}.", tags=("probe", probe.rule.id),
+                        role=harness.config.role)
+    result = ScenarioResult(scenario, transaction_id, time.time())
+    body = _body(harness, probe.action, variables)
+    body["context"]["transaction_id"] = transaction_id
+    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
+        for n, sending in enumerate(probe.build(body, harness.key), 1):
+            step = _send(client, result, n, sending, target)
+            if step.reply is not None and step.reply.error is not None:
+                unreachable = step.reply.error.startswith("unreachable")
+                result.unreachable = result.unreachable or unreachable
+                rule = expect_rules.UNREACHABLE if unreachable else timing.NO_ACK
+                _report(result, step, rule, Violation((), f"an answer from POST {step.url}", step.reply.error))
+                break
+            if sending.setup:
+                if step.reply is None or step.reply.ack != "ACK":
+                    answer = step.reply.describe() if step.reply is not None else "nothing sent"
+                    result.error = (f"the valid request probe {probe.id} starts from was not ACKed ({answer}), "
+                                    "so the probe proves nothing")
+                    break
+                continue
+            _judge(result, step, probe)
+    _silence(harness, result, probe)
+    result.stopped = time.time()
+    if result.steps:
+        harness.progress(result, result.steps[-1])
+    return result
+
+
+def _send(client: httpx.Client, result: ScenarioResult, n: int, sending: Sending, target: str) -> StepResult:
+    step = StepResult(n, "a valid request the probe needs first" if sending.setup else "the probe", sending.action,
+                      time.time(), url=join(target, sending.action))
+    result.steps.append(step)
+    step.reply = post(client, step.url or "", sending.raw, sending.headers)
+    try:
+        doc: Any = orjson.loads(sending.raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    step.request = Message(doc, result.scenario.id, n, seq=n, received_at=datetime.now(timezone.utc),
+                           direction="out", endpoint=f"/{sending.action}", size=len(sending.raw),
+                           response=step.reply.body if step.reply.status is not None else ABSENT,
+                           latency=step.reply.latency)
+    step.stopped = time.time()
+    return step
+
+
+def _judge(result: ScenarioResult, step: StepResult, probe: Probe) -> None:
+    """A conformant target refused it: 401 with WWW-Authenticate for a signature, else a NACK with the code."""
+    reply = step.reply
+    assert reply is not None
+    if probe.unauthorised:
+        if reply.status == 401 and reply.challenge:
+            return
+        expected = "HTTP 401 with a WWW-Authenticate header (a NACK)"
+    else:
+        if reply.ack == "NACK" and (probe.code is None or reply.error_code == probe.code):
+            return
+        expected = f"a NACK{f' with error code {probe.code}' if probe.code else ''}"
+    _report(result, step, probe.rule, Violation((), expected, reply.describe(), f"refuse it: {probe.title}"))
+
+
+def _silence(harness: "Harness", result: ScenarioResult, probe: Probe) -> None:
+    """No callback for what was refused: one per set-up request is fine, anything more is the target answering
+    the probe."""
+    if not result.steps or result.unreachable:
+        return
+    window = harness.config.callback_timeout or SILENCE
+    arrived = harness.inbox.wait(result.transaction_id, lambda msgs: False, time.monotonic() + window)
+    allowed = sum(1 for s in result.steps if s.name.startswith("a valid request"))
+    for received in arrived:
+        received.claimed = True
+    callbacks = [Message(r.doc, result.scenario.id, 100 + n, received_at=r.received_at, direction="in",
+                         endpoint=r.path, signatures=r.signatures, decode_error=r.decode_error, size=len(r.raw))
+                 for n, r in enumerate(arrived, 1)]
+    result.steps[-1].callbacks = callbacks
+    if len(callbacks) > allowed:
+        _report(result, result.steps[-1], probe.rule, Violation(
+            (), f"no callback for the refused message within {window:g} s",
+            f"{len(callbacks) - allowed} × {callbacks[-1].action or 'message'}", "send no callback for it"))
+
+
+def _report(result: ScenarioResult, step: StepResult, rule: Rule, violation: Violation) -> None:
+    finding = rule.finding(violation, step.request)
+    step.findings.append(finding)
+    result.findings.append(finding)
