@@ -16,13 +16,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job: the full certification suite against the reference network, which the harness starts on
-# loopback: as BAP against its gateway and BPPs (scenarios, then probes), then as BPP against its BAP. Both run whatever the first
-# finds; the exit status is non-zero when either fails. Reports go to $(REPORT)/{bap,bpp}/; `make report` renders them.
+# loopback: as BAP against its gateway and BPPs, then as BPP against its BAP; in each, the scenarios, then
+# the probes. Both roles run whatever the first finds; the exit status is non-zero when either fails.
+# Reports go to $(REPORT)/{bap,bpp}/; `make report` renders them as one.
 demo: $(STAMP)
 	@rm -rf $(REPORT)
 	@status=0; \
 	$(BIN)/deg-conformance run --role bap --probes -n 4 --report-dir $(REPORT)/bap || status=$$?; \
-	$(BIN)/deg-conformance run --role bpp -n 3 --report-dir $(REPORT)/bpp || status=$$?; \
+	$(BIN)/deg-conformance run --role bpp --probes -n 4 --report-dir $(REPORT)/bpp || status=$$?; \
 	exit $$status
 
 # The latest run's Allure results as one HTML report, with the allure npm package pinned in package.json (no

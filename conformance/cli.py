@@ -179,8 +179,6 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         scenarios = [s for s in scenarios if s.role == args.role]
         if not scenarios:
             raise ConfigError(f"no shipped scenario plays {args.role} (in {scenario.SCENARIOS})")
-    if (probing or args.probes) and args.role != "bap":
-        raise ConfigError("probes of a BAP (--role bpp) are not built yet; probes play the BAP against a BPP")
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
     if args.role == "bpp" and args.gateway:

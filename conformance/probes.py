@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import orjson
@@ -19,7 +19,7 @@ from conformance import signing
 from conformance.engine import Engine
 from conformance.messages import Message
 from conformance.rules import probe as rules
-from conformance.rules.context import REQUIRED
+from conformance.rules.context import BPP_FIELDS, REQUIRED
 from conformance.rules.registry import Rule
 from conformance.signing import KeyPair
 
@@ -126,47 +126,13 @@ def _remove(path: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
-def builtin(engine: Engine, init_body: dict[str, Any]) -> list[Probe]:
-    """Every probe for a BPP. `init_body` is a valid init, context included (the Layer-2 probes are found by
-    breaking it, and a message without a usable context reaches no Layer-2 rule)."""
-    now = int(time.time())
-    probes = [
-        Probe("signature/missing-header", rules.SIGNATURE, "a request without an Authorization header is refused",
-              "search", _signature(lambda raw, key: None), unauthorised=True),
-        Probe("signature/unregistered-key", rules.SIGNATURE, "a request signed with a key the registry does not "
-              "have for its subscriber is refused", "search",
-              _signature(lambda raw, key: signing.sign(raw, KeyPair.generate(key.subscriber_id, key.unique_key_id))),
-              unauthorised=True),
-        Probe("signature/body-changed", rules.SIGNATURE, "a request changed after it was signed is refused", "search",
-              _signature(lambda raw, key: signing.sign(raw, key), after=lambda raw: raw + b" "),
-              unauthorised=True),
-        Probe("signature/expired", rules.SIGNATURE, "a request whose signature has expired is refused", "search",
-              _signature(lambda raw, key: signing.sign(raw, key, created=now - 600, validity=300)), unauthorised=True),
-        Probe("signature/created-in-future", rules.SIGNATURE, "a request signed in the future (beyond any clock "
-              "skew) is refused", "search", _signature(lambda raw, key: signing.sign(raw, key, created=now + 600)),
-              unauthorised=True),
-        Probe("signature/subscriber-mismatch", rules.SIGNATURE, "a request whose keyId names another subscriber than "
-              "its context.bap_id is refused", "search",
-              _signed(_set("context.bap_id", "someone-else.deg-conformance.local")), unauthorised=True),
-        Probe("signature/replay", rules.SIGNATURE, "a replay of an earlier request (the same bytes and header) is "
-              "refused", "search", _twice(fresh_signature=False), code=None),
-    ]
-    probes += [Probe(f"context/missing-{name}", rules.CONTEXT, f"a request without context.{name} is refused",
-                     "search", _signed(_remove(f"context.{name}"), endpoint="search"))
-               for name in REQUIRED]
-    probes += [
-        Probe("schema/wrong-type", rules.SCHEMA, "a request with a value of the wrong type (context.ttl a number) "
-              "is refused", "search", _signed(_set("context.ttl", 30))),
-        Probe("context/action-not-the-endpoint", rules.CONTEXT, "a request whose context.action is not the "
-              "endpoint it is posted to is refused", "search", _signed(_set("context.action", "confirm"),
-                                                                       endpoint="search")),
-        Probe("context/unsupported-version", rules.CONTEXT, "a request for an unsupported core version is refused",
-              "search", _signed(_set("context.version", "0.9.4"))),
-        Probe("context/timestamp-not-rfc3339", rules.CONTEXT, "a request whose timestamp is not RFC 3339 is refused",
-              "search", _signed(_set("context.timestamp", "yesterday at noon"))),
-        Probe("context/ttl-not-iso8601", rules.CONTEXT, "a request whose ttl is not an ISO 8601 duration is refused",
-              "search", _signed(_set("context.ttl", "30 seconds"))),
-    ]
+def for_bpp(engine: Engine, init_body: dict[str, Any]) -> list[Probe]:
+    """Every probe of a BPP: the message probes on a search, the Layer-2 ones on an init, then the flow.
+    `init_body` is a valid init, context included (the Layer-2 probes are found by breaking it, and a message
+    without a usable context reaches no Layer-2 rule)."""
+    probes = _message_probes("search", "bap_id")
+    probes.append(Probe("signature/replay", rules.SIGNATURE, "a replay of an earlier search (the same bytes and "
+                        "header) is refused", "search", _twice(fresh_signature=False), code=None))
     probes += layer2(engine, init_body)
     probes += [
         Probe("flow/confirm-before-init", rules.FLOW, "a confirm in a transaction with no init is refused",
@@ -183,23 +149,75 @@ def builtin(engine: Engine, init_body: dict[str, Any]) -> list[Probe]:
     return probes
 
 
-def layer2(engine: Engine, init_body: dict[str, Any]) -> list[Probe]:
-    """One probe per Layer-2 rule that some value of a valid init can break: each string value is replaced in
-    turn by one outside every taxonomy, and the first value that breaks one Layer-2 rule (and nothing else the
-    valid init did not already break) is that rule's probe."""
-    def fired(doc: dict[str, Any]) -> set[str]:
-        return {f.rule_id for f in engine.check_alone(Message(doc, "probe", 0, endpoint="/init"))}
+def for_bap(engine: Engine, on_search_body: dict[str, Any]) -> list[Probe]:
+    """Every probe of a BAP's callback endpoint: the message probes on an on_search answering a search the BAP
+    sent, and the Layer-2 ones found by breaking that on_search. A BAP refuses with any NACK: BECKN-005 lists
+    codes for BPPs only."""
+    probes = _message_probes("on_search", "bpp_id") + layer2(engine, on_search_body)
+    return [replace(p, code=None) for p in probes]
 
-    already = fired(init_body)
+
+def _message_probes(action: str, sender: str) -> list[Probe]:
+    """What any receiver refuses in any message: a signature that does not hold, a context that is wrong."""
+    now = int(time.time())
+    what = "a request" if not action.startswith("on_") else "a callback"
+    probes = [
+        Probe("signature/missing-header", rules.SIGNATURE, f"{what} without an Authorization header is refused",
+              action, _signature(lambda raw, key: None), unauthorised=True),
+        Probe("signature/unregistered-key", rules.SIGNATURE, f"{what} signed with a key the registry does not "
+              "have for its subscriber is refused", action,
+              _signature(lambda raw, key: signing.sign(raw, KeyPair.generate(key.subscriber_id, key.unique_key_id))),
+              unauthorised=True),
+        Probe("signature/body-changed", rules.SIGNATURE, f"{what} changed after it was signed is refused", action,
+              _signature(lambda raw, key: signing.sign(raw, key), after=lambda raw: raw + b" "), unauthorised=True),
+        Probe("signature/expired", rules.SIGNATURE, f"{what} whose signature has expired is refused", action,
+              _signature(lambda raw, key: signing.sign(raw, key, created=now - 600, validity=300)), unauthorised=True),
+        Probe("signature/created-in-future", rules.SIGNATURE, f"{what} signed in the future (beyond any clock "
+              "skew) is refused", action, _signature(lambda raw, key: signing.sign(raw, key, created=now + 600)),
+              unauthorised=True),
+        Probe("signature/subscriber-mismatch", rules.SIGNATURE, f"{what} whose keyId names another subscriber than "
+              f"its context.{sender} is refused", action,
+              _signed(_set(f"context.{sender}", "someone-else.deg-conformance.local")), unauthorised=True),
+    ]
+    required = REQUIRED if action == "search" else REQUIRED + BPP_FIELDS
+    probes += [Probe(f"context/missing-{name}", rules.CONTEXT, f"{what} without context.{name} is refused",
+                     action, _signed(_remove(f"context.{name}"), endpoint=action))
+               for name in required]
+    probes += [
+        Probe("schema/wrong-type", rules.SCHEMA, f"{what} with a value of the wrong type (context.ttl a number) "
+              "is refused", action, _signed(_set("context.ttl", 30))),
+        Probe("context/action-not-the-endpoint", rules.CONTEXT, f"{what} whose context.action is not the "
+              "endpoint it is posted to is refused", action,
+              _signed(_set("context.action", "confirm" if action == "search" else "on_confirm"), endpoint=action)),
+        Probe("context/unsupported-version", rules.CONTEXT, f"{what} for an unsupported core version is refused",
+              action, _signed(_set("context.version", "0.9.4"))),
+        Probe("context/timestamp-not-rfc3339", rules.CONTEXT, f"{what} whose timestamp is not RFC 3339 is refused",
+              action, _signed(_set("context.timestamp", "yesterday at noon"))),
+        Probe("context/ttl-not-iso8601", rules.CONTEXT, f"{what} whose ttl is not an ISO 8601 duration is refused",
+              action, _signed(_set("context.ttl", "30 seconds"))),
+    ]
+    return probes
+
+
+def layer2(engine: Engine, body: dict[str, Any]) -> list[Probe]:
+    """One probe per Layer-2 rule that some value of a valid message can break: each string value is replaced
+    in turn by one outside every taxonomy, and the first value that breaks one Layer-2 rule (and nothing else
+    the valid message did not already break) is that rule's probe."""
+    action = str(body["context"]["action"])
+
+    def fired(doc: dict[str, Any]) -> set[str]:
+        return {f.rule_id for f in engine.check_alone(Message(doc, "probe", 0, endpoint=f"/{action}"))}
+
+    already = fired(body)
     found: dict[str, str] = {}
-    for path in _string_paths(init_body, ""):
-        doc = copy.deepcopy(init_body)
+    for path in _string_paths(body, ""):
+        doc = copy.deepcopy(body)
         _set(path, OUT_OF_TAXONOMY)(doc)
         new = fired(doc) - already
         if len(new) == 1 and (rule := next(iter(new))).startswith("L2_"):
             found.setdefault(rule, path)
-    return [Probe(f"layer2/{rule}", rules.LAYER2, f"an init with {path} outside the taxonomy ({rule}) is refused",
-                  "init", _signed(_set(path, OUT_OF_TAXONOMY)))
+    return [Probe(f"layer2/{rule}", rules.LAYER2, f"an {action} with {path} "
+                  f"outside the taxonomy ({rule}) is refused", action, _signed(_set(path, OUT_OF_TAXONOMY)))
             for rule, path in sorted(found.items())]
 
 

@@ -10,7 +10,7 @@ import pytest
 from conformance.cli import main
 from conformance.engine import Engine
 from conformance.network import NetworkConfig
-from conformance.probes import builtin
+from conformance.probes import for_bpp
 from conformance.rules.context import REQUIRED
 from conformance.runner import Harness, RunConfig, RunResult
 from conformance.runner.results import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
@@ -73,7 +73,7 @@ def test_probes_come_from_the_catalogue(engine: Engine) -> None:
                   {"bpp_id": "b", "bpp_uri": "http://b", "provider_id": "p", "item_id": "i", "fulfillment_id": "f"})
     init["context"].update(action="init", bap_id="a", bap_uri="http://a", transaction_id="t", message_id="m",
                            timestamp="2026-11-28T12:00:00Z")
-    ids = [p.id for p in builtin(engine, init)]
+    ids = [p.id for p in for_bpp(engine, init)]
     assert len(ids) == len(set(ids))
     assert {f"context/missing-{name}" for name in REQUIRED} <= set(ids)  # one per required context field
     assert {i for i in ids if i.startswith("layer2/")} == {"layer2/L2_FULFILLMENT_TYPE", "layer2/L2_STOP_TYPE"}
@@ -125,8 +125,42 @@ def test_an_unreachable_target_is_exit_3(capsys: pytest.CaptureFixture[str], tmp
     assert "RUN_UNREACHABLE" in capsys.readouterr().out
 
 
-def test_probes_of_a_bap_are_refused_as_not_built(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["probe", "--role", "bpp"]) == 2
-    assert "probes of a BAP (--role bpp) are not built yet" in capsys.readouterr().err
+# ---- probing a BAP: wrong callbacks to the reference BAP ----------------------------------------------------
+
+def probe_bap(engine: Engine, faults: frozenset[str] = frozenset()) -> RunResult:
+    network = NetworkConfig(faults={"bap": faults} if faults else {})
+    config = RunConfig(role="bpp", network=network, concurrency=8, callback_timeout=2)
+    with Harness(config, engine=engine) as harness:
+        return harness.run([], probes=True)
+
+
+@pytest.fixture(scope="module")
+def bap_conformant(engine: Engine) -> RunResult:
+    return probe_bap(engine)
+
+
+def test_the_reference_bap_refuses_every_probe(bap_conformant: RunResult) -> None:
+    assert bap_conformant.exit_code == EXIT_OK and len(bap_conformant.scenarios) >= 20
+    for s in bap_conformant.scenarios:
+        assert s.status == "passed", [f.text() for f in s.findings]
+        assert s.steps[0].url is not None and s.steps[0].url.endswith("/bap-client/search")  # its own search first
+        assert s.steps[-1].url is not None and s.steps[-1].url.endswith("/bap/on_search")
+    layer2 = {s.scenario.id for s in bap_conformant.scenarios if s.scenario.id.startswith("layer2-")}
+    assert layer2 == {"layer2-L2_ACCEPTANCE_TYPE", "layer2-L2_CATEGORY_CODE", "layer2-L2_FULFILLMENT_TYPE"}
+
+
+def test_a_bap_that_does_not_check_signatures_fails_the_signature_probes(engine: Engine) -> None:
+    run = probe_bap(engine, frozenset({"no-signature-check"}))
+    assert failed(run) == SIGNATURE_PROBES
+
+
+def test_a_bap_that_does_not_validate_fails_the_other_probes(engine: Engine, bap_conformant: RunResult) -> None:
+    run = probe_bap(engine, frozenset({"no-validation"}))
+    assert failed(run) == set(verdicts(bap_conformant)) - SIGNATURE_PROBES
+
+
+def test_probes_of_a_bap_need_a_trigger(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["probe", "--role", "bpp", "--drive", "passive"]) == 2
+    assert "probes of a BAP need --drive trigger" in capsys.readouterr().err
 
 

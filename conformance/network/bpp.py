@@ -92,6 +92,10 @@ class ReferenceBPP(Participant):
         url = found[0].get("url") if found and isinstance(found[0], dict) else None
         return url if isinstance(url, str) else None
 
+    def catalog(self) -> dict[str, Any]:
+        """What on_search carries: this BPP's one provider."""
+        return {"catalog": {"descriptor": self.catalog_descriptor, "providers": [self.provider]}}
+
     def answer(self, action: str, doc: dict[str, Any]) -> dict[str, Any]:
         """The callback's message for a request, or a Refusal. Orders change state here.
         Reads the request defensively: with the no-validation fault, nothing about its shape is known."""
@@ -103,7 +107,7 @@ class ReferenceBPP(Participant):
                                            "a reused id)", "$.context.message_id")
         self.seen.add(request)
         if action == "search":
-            return {"catalog": {"descriptor": self.catalog_descriptor, "providers": [self.provider]}}
+            return self.catalog()
         if action in ("select", "init", "confirm"):
             order = self._order_from(_object(message.get("order")))
             if action == "confirm" and context.get("transaction_id") not in self.initialised:

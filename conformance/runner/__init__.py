@@ -235,9 +235,7 @@ class Harness:
             self._progress(scenario, step)
 
     def probe_target(self) -> str:
-        """Where probes go: the target BPP, or the reference network's first BPP."""
-        if self.config.role != "bap":
-            raise ConfigError("probes of a BAP (--role bpp) are not built yet; probes play the BAP against a BPP")
+        """Where probes of a BPP go: the target, or the reference network's first BPP."""
         if self.target is not None:
             return self.target
         if self.network is not None and self.network.bpps:

@@ -21,10 +21,12 @@ from conformance import signing
 from conformance.findings import ABSENT, Violation
 from conformance.messages import Message, dig
 from conformance.network.participant import join, now_rfc3339
-from conformance.probes import Probe, Sending, builtin, encode
+from conformance.errors import ConfigError
+from conformance.probes import Probe, Sending, encode, for_bap, for_bpp
 from conformance.rules import scenario as expect_rules
 from conformance.rules import timing
 from conformance.rules.registry import Rule
+from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.scenario import DEFAULT_USE_CASE, FIXTURES, Scenario, read_fixture, render
 from conformance.transport import post
@@ -37,13 +39,15 @@ SILENCE = 1.0
 
 
 def play_all(harness: "Harness") -> list[ScenarioResult]:
-    """Every built-in probe against the target BPP, `concurrency` at a time, in catalogue order. When the
-    target does not answer the valid search they all start from, that search is the one result."""
+    """Every built-in probe against the target, `concurrency` at a time, in catalogue order. When the target
+    does not take part in the valid exchange they all start from, that exchange is the one result."""
+    if harness.config.role == "bpp":
+        return _probe_bap(harness)
     target = harness.probe_target()
     variables, setup = _discover(harness, target)
     if variables is None:
         return [setup]
-    probes = builtin(harness.engine, _body(harness, "init", variables))
+    probes = for_bpp(harness.engine, _body(harness, "init", variables))
     with ThreadPoolExecutor(max_workers=harness.config.concurrency, thread_name_prefix="probe") as pool:
         return list(pool.map(lambda p: _play(harness, p, variables, target), probes))
 
@@ -190,3 +194,80 @@ def _report(result: ScenarioResult, step: StepResult, rule: Rule, violation: Vio
     finding = rule.finding(violation, step.request)
     step.findings.append(finding)
     result.findings.append(finding)
+
+
+# ---- probing a BAP: wrong callbacks to its network endpoint -------------------------------------------------
+
+def _probe_bap(harness: "Harness") -> list[ScenarioResult]:
+    """As BPP: each probe is an on_search answering a search the BAP was asked to send (so the transaction is
+    its own), from one of the harness's BPPs, straight to the BAP's bap_uri."""
+    if harness.config.drive != "trigger":
+        raise ConfigError("probes of a BAP need --drive trigger: each starts with a search the BAP is asked for")
+    setup = _result(harness, "probe set-up: a search the BAP sends", "setup")
+    request = _bap_search(harness, setup)
+    if request is None:
+        return [setup]
+    probes = for_bap(harness.engine, _on_search(harness, request))
+    with ThreadPoolExecutor(max_workers=harness.config.concurrency, thread_name_prefix="probe") as pool:
+        return list(pool.map(lambda p: _play_on_bap(harness, p), probes))
+
+
+def _result(harness: "Harness", name: str, probe_id: str, description: str = "") -> ScenarioResult:
+    """A report entry of its own, in a fresh transaction, for a probe (or its set-up)."""
+    transaction_id = str(uuid.uuid4())
+    harness.transactions.add(transaction_id)
+    scenario = Scenario(name=name, path=Path("probes") / f"{probe_id.replace('/', '-')}.probe", steps=(),
+                        description=description, tags=("probe",), role=harness.config.role)
+    return ScenarioResult(scenario, transaction_id, time.time())
+
+
+def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
+    """Ask the BAP for a search in `result`'s transaction; the search as it reached one of the harness's BPPs,
+    or None with a finding saying why not."""
+    assert harness.target is not None
+    body = render(read_fixture(FIXTURES / DEFAULT_USE_CASE / "requests" / "search.json"), {})
+    body["context"].update(transaction_id=result.transaction_id, action="search")
+    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
+        step = _send(client, result, 1, Sending("search", encode(body), {}, setup=True), harness.target)
+    reply = step.reply
+    assert reply is not None
+    if reply.error is not None or reply.status is None or not 200 <= reply.status < 300:
+        result.unreachable = bool(reply.error and reply.error.startswith("unreachable"))
+        rule = expect_rules.UNREACHABLE if result.unreachable else expect_rules.TRIGGER
+        _report(result, step, rule, Violation((), f"a 2xx answer from POST {step.url}", reply.describe()))
+        return None
+    window = harness.config.callback_timeout or 5.0
+    arrived = harness.inbox.wait(result.transaction_id, lambda msgs: any(r.action == "search" for r in msgs),
+                                 time.monotonic() + window)
+    request = next((r for r in arrived if r.action == "search" and r.reply is not None and r.reply.ack == "ACK"), None)
+    for received in arrived:
+        received.claimed = True
+    if request is None:
+        _report(result, step, timing.REQUEST_MISSING,
+                Violation((), f"a valid, signed search within {window:g} s", f"{len(arrived)} search(es), none ACKed"))
+    return request
+
+
+def _on_search(harness: "Harness", request: Received) -> dict[str, Any]:
+    """A valid on_search for `request`, as the harness's BPP that received it answers."""
+    bpp = next(b for b in harness.bpps.values() if b.key.subscriber_id == request.party)
+    context = {**request.doc["context"], "action": "on_search", "bpp_id": bpp.key.subscriber_id, "bpp_uri": bpp.url,
+               "timestamp": now_rfc3339()}
+    return {"context": context, "message": bpp.catalog()}
+
+
+def _play_on_bap(harness: "Harness", probe: Probe) -> ScenarioResult:
+    result = _result(harness, probe.title, probe.id, f"Probe {probe.id}: {probe.title}.")
+    request = _bap_search(harness, result)
+    if request is not None:
+        bpp = next(b for b in harness.bpps.values() if b.key.subscriber_id == request.party)
+        bap_uri = str(dig(request.doc, "context", "bap_uri"))
+        with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
+            for sending in probe.build(_on_search(harness, request), bpp.key):
+                step = _send(client, result, len(result.steps) + 1, sending, bap_uri)
+                _judge(result, step, probe)
+    elif not result.findings:
+        result.error = f"the BAP did not send the search probe {probe.id} starts from"
+    result.stopped = time.time()
+    harness.progress(result, result.steps[-1])
+    return result
