@@ -1,8 +1,9 @@
 """Wall time of the shipped suite against the reference network, serially and concurrently, and the
 harness's own cost per message.
 
-One run measures, against the same started reference network:
-- the suite's wall time with 1 scenario at a time and with N at a time (ratio N/serial);
+One run measures, each suite against a reference network started for it:
+- the role-bap suite's wall time with 1 scenario at a time and with N at a time (ratio N/serial), and the
+  role-bpp suite's (the harness as BPP against the reference BAP) serially;
 - the time the suite spends waiting in collection windows (`expect.count: all` steps wait their whole
   window by design): the floor no harness speed-up can go below;
 - the harness's own work per message (rule engine over each transaction, signing each request,
@@ -14,8 +15,10 @@ One run measures, against the same started reference network:
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -29,9 +32,9 @@ SCENARIOS = scenario.SCENARIOS
 SEARCH = Path(__file__).resolve().parents[1] / "fixtures" / "demand-flexibility" / "conformant-transaction" / "01-search.json"
 
 
-def suite_once(concurrency: int) -> tuple[float, RunResult]:
-    scenarios = [scenario.load(p) for p in scenario.discover([SCENARIOS])]
-    with Harness(RunConfig(concurrency=concurrency)) as harness:
+def suite_once(concurrency: int, role: str = "bap") -> tuple[float, RunResult]:
+    scenarios = [s for s in map(scenario.load, scenario.discover([SCENARIOS])) if s.role == role]
+    with Harness(RunConfig(role=role, concurrency=concurrency)) as harness:
         started = time.perf_counter()
         result = harness.run(scenarios)
         elapsed = time.perf_counter() - started
@@ -73,11 +76,14 @@ def round_trip_us(repeat: int = 300) -> float:
     with Network(NetworkConfig(faults={"sf-grid-loadflex": frozenset({"no-callback", "no-signature-check"})})) as net:
         url = f"{net.bpps['sf-grid-loadflex'].url}/search"
         key = signing.KeyPair.generate("bench.example.com", "k")
-        body = SEARCH.read_bytes()
+        doc = json.loads(SEARCH.read_bytes())
+        # A fresh message_id each: a reference BPP refuses a message_id it has seen in the transaction.
+        bodies = [json.dumps({**doc, "context": {**doc["context"], "message_id": str(uuid.uuid4())}}).encode()
+                  for _ in range(repeat + 1)]
         with httpx.Client(trust_env=False) as client:
-            client.post(url, content=body)
+            client.post(url, content=bodies[0])
             started = time.perf_counter()
-            for _ in range(repeat):
+            for body in bodies[1:]:
                 client.post(url, content=body, headers={"Authorization": signing.sign(body, key),
                                                         "Content-Type": "application/json"})
             return (time.perf_counter() - started) / repeat * 1e6
@@ -91,7 +97,8 @@ def main() -> None:
 
     serial = [suite_once(1) for _ in range(args.repeat)]
     parallel = [suite_once(args.concurrency) for _ in range(args.repeat)]
-    for label, runs in (("serial", serial), (f"-n {args.concurrency}", parallel)):
+    as_bpp = [suite_once(1, role="bpp") for _ in range(args.repeat)]
+    for label, runs in (("serial", serial), (f"-n {args.concurrency}", parallel), ("role bpp", as_bpp)):
         failed = [s.scenario.id for _, r in runs for s in r.scenarios if s.status != "passed"]
         if failed:
             raise SystemExit(f"{label}: scenarios failed against the reference network: {failed}")
@@ -103,6 +110,9 @@ def main() -> None:
     print(f"shipped suite: {len(result.scenarios)} scenarios, {messages} messages per run, median of {args.repeat}")
     print(f"  serial             {serial_s:6.2f} s   (of which {sum(waits):.1f} s in collection windows)")
     print(f"  -n {args.concurrency:<15} {parallel_s:6.2f} s   ratio to serial {parallel_s / serial_s:.2f}")
+    bpp_s = statistics.median(t for t, _ in as_bpp)
+    print(f"role bpp suite: {len(as_bpp[0][1].scenarios)} scenarios against the reference BAP, serial "
+          f"{bpp_s:.2f} s (ratio to the role bap serial suite {bpp_s / serial_s:.2f})")
     floor = round_trip_us()
     costs = harness_costs(result)
     print(f"per message (baseline: a signed POST round trip to a reference BPP, {floor:.0f} µs)")
