@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -154,7 +155,13 @@ def for_bap(engine: Engine, on_search_body: dict[str, Any]) -> list[Probe]:
     sent, and the Layer-2 ones found by breaking that on_search. A BAP refuses with any NACK: BECKN-005 lists
     codes for BPPs only."""
     probes = _message_probes("on_search", "bpp_id") + layer2(engine, on_search_body)
+    probes.append(Probe("flow/unknown-transaction", rules.FLOW, "a callback for a transaction the BAP never "
+                        "started is refused", "on_search", _signed(_fresh_transaction)))
     return [replace(p, code=None) for p in probes]
+
+
+def _fresh_transaction(doc: dict[str, Any]) -> None:
+    doc["context"]["transaction_id"] = str(uuid.uuid4())
 
 
 def _message_probes(action: str, sender: str) -> list[Probe]:

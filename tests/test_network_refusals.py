@@ -50,6 +50,7 @@ def request_body(net: Network, name: str, *, bpp: str = BPP, **context: Any) -> 
                             "bpp_id": target.key.subscriber_id, "bpp_uri": target.url,
                             "transaction_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4()),
                             "timestamp": now_rfc3339(), **context})
+    net.bap.adopt(body["context"]["transaction_id"])  # sent in the BAP's name, so its callbacks are the BAP's
     return body
 
 
@@ -581,14 +582,25 @@ def test_fault_wrong_callback_message_id(networks: Callable[..., Network]) -> No
     assert arrived(net, message_id=body["context"]["message_id"]) == []
 
 
-def test_fault_wrong_callback_transaction_id(networks: Callable[..., Network]) -> None:
+def test_fault_wrong_callback_transaction_id(networks: Callable[..., Network], monkeypatch: pytest.MonkeyPatch) -> None:
     net = faulty(networks, "wrong-callback-transaction-id")
+    sends = record_sends(net.bpps[BPP], monkeypatch)
     body = request_body(net, "03-init.json")
     assert to_bpp(net, "init", body).json() == ACK
-    got = wait_for(net, message_id=body["context"]["message_id"], action="on_init")
-    assert len(got) == 1
-    assert got[0]["body"]["context"]["transaction_id"] != body["context"]["transaction_id"]
-    assert arrived(net, transaction_id=body["context"]["transaction_id"]) == []
+    deadline = time.monotonic() + 3
+    while not sends and time.monotonic() < deadline:
+        time.sleep(POLL)
+    # the callback names a transaction the BAP never started: the BAP refuses it, and keeps nothing
+    assert [(s["url"], s["status"], s["answer"]["error"]["paths"]) for s in sends] == [
+        (f"{net.bap_url}/on_init", 400, "$.context.transaction_id")]
+    assert arrived(net, message_id=body["context"]["message_id"]) == []
+
+
+def test_the_bap_refuses_a_callback_for_a_transaction_it_never_started(net: Network) -> None:
+    body = request_body(net, "04-on_init.json")
+    body["context"]["transaction_id"] = str(uuid.uuid4())  # not adopted: nobody sent a request in it
+    response = post_signed(f"{net.bap_url}/on_init", body, net.bpps[BPP].key)
+    assert nacked(response, 400, "30000")["paths"] == "$.context.transaction_id"
 
 
 def test_fault_enum_out_of_range_puts_sms_in_on_confirm(networks: Callable[..., Network]) -> None:

@@ -145,6 +145,7 @@ def test_the_reference_bap_refuses_every_probe(bap_conformant: RunResult) -> Non
         assert s.status == "passed", [f.text() for f in s.findings]
         assert s.steps[0].url is not None and s.steps[0].url.endswith("/bap-client/search")  # its own search first
         assert s.steps[-1].url is not None and s.steps[-1].url.endswith("/bap/on_search")
+    assert "flow-unknown-transaction" in verdicts(bap_conformant)
     layer2 = {s.scenario.id for s in bap_conformant.scenarios if s.scenario.id.startswith("layer2-")}
     assert layer2 == {"layer2-L2_ACCEPTANCE_TYPE", "layer2-L2_CATEGORY_CODE", "layer2-L2_FULFILLMENT_TYPE"}
 

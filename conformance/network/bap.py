@@ -38,7 +38,8 @@ class ReferenceBAP(Participant):
         self.outbox: list[dict[str, Any]] = []
         """Every request sent, in order: {sent_at, action, body, url, status_code, response}."""
         self._last_message_id: dict[str, str] = {}
-        """The message_id of the last request sent in each transaction (for the reused-message-id fault)."""
+        """The message_id of the last request sent in each transaction this BAP started (its callbacks are
+        taken; any other is refused), for the reused-message-id fault too."""
 
     def network_app(self) -> Starlette:
         return Starlette(routes=[Route("/{action}", self.receive, methods=["POST"])])
@@ -56,6 +57,9 @@ class ReferenceBAP(Participant):
         if isinstance(admitted, JSONResponse):
             return admitted
         _, doc = admitted
+        if "no-validation" not in self.faults and doc["context"].get("transaction_id") not in self._last_message_id:
+            return nack(INVALID_REQUEST, "a callback for a transaction this BAP never started",
+                        paths="$.context.transaction_id")
         self.inbox.append({"received_at": received, "action": action, "body": doc,
                            "headers": {k: v for k, v in request.headers.items()
                                        if k.lower() in ("authorization", "x-gateway-authorization")}})
@@ -104,6 +108,12 @@ class ReferenceBAP(Participant):
                             "status_code": response.status_code, "response": answer})
         return JSONResponse({"context": context, "status_code": response.status_code, "response": answer})
 
+    def adopt(self, transaction_id: str) -> None:
+        """Take callbacks for a transaction whose requests someone else sent in this BAP's name (a test that
+        signs with this BAP's key and posts to a BPP itself): a BAP refuses callbacks for transactions it
+        never started."""
+        self._last_message_id.setdefault(transaction_id, "")
+
     def _misbehave(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """The request as this BAP's faults bend it (unchanged without faults); remembers its message_id."""
         context, message = payload["context"], payload["message"]
@@ -113,6 +123,7 @@ class ReferenceBAP(Participant):
         if "reused-message-id" in self.faults and transaction in self._last_message_id:
             context["message_id"] = self._last_message_id[transaction]
         self._last_message_id[transaction] = str(context["message_id"])
+        self._last_message_id.setdefault(str(context["transaction_id"]), "")  # a fresh one is this BAP's too
         if "unknown-item" in self.faults and action in ("select", "init", "confirm"):
             for _, item in objects(dig(message, "order", "items")):
                 item["id"] = "item-not-in-any-catalog"
