@@ -1,9 +1,10 @@
-"""Sending the probes (conformance/probes.py) to a BPP and judging what comes back.
+"""Sending the probes (conformance/probes.py) to a BPP or a BAP and judging what comes back.
 
-Each probe runs in a transaction of its own, built from a valid request for the target's own catalog (found by
-one discovery search first), so that only what the probe breaks is wrong and no probe touches a transaction a
-scenario uses. A conformant target refuses the probe synchronously and sends no callback for it; the report
-shows, per probe, what was sent, the reply, any callback, and the verdict.
+Each probe runs in a transaction of its own, so that no probe touches a transaction a scenario uses, and starts
+from a valid message, so that only what the probe breaks is wrong: for a BPP, a request for the BPP's own
+catalog (found by one discovery search first); for a BAP, an on_search answering a search the BAP was just
+asked for. A conformant target refuses the probe synchronously and (a BPP) sends no callback for it; the
+report shows, per probe, what was sent, the reply, any callback, and the verdict.
 """
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ import httpx
 import orjson
 
 from conformance import signing
+from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Violation
 from conformance.messages import Message, dig
 from conformance.network.participant import join, now_rfc3339
-from conformance.errors import ConfigError
 from conformance.probes import Probe, Sending, encode, for_bap, for_bpp
 from conformance.rules import scenario as expect_rules
 from conformance.rules import timing
@@ -55,11 +56,8 @@ def play_all(harness: "Harness") -> list[ScenarioResult]:
 def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, ScenarioResult]:
     """The ids a valid request to this BPP needs (provider, item, fulfillment, bpp_id, bpp_uri), from one valid
     search; None, and why in the result, when the target does not answer it."""
-    transaction_id = str(uuid.uuid4())
-    harness.transactions.add(transaction_id)
-    scenario = Scenario(name="probe set-up: a valid search the probes start from", path=Path("probes/setup.probe"),
-                        steps=(), tags=("probe",), role=harness.config.role)
-    result = ScenarioResult(scenario, transaction_id, time.time())
+    result = _result(harness, "probe set-up: a valid search the probes start from", "setup")
+    transaction_id = result.transaction_id
     body = _body(harness, "search", {})
     body["context"]["transaction_id"] = transaction_id
     raw = encode(body)
@@ -70,13 +68,9 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
     assert reply is not None
     window = harness.config.callback_timeout or 5.0
     catalog = None
-    if reply.error is not None:
-        result.unreachable = reply.error.startswith("unreachable")
-        rule = expect_rules.UNREACHABLE if result.unreachable else timing.NO_ACK
-        _report(result, step, rule, Violation((), f"an answer from POST {step.url}", reply.error))
-    elif reply.ack != "ACK":
+    if reply.error is None and reply.ack != "ACK":
         _report(result, step, expect_rules.OUTCOME, Violation((), "an ACK for a valid search", reply.describe()))
-    else:
+    elif not _unanswered(result, step):
         arrived = harness.inbox.wait(transaction_id, lambda msgs: any(r.action == "on_search" for r in msgs),
                                      time.monotonic() + window)
         for received in arrived:
@@ -93,7 +87,7 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
     fulfillment = dig(item, "fulfillment_ids", 0) or dig(provider, "fulfillments", 0, "id")
     return {"bpp_id": dig(catalog, "context", "bpp_id"), "bpp_uri": dig(catalog, "context", "bpp_uri"),
             "provider_id": provider.get("id"), "item_id": item.get("id"), "fulfillment_id": fulfillment,
-            "order_id": "filled-in-by-each-probe"}, result
+            "order_id": "set-by-the-probe"}, result  # status/cancel/support probes name an unknown order
 
 
 def _body(harness: "Harness", action: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -106,22 +100,13 @@ def _body(harness: "Harness", action: str, variables: dict[str, Any]) -> dict[st
 
 
 def _play(harness: "Harness", probe: Probe, variables: dict[str, Any], target: str) -> ScenarioResult:
-    transaction_id = str(uuid.uuid4())
-    harness.transactions.add(transaction_id)
-    scenario = Scenario(name=probe.title, path=Path("probes") / f"{probe.id.replace('/', '-')}.probe", steps=(),
-                        description=f"Probe {probe.id}: {probe.title}.", tags=("probe", probe.rule.id),
-                        role=harness.config.role)
-    result = ScenarioResult(scenario, transaction_id, time.time())
+    result = _result(harness, probe.title, probe.id, f"Probe {probe.id}: {probe.title}.")
     body = _body(harness, probe.action, variables)
-    body["context"]["transaction_id"] = transaction_id
+    body["context"]["transaction_id"] = result.transaction_id
     with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
         for n, sending in enumerate(probe.build(body, harness.key), 1):
             step = _send(client, result, n, sending, target)
-            if step.reply is not None and step.reply.error is not None:
-                unreachable = step.reply.error.startswith("unreachable")
-                result.unreachable = result.unreachable or unreachable
-                rule = expect_rules.UNREACHABLE if unreachable else timing.NO_ACK
-                _report(result, step, rule, Violation((), f"an answer from POST {step.url}", step.reply.error))
+            if _unanswered(result, step):
                 break
             if sending.setup:
                 if step.reply is None or step.reply.ack != "ACK":
@@ -190,6 +175,17 @@ def _silence(harness: "Harness", result: ScenarioResult, probe: Probe) -> None:
             f"{len(callbacks) - allowed} × {callbacks[-1].action or 'message'}", "send no callback for it"))
 
 
+def _unanswered(result: ScenarioResult, step: StepResult) -> bool:
+    """Whether nothing came back (then reported: unreachable, or no answer in time)."""
+    reply = step.reply
+    if reply is None or reply.error is None:
+        return False
+    result.unreachable = result.unreachable or reply.error.startswith("unreachable")
+    rule = expect_rules.UNREACHABLE if reply.error.startswith("unreachable") else timing.NO_ACK
+    _report(result, step, rule, Violation((), f"an answer from POST {step.url}", reply.error))
+    return True
+
+
 def _report(result: ScenarioResult, step: StepResult, rule: Rule, violation: Violation) -> None:
     finding = rule.finding(violation, step.request)
     step.findings.append(finding)
@@ -231,10 +227,11 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
         step = _send(client, result, 1, Sending("search", encode(body), {}, setup=True), harness.target)
     reply = step.reply
     assert reply is not None
-    if reply.error is not None or reply.status is None or not 200 <= reply.status < 300:
-        result.unreachable = bool(reply.error and reply.error.startswith("unreachable"))
-        rule = expect_rules.UNREACHABLE if result.unreachable else expect_rules.TRIGGER
-        _report(result, step, rule, Violation((), f"a 2xx answer from POST {step.url}", reply.describe()))
+    if _unanswered(result, step):
+        return None
+    if reply.status is None or not 200 <= reply.status < 300:
+        _report(result, step, expect_rules.TRIGGER, Violation((), f"a 2xx answer from POST {step.url}",
+                                                              reply.describe()))
         return None
     window = harness.config.callback_timeout or 5.0
     arrived = harness.inbox.wait(result.transaction_id, lambda msgs: any(r.action == "search" for r in msgs),
