@@ -152,11 +152,16 @@ def for_bpp(engine: Engine, init_body: dict[str, Any]) -> list[Probe]:
 
 def for_bap(engine: Engine, on_search_body: dict[str, Any]) -> list[Probe]:
     """Every probe of a BAP's callback endpoint: the message probes on an on_search answering a search the BAP
-    sent, and the Layer-2 ones found by breaking that on_search. A BAP refuses with any NACK: BECKN-005 lists
-    codes for BPPs only."""
+    sent, the Layer-2 ones found by breaking that on_search, a replay and a foreign transaction. A BAP refuses
+    with any NACK: BECKN-005 lists codes for BPPs only. Several on_search with one message_id are normal (one
+    per BPP), so a replay is the same bytes under the same signature, not a reused message_id."""
     probes = _message_probes("on_search", "bpp_id") + layer2(engine, on_search_body)
-    probes.append(Probe("flow/unknown-transaction", rules.FLOW, "a callback for a transaction the BAP never "
-                        "started is refused", "on_search", _signed(_fresh_transaction)))
+    probes += [
+        Probe("signature/replay", rules.SIGNATURE, "a replay of an earlier callback (the same bytes and header) is "
+              "refused", "on_search", _twice(fresh_signature=False)),
+        Probe("flow/unknown-transaction", rules.FLOW, "a callback for a transaction the BAP never started is "
+              "refused", "on_search", _signed(_fresh_transaction)),
+    ]
     return [replace(p, code=None) for p in probes]
 
 

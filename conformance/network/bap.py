@@ -40,6 +40,8 @@ class ReferenceBAP(Participant):
         self._last_message_id: dict[str, str] = {}
         """The message_id of the last request sent in each transaction this BAP started (its callbacks are
         taken; any other is refused), for the reused-message-id fault too."""
+        self._signatures_seen: set[str] = set()
+        """The Authorization header of every callback taken: the same one again is a replay."""
 
     def network_app(self) -> Starlette:
         return Starlette(routes=[Route("/{action}", self.receive, methods=["POST"])])
@@ -57,9 +59,15 @@ class ReferenceBAP(Participant):
         if isinstance(admitted, JSONResponse):
             return admitted
         _, doc = admitted
-        if "no-validation" not in self.faults and doc["context"].get("transaction_id") not in self._last_message_id:
-            return nack(INVALID_REQUEST, "a callback for a transaction this BAP never started",
-                        paths="$.context.transaction_id")
+        if "no-validation" not in self.faults:
+            if doc["context"].get("transaction_id") not in self._last_message_id:
+                return nack(INVALID_REQUEST, "a callback for a transaction this BAP never started",
+                            paths="$.context.transaction_id")
+            signature = request.headers.get("Authorization")
+            if signature in self._signatures_seen:
+                return nack(INVALID_REQUEST, "a replay: this exact callback, under this signature, came already")
+            if signature:
+                self._signatures_seen.add(signature)
         self.inbox.append({"received_at": received, "action": action, "body": doc,
                            "headers": {k: v for k, v in request.headers.items()
                                        if k.lower() in ("authorization", "x-gateway-authorization")}})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import uuid
 from typing import Any
 
@@ -188,9 +189,11 @@ class ReferenceBPP(Participant):
                 return  # the network is stopping: a callback not yet due is dropped, not logged as a crash
         if not isinstance(reply_to, str):
             return
-        for _ in range(2 if "duplicate-callback" in self.faults else 1):
+        raw = json.dumps({"context": context, **content}, separators=(",", ":")).encode()
+        headers = self.sign_headers(raw)
+        for _ in range(2 if "duplicate-callback" in self.faults else 1):  # a duplicate: the same bytes and header
             try:
-                await self.post(join(reply_to, context["action"]), {"context": context, **content})
+                await self.forward(join(reply_to, context["action"]), raw, headers)
             except Exception as exc:  # noqa: BLE001 - an unreachable BAP is the BAP's problem; the BPP carries on
                 log_failure(f"{self.key.subscriber_id}: on_{action} to {reply_to}", exc)
                 return

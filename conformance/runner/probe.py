@@ -103,24 +103,29 @@ def _play(harness: "Harness", probe: Probe, variables: dict[str, Any], target: s
     result = _result(harness, probe.title, probe.id, f"Probe {probe.id}: {probe.title}.")
     body = _body(harness, probe.action, variables)
     body["context"]["transaction_id"] = result.transaction_id
-    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
-        for n, sending in enumerate(probe.build(body, harness.key), 1):
-            step = _send(client, result, n, sending, target)
-            if _unanswered(result, step):
-                break
-            if sending.setup:
-                if step.reply is None or step.reply.ack != "ACK":
-                    answer = step.reply.describe() if step.reply is not None else "nothing sent"
-                    result.error = (f"the valid request probe {probe.id} starts from was not ACKed ({answer}), "
-                                    "so the probe proves nothing")
-                    break
-                continue
-            _judge(result, step, probe)
+    _send_all(harness, result, probe, probe.build(body, harness.key), target)
     _silence(harness, result, probe)
     result.stopped = time.time()
     if result.steps:
         harness.progress(result, result.steps[-1])
     return result
+
+
+def _send_all(harness: "Harness", result: ScenarioResult, probe: Probe, sendings: list[Sending], target: str) -> None:
+    """The probe's sends in order: each set-up one must be ACKed (else the probe proves nothing, and says so);
+    the probe itself is judged."""
+    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
+        for sending in sendings:
+            step = _send(client, result, len(result.steps) + 1, sending, target)
+            if _unanswered(result, step):
+                return
+            if not sending.setup:
+                _judge(result, step, probe)
+            elif step.reply is None or step.reply.ack != "ACK":
+                answer = step.reply.describe() if step.reply is not None else "nothing sent"
+                result.error = (f"the valid message probe {probe.id} starts from was not ACKed ({answer}), "
+                                "so the probe proves nothing")
+                return
 
 
 def _send(client: httpx.Client, result: ScenarioResult, n: int, sending: Sending, target: str) -> StepResult:
@@ -246,10 +251,12 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
 
 
 def _on_search(harness: "Harness", request: Received) -> dict[str, Any]:
-    """A valid on_search for `request`, as the harness's BPP that received it answers."""
+    """A valid on_search for `request`, as the harness's BPP that received it answers: the same content as
+    the one that BPP already sent, so the timestamp is written with an offset rather than Z, to differ in its
+    bytes (the same bytes under the same signature would be a replay)."""
     bpp = next(b for b in harness.bpps.values() if b.key.subscriber_id == request.party)
     context = {**request.doc["context"], "action": "on_search", "bpp_id": bpp.key.subscriber_id, "bpp_uri": bpp.url,
-               "timestamp": now_rfc3339()}
+               "timestamp": now_rfc3339().replace("Z", "+00:00")}
     return {"context": context, "message": bpp.catalog()}
 
 
@@ -259,10 +266,7 @@ def _play_on_bap(harness: "Harness", probe: Probe) -> ScenarioResult:
     if request is not None:
         bpp = next(b for b in harness.bpps.values() if b.key.subscriber_id == request.party)
         bap_uri = str(dig(request.doc, "context", "bap_uri"))
-        with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
-            for sending in probe.build(_on_search(harness, request), bpp.key):
-                step = _send(client, result, len(result.steps) + 1, sending, bap_uri)
-                _judge(result, step, probe)
+        _send_all(harness, result, probe, probe.build(_on_search(harness, request), bpp.key), bap_uri)
     elif not result.findings:
         result.error = f"the BAP did not send the search probe {probe.id} starts from"
     result.stopped = time.time()
