@@ -131,9 +131,7 @@ def for_bpp(engine: Engine, init_body: dict[str, Any]) -> list[Probe]:
     """Every probe of a BPP: the message probes on a search, the Layer-2 ones on an init, then the flow.
     `init_body` is a valid init, context included (the Layer-2 probes are found by breaking it, and a message
     without a usable context reaches no Layer-2 rule)."""
-    probes = _message_probes("search", "bap_id")
-    probes.append(Probe("signature/replay", rules.SIGNATURE, "a replay of an earlier search (the same bytes and "
-                        "header) is refused", "search", _twice(fresh_signature=False), code=None))
+    probes = _message_probes("search", "bap_id") + [_replayed_search()]
     probes += layer2(engine, init_body)
     probes += [
         Probe("flow/confirm-before-init", rules.FLOW, "a confirm in a transaction with no init is refused",
@@ -144,10 +142,25 @@ def for_bpp(engine: Engine, init_body: dict[str, Any]) -> list[Probe]:
               "cancel", _signed(_set("message.order_id", UNKNOWN_ORDER)), code=ORDER_NOT_FOUND),
         Probe("flow/support-unknown-order", rules.FLOW, "support about an order the BPP never confirmed is refused",
               "support", _signed(_set("message.support.ref_id", UNKNOWN_ORDER)), code=ORDER_NOT_FOUND),
-        Probe("flow/message-id-reused", rules.FLOW, "a second request with an earlier request's message_id is "
-              "refused", "search", _twice(fresh_signature=True), code=None),
+        _reused_message_id(),
     ]
     return probes
+
+
+def _replayed_search() -> Probe:
+    return Probe("signature/replay", rules.SIGNATURE, "a replay of an earlier search (the same bytes and header) "
+                 "is refused", "search", _twice(fresh_signature=False), code=None)
+
+
+def _reused_message_id() -> Probe:
+    return Probe("flow/message-id-reused", rules.FLOW, "a second request with an earlier request's message_id is "
+                 "refused", "search", _twice(fresh_signature=True), code=None)
+
+
+def for_gateway() -> list[Probe]:
+    """Every probe of a gateway: all it takes is search, so the message probes on a search and the two that
+    send one twice."""
+    return _message_probes("search", "bap_id") + [_replayed_search(), _reused_message_id()]
 
 
 def for_bap(engine: Engine, on_search_body: dict[str, Any]) -> list[Probe]:

@@ -165,3 +165,32 @@ def test_probes_of_a_bap_need_a_trigger(capsys: pytest.CaptureFixture[str]) -> N
     assert "probes of a BAP need --drive trigger" in capsys.readouterr().err
 
 
+
+
+# ---- probing a gateway -------------------------------------------------------------------------------------
+
+def probe_gateway(engine: Engine, faults: frozenset[str] = frozenset()) -> RunResult:
+    """The reference gateway, probed on its own (--gateway, no --target), the harness registered as a BAP."""
+    from conformance.network import Network
+    from conformance.network.registry import Subscriber
+    with Network(NetworkConfig(faults={"gateway": faults} if faults else {})) as net:
+        config = RunConfig(gateway=net.gateway_url, registry=net.registry_url, concurrency=8, callback_timeout=1)
+        with Harness(config, engine=engine) as harness:
+            net.registry.subscribers.append(Subscriber.for_key(harness.key, url=harness.callback_url, type="BAP",
+                                                               domain=net.config.domain))
+            return harness.run([], probes=True)
+
+
+def test_the_reference_gateway_refuses_every_search_probe(engine: Engine) -> None:
+    run = probe_gateway(engine)
+    assert run.exit_code == EXIT_OK, [f.text() for s in run.scenarios for f in s.findings]
+    ids = set(verdicts(run))
+    assert {"signature-replay", "flow-message-id-reused", "context-missing-bap_id"} <= ids
+    assert not {i for i in ids if i.startswith(("layer2-", "flow-status", "flow-confirm"))}  # a gateway only searches
+    assert all(s.steps[-1].url and "/gateway/search" in s.steps[-1].url for s in run.scenarios)
+    assert not run.strays  # the discovery search's answers from both BPPs are its own, not strays
+
+
+def test_a_gateway_that_does_not_check_signatures_fails_the_signature_probes(engine: Engine) -> None:
+    run = probe_gateway(engine, frozenset({"no-signature-check"}))
+    assert failed(run) == SIGNATURE_PROBES

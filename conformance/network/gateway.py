@@ -15,6 +15,11 @@ from conformance.network.participant import INVALID_REQUEST, Participant, join, 
 
 
 class ReferenceGateway(Participant):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.searches: set[tuple[Any, Any]] = set()
+        """(transaction_id, message_id) of every search relayed: a second one is a replay or a reused id."""
+
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/search", self.search, methods=["POST"]),
                                  Route("/on_search", self.on_search, methods=["POST"])])
@@ -24,6 +29,11 @@ class ReferenceGateway(Participant):
         if isinstance(accepted, JSONResponse):
             return accepted
         body, doc = accepted
+        search = (doc["context"].get("transaction_id"), doc["context"].get("message_id"))
+        if search in self.searches and "no-validation" not in self.faults:
+            return nack(INVALID_REQUEST, "this message_id was already used in this transaction (a replay, or a "
+                                         "reused id)", paths="$.context.message_id")
+        self.searches.add(search)
         return JSONResponse({"message": {"ack": {"status": "ACK"}}},
                             background=BackgroundTask(self._fan_out, body, doc, request.headers.get("Authorization")))
 

@@ -234,13 +234,15 @@ class Harness:
         if self._progress is not None:
             self._progress(scenario, step)
 
-    def probe_target(self) -> str:
-        """Where probes of a BPP go: the target, or the reference network's first BPP."""
+    def probe_target(self) -> tuple[str, bool]:
+        """Where probes of a BPP or gateway go, and whether it is a gateway: the target, else the gateway a
+        run was given, else the reference network's first BPP."""
         if self.target is not None:
-            return self.target
-        if self.network is not None and self.network.bpps:
-            return next(iter(self.network.bpps.values())).url
-        raise ConfigError("probes need a BPP: give --target (a gateway cannot be probed on its own)")
+            return self.target, False
+        if self.network is None and self.gateway is not None:
+            return self.gateway, True
+        assert self.network is not None and self.network.bpps, "no target, no gateway: the reference network runs"
+        return next(iter(self.network.bpps.values())).url, False
 
     def run(self, scenarios: list[Scenario], run_id: str | None = None, *, probes: bool = False) -> RunResult:
         """Play every scenario (`config.concurrency` at a time), then every probe when asked; results come back

@@ -23,7 +23,7 @@ from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Violation
 from conformance.messages import Message, dig
 from conformance.network.participant import join, now_rfc3339
-from conformance.probes import Probe, Sending, encode, for_bap, for_bpp
+from conformance.probes import Probe, Sending, encode, for_bap, for_bpp, for_gateway
 from conformance.rules import scenario as expect_rules
 from conformance.rules import timing
 from conformance.rules.registry import Rule
@@ -44,13 +44,13 @@ def play_all(harness: "Harness") -> list[ScenarioResult]:
     does not take part in the valid exchange they all start from, that exchange is the one result."""
     if harness.config.role == "bpp":
         return _probe_bap(harness)
-    target = harness.probe_target()
+    target, gateway = harness.probe_target()
     variables, setup = _discover(harness, target)
     if variables is None:
         return [setup]
-    probes = for_bpp(harness.engine, _body(harness, "init", variables))
+    probes = for_gateway() if gateway else for_bpp(harness.engine, _body(harness, "init", variables))
     with ThreadPoolExecutor(max_workers=harness.config.concurrency, thread_name_prefix="probe") as pool:
-        return list(pool.map(lambda p: _play(harness, p, variables, target), probes))
+        return list(pool.map(lambda p: _play(harness, p, variables, target, gateway), probes))
 
 
 def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, ScenarioResult]:
@@ -76,6 +76,9 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
         for received in arrived:
             received.claimed = True
         catalog = next((r.doc for r in arrived if r.action == "on_search"), None)
+        time.sleep(harness.config.settle)  # through a gateway, the other BPPs' answers: this search's, not strays
+        for received in harness.inbox.messages(transaction_id):
+            received.claimed = True
     provider = dig(catalog, "message", "catalog", "providers", 0)
     item = dig(provider, "items", 0)
     result.stopped = time.time()
@@ -99,12 +102,12 @@ def _body(harness: "Harness", action: str, variables: dict[str, Any]) -> dict[st
     return body
 
 
-def _play(harness: "Harness", probe: Probe, variables: dict[str, Any], target: str) -> ScenarioResult:
+def _play(harness: "Harness", probe: Probe, variables: dict[str, Any], target: str, gateway: bool) -> ScenarioResult:
     result = _result(harness, probe.title, probe.id, f"Probe {probe.id}: {probe.title}.")
     body = _body(harness, probe.action, variables)
     body["context"]["transaction_id"] = result.transaction_id
     _send_all(harness, result, probe, probe.build(body, harness.key), target)
-    _silence(harness, result, probe)
+    _silence(harness, result, probe, answers_per_request=None if gateway else 1)
     result.stopped = time.time()
     if result.steps:
         harness.progress(result, result.steps[-1])
@@ -160,14 +163,16 @@ def _judge(result: ScenarioResult, step: StepResult, probe: Probe) -> None:
     _report(result, step, probe.rule, Violation((), expected, reply.describe(), f"refuse it: {probe.title}"))
 
 
-def _silence(harness: "Harness", result: ScenarioResult, probe: Probe) -> None:
-    """No callback for what was refused: one per set-up request is fine, anything more is the target answering
-    the probe."""
+def _silence(harness: "Harness", result: ScenarioResult, probe: Probe, answers_per_request: int | None) -> None:
+    """No callback for what was refused: `answers_per_request` per set-up request is fine, anything more is the
+    target answering the probe. Through a gateway (None) a set-up search gets one answer per BPP behind it, a
+    number the harness does not know: then only a probe without set-up requests is held to silence."""
     if not result.steps or result.unreachable:
         return
+    setups = sum(1 for s in result.steps if s.name.startswith("a valid request"))
     window = harness.config.callback_timeout or SILENCE
     arrived = harness.inbox.wait(result.transaction_id, lambda msgs: False, time.monotonic() + window)
-    allowed = sum(1 for s in result.steps if s.name.startswith("a valid request"))
+    allowed = setups * answers_per_request if answers_per_request is not None else (setups and len(arrived))
     for received in arrived:
         received.claimed = True
     callbacks = [Message(r.doc, result.scenario.id, 100 + n, received_at=r.received_at, direction="in",
