@@ -29,7 +29,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 """The shipped scenarios: what `deg-conformance run` plays when given none."""
 DEFAULT_USE_CASE = "demand-flexibility"
-OUTCOMES = ("answered", "nacked", "refused")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +93,9 @@ class Step:
     save: Mapping[str, str] = field(default_factory=dict)
     prompt: str | None = None
     """Role bpp, passive drive: what the person at the BAP is asked to do."""
+    answer: tuple[str, str] | None = None
+    """Role bpp: ("nack" | "error", BECKN-005 code), how the harness's BPP answers instead of as the reference
+    BPP would."""
 
     @property
     def callback(self) -> str:
@@ -150,7 +152,8 @@ def load(path: Path, fixtures: Path = FIXTURES) -> Scenario:
             name=raw.get("name", raw["send"]), send=raw["send"], body=body, line=line, set=raw.get("set", {}),
             expect=_expect(raw.get("expect", {}), path, line), choose=_assertion(raw.get("choose"), path, line),
             asserts=tuple(a for a in (_assertion(x, path, line) for x in raw.get("assert", [])) if a is not None),
-            save=raw.get("save", {}), prompt=raw.get("prompt")))
+            save=raw.get("save", {}), prompt=raw.get("prompt"),
+            answer=next(iter(raw["answer"].items())) if "answer" in raw else None))
         for query in steps[-1].save.values():
             _compile(query, path, line)
         known |= set(steps[-1].save)
@@ -163,6 +166,9 @@ def _role_fits(role: str, raw: dict[str, Any], where: str) -> None:
     """Fields that mean something for one role only: refused for the other rather than silently ignored."""
     if role == "bap" and "prompt" in raw:
         raise ConfigError(f"{where}: prompt is for role bpp (the person at the BAP's controls); this scenario plays bap")
+    if role == "bap" and ("answer" in raw or raw.get("expect", {}).get("outcome") == "not-sent"):
+        raise ConfigError(f"{where}: answer and outcome not-sent are for role bpp (the harness answers the BAP); "
+                          "this scenario plays bap")
     if role == "bpp" and "callback" in raw.get("expect", {}):
         raise ConfigError(f"{where}: expect.callback is for role bap; as BPP the harness sends on_<send> itself")
 

@@ -111,6 +111,9 @@ EXPECTED = {  # shipped scenario -> {fault: (action, rule)} for each fault it mu
         "unsigned": ("search", "SIG_MISSING"), "bad-signature": ("search", "SIG_INVALID"),
         "fresh-transaction-id": ("status", "TXN_REQUEST_TRANSACTION_ID"),
         "reused-message-id": ("status", "TXN_MESSAGE_ID_REUSED"), "wrong-order-id": ("status", "RUN_ASSERTION")},
+    "stops-after-a-refused-enrolment": {
+        "unsigned": ("search", "SIG_MISSING"), "ignore-error-callback": ("confirm", "RUN_REQUEST_NOT_EXPECTED"),
+        "nack-everything": ("init", "RUN_CALLBACK_NACKED")},
 }
 
 
@@ -134,8 +137,9 @@ def test_every_shipped_scenario_has_faults_to_catch() -> None:
 def test_every_bap_fault_switch_is_caught() -> None:
     from conformance.network.participant import BAP_ONLY
     # no-callback, late-callback, duplicate-callback and the wrong-callback ids are about callbacks, which a
-    # BAP does not send; no-signature-check and no-validation make a BAP lenient, which no BPP can see.
-    assert BAP_ONLY | {"unsigned", "bad-signature", "nack-everything"} == set(BREAKS)
+    # BAP does not send; no-signature-check and no-validation make a BAP lenient: the probes catch those.
+    caught = {fault for faults in EXPECTED.values() for fault in faults}
+    assert BAP_ONLY | {"unsigned", "bad-signature", "nack-everything"} == caught
 
 
 @pytest.mark.parametrize("job", [(s, f) for s, faults in EXPECTED.items() for f in faults], ids="/".join)
@@ -149,6 +153,38 @@ def test_a_faulty_bap_fails_with_the_right_rule_at_the_right_step(
     step = result.step_of(hits[0])
     assert step is not None and step.action == action
     assert hits[0].action == (f"on_{action}" if rule == "RUN_CALLBACK_NACKED" else action)  # on what was NACKed
+
+
+def test_a_step_can_script_the_harness_answer(engine: Engine, tmp_path: Path) -> None:
+    s = scenario.load(write(tmp_path, "s.yaml", """
+        name: init refused outright
+        role: bpp
+        variables: {provider_id: provider_demand_flex_001, item_id: manual_optin_demand_flex, fulfillment_id: manual_optin}
+        steps:
+          - send: search
+            expect: {count: 2, within: PT5S}
+            choose: {path: "$.callback.message.catalog.providers[*].id", contains: "{{ provider_id }}"}
+            save: {bpp_id: $.callback.context.bpp_id, bpp_uri: $.callback.context.bpp_uri}
+          - {send: init, answer: {nack: "30004"}, expect: {outcome: nacked, error_code: "30004"}}
+    """))
+    result = play([s], engine).scenarios[0]
+    assert result.status == "passed", [f.text() for f in result.findings]
+    init = result.steps[1].callbacks[0]
+    assert init.response == {"message": {"ack": {"status": "NACK"}}, "error": {
+        "code": "30004", "message": "refused as the scenario's step says (answer: nack 30004)"}}
+    assert result.steps[1].answers == []  # a NACK: no callback
+
+
+def test_answer_and_not_sent_belong_to_role_bpp(tmp_path: Path) -> None:
+    for field in ("answer: {nack: '30004'}", "expect: {outcome: not-sent}"):
+        path = write(tmp_path, "s.yaml", f"""
+            name: s
+            steps:
+              - send: search
+                {field}
+        """)
+        with pytest.raises(ConfigError, match="are for role bpp"):
+            scenario.load(path)
 
 
 # ---- a hand-made BAP client endpoint ----------------------------------------------------------------------------

@@ -30,7 +30,8 @@ def test_every_shipped_scenario_loads() -> None:
         "demand-flexibility/automated-control-flexigrid": "bap", "demand-flexibility/gateway-search-several-bpps": "bap",
         "demand-flexibility/manual-optin-sf-grid": "bap", "demand-flexibility/status-after-cancel": "bap",
         "demand-flexibility/unknown-order": "bap", "bpp-role/automated-control-flexigrid": "bpp",
-        "bpp-role/manual-optin-sf-grid": "bpp", "bpp-role/status-of-an-order-not-its-own": "bpp"}
+        "bpp-role/manual-optin-sf-grid": "bpp", "bpp-role/status-of-an-order-not-its-own": "bpp",
+        "bpp-role/stops-after-a-refused-enrolment": "bpp"}
     loaded = {p.stem: s for p, s in zip(paths, loaded.values()) if s.role == "bap"}
     manual = loaded["manual-optin-sf-grid"]
     assert [s.send for s in manual.steps] == ["search", "init", "confirm", "status", "support", "cancel"]

@@ -24,6 +24,10 @@ from conformance.network.participant import (
 from conformance.signing import KeyPair
 
 
+BUILDS_ON = {"on_select": "init", "on_init": "confirm"}
+"""A callback, and the request that goes on from it: after an error in the callback, a BAP does not send it."""
+
+
 class ReferenceBAP(Participant):
     own_faults = BAP_ONLY
 
@@ -40,6 +44,8 @@ class ReferenceBAP(Participant):
         self._last_message_id: dict[str, str] = {}
         """The message_id of the last request sent in each transaction this BAP started (its callbacks are
         taken; any other is refused), for the reused-message-id fault too."""
+        self._refused: dict[tuple[str, str], str] = {}
+        """(transaction_id, the request that would build on a refused step) -> the error code the BPP gave."""
         self._signatures_seen: set[str] = set()
         """The Authorization header of every callback taken: the same one again is a replay."""
 
@@ -68,6 +74,9 @@ class ReferenceBAP(Participant):
                 return nack(INVALID_REQUEST, "a replay: this exact callback, under this signature, came already")
             if signature:
                 self._signatures_seen.add(signature)
+        code = dig(doc, "error", "code")
+        if action in BUILDS_ON and code is not None:
+            self._refused[(str(doc["context"].get("transaction_id")), BUILDS_ON[action])] = str(code)
         self.inbox.append({"received_at": received, "action": action, "body": doc,
                            "headers": {k: v for k, v in request.headers.items()
                                        if k.lower() in ("authorization", "x-gateway-authorization")}})
@@ -95,6 +104,10 @@ class ReferenceBAP(Participant):
                    "timestamp": now_rfc3339()}
         context.setdefault("transaction_id", str(uuid.uuid4()))
         context.setdefault("message_id", str(uuid.uuid4()))
+        refused = self._refused.get((str(context["transaction_id"]), action))
+        if refused is not None and "ignore-error-callback" not in self.faults:
+            return _client_error(409, f"the BPP refused the step {action} builds on in this transaction (error "
+                                      f"{refused}): not sending {action}", context)
         target = context.get("bpp_uri") if (action != "search" or context.get("bpp_uri")) else self.gateway_url
         if not isinstance(target, str):
             return _client_error(400, "context.bpp_uri is needed for every action but search")

@@ -42,6 +42,8 @@ FAULTS: dict[str, str] = {
     "reused-message-id": "BAP only: every request reuses the message_id of its previous request in the transaction",
     "unknown-item": "BAP only: select, init and confirm order an item id no catalog has",
     "wrong-order-id": "BAP only: status, cancel and support name a made-up order, not the given one",
+    "ignore-error-callback": "BAP only: after an on_select or on_init that carries an error, it still sends the "
+                             "init or confirm its client asks for",
 }
 """The named ways a participant can be told to misbehave, for the harness's own tests."""
 BAP_ONLY = frozenset(name for name, what in FAULTS.items() if what.startswith("BAP only:"))

@@ -53,7 +53,13 @@ _published("ORD_FULFILLMENT_UNKNOWN", "fulfillments", "A fulfillment id in the o
 
 def _answers_order_request(msg: Message, ctx: CheckContext) -> bool:
     pairing = ctx.txn.pairing
-    return pairing is not None and pairing.request is not None and pairing.kind != "foreign"
+    return (pairing is not None and pairing.request is not None and pairing.kind != "foreign"
+            and not _refuses(msg, ctx))
+
+
+def _refuses(msg: Message, ctx: CheckContext) -> bool:
+    """A callback that carries an error refuses the request: it holds no order to echo or number."""
+    return isinstance(msg.body, dict) and msg.body.get("error") is not None
 
 
 @rule("ORD_CALLBACK_PROVIDER", group="order", actions=("on_select", "on_init", "on_confirm"),
@@ -84,7 +90,7 @@ def callback_items(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
         yield Violation(("message", "order", "items"), asked, answered)
 
 
-@rule("ORD_ID_MISSING", group="order", actions=("on_confirm",),
+@rule("ORD_ID_MISSING", group="order", actions=("on_confirm",), when=lambda msg, ctx: not _refuses(msg, ctx),
       title="on_confirm assigns the order an id",
       clause=f"{ORDER}.id: assigned by the BPP when the order is confirmed",
       must="be a non-empty string")

@@ -43,3 +43,8 @@ CALLBACK_NACKED = reported(
     "RUN_CALLBACK_NACKED", group="scenario", title="A BAP acknowledges a valid callback with an ACK",
     clause="Beckn core 1.1.0 Ack/NACK response: a well-formed, correctly signed message is ACKed",
     must="be ACKed (the harness's callback was valid)")
+REQUEST_NOT_EXPECTED = reported(
+    "RUN_REQUEST_NOT_EXPECTED", group="scenario",
+    title="A BAP does not send a request the transaction no longer allows (confirm after a refused init)",
+    clause="Beckn core 1.1.0: an error in a callback means the request was not served; the order does not "
+           "go on from it", must="not be sent (the scenario's step expects outcome not-sent)")

@@ -129,6 +129,8 @@ class Harness:
         self.transactions: set[str] = set()
         """Every transaction a scenario of this run started."""
         self.bpps: dict[str, bpp.HarnessBPP] = {}
+        self.answers: dict[tuple[str, str], tuple[str, str]] = {}
+        """As BPP: the answers scenario steps script, by (transaction_id, action)."""
         self.network: Network | None = None
         self.gateway, self.target, self.registry = config.gateway, config.target, config.registry
         self._server: BackgroundServer | None = None
@@ -180,7 +182,7 @@ class Harness:
             key = self._bpp_key(path.stem)
             self.bpps[path.stem] = bpp.HarnessBPP(
                 key, url=f"{self.callback_url}/bpp/{path.stem}", catalog=load_catalog(path), engine=engine,
-                verifier=verifier, inbox=self.inbox, outbox=self.outbox, skew=self.config.skew)
+                verifier=verifier, inbox=self.inbox, outbox=self.outbox, skew=self.config.skew, answers=self.answers)
             self.network.registry.subscribers.append(Subscriber.for_key(
                 key, url=self.bpps[path.stem].url, type="BPP", domain=self.network.config.domain))
         registry_url = self.network.registry_url

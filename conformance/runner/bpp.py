@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse
 from starlette.routing import Mount
 
@@ -27,7 +28,7 @@ from conformance.errors import ConfigError
 from conformance.findings import Violation
 from conformance.messages import Message, dig, parse_duration
 from conformance.network.bpp import ReferenceBPP
-from conformance.network.participant import join
+from conformance.network.participant import error, join, nack
 from conformance.rules import scenario as expect_rules
 from conformance.rules import timing, transaction
 from conformance.runner.listener import Inbox, Received, Verifier, decode
@@ -52,29 +53,46 @@ class HarnessBPP(ReferenceBPP):
     """A reference BPP that records what crosses its endpoint: requests into `inbox`, callbacks into `outbox`."""
 
     def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine, verifier: Verifier,
-                 inbox: Inbox, outbox: Inbox, skew: int) -> None:
+                 inbox: Inbox, outbox: Inbox, skew: int, answers: dict[tuple[str, str], tuple[str, str]]) -> None:
         super().__init__(key, url=url, catalog=catalog, engine=engine, skew=skew)
         self.verifier, self.inbox, self.outbox = verifier, inbox, outbox
+        self.answers = answers
+        """(transaction_id, action) -> a step's `answer` ("nack" | "error", code), set before the step asks."""
 
     async def handle(self, request: Request) -> JSONResponse:
         received_at = datetime.now(timezone.utc)
         started = time.perf_counter()
         raw = await request.body()  # cached by Starlette: the reference BPP reads the same bytes
-        doc, error = decode(raw)
+        doc, undecodable = decode(raw)
         headers = dict(request.headers.items())
         checks = await self.verifier.verify(raw, doc, headers)
-        response = await super().handle(request)
+        scripted = self.answers.get((str(dig(doc, "context", "transaction_id")), request.path_params["action"]))
+        response = await (self._scripted(request, *scripted) if scripted else super().handle(request))
         answer, _ = decode(bytes(response.body))
-        self.inbox.add(Received(received_at, request.url.path, raw, doc, error, headers, checks,
+        self.inbox.add(Received(received_at, request.url.path, raw, doc, undecodable, headers, checks,
                                 party=self.key.subscriber_id,
                                 reply=Reply(response.status_code, answer, time.perf_counter() - started)))
         return response
 
+    async def _scripted(self, request: Request, kind: str, code: str) -> JSONResponse:
+        """A step's `answer`: after the checks every message gets, a NACK with `code`, or an ACK and then a
+        callback carrying the error `code` instead of the reference BPP's answer."""
+        action = request.path_params["action"]
+        admitted = await self.admit(request, action, "bap_id", "bpp_id")
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        context = admitted[1]["context"]
+        refusal = f"refused as the scenario's step says (answer: {kind} {code})"
+        if kind == "nack":
+            return nack(code, refusal)
+        return JSONResponse({"message": {"ack": {"status": "ACK"}}}, background=BackgroundTask(
+            self.call_back, action, context, {"error": error(code, refusal)}, context.get("bap_uri")))
+
     async def forward(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         sent_at = datetime.now(timezone.utc)
         started = time.perf_counter()
-        doc, error = decode(body)
-        record = Received(sent_at, url, body, doc, error, headers, (), party=self.key.subscriber_id)
+        doc, undecodable = decode(body)
+        record = Received(sent_at, url, body, doc, undecodable, headers, (), party=self.key.subscriber_id)
         try:
             response = await super().forward(url, body, headers)
         except httpx.HTTPError as exc:
@@ -122,12 +140,17 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
         context["transaction_id"] = state.result.transaction_id
     asked_at = datetime.now(timezone.utc)
     window = _window(state, step, context)
+    if step.answer is not None:
+        harness.answers[(state.result.transaction_id, step.send)] = step.answer
+    not_sent = step.expect.outcome == "not-sent"
     if harness.config.drive == "passive":
         ask = render(step.prompt, state.variables) if step.prompt else f"make the app send {step.send}"
         harness.notify(f"{state.result.scenario.id} {out.index}/{len(state.result.scenario.steps)}: {ask} "
                        f"(transaction {state.result.transaction_id}; waiting up to {window:g} s)")
-    elif not _trigger(state, step, out, client, body):
+    elif not _trigger(state, step, out, client, body, refusal_expected=not_sent):
         return False
+    if not_sent:
+        return _nothing_sent(state, step, out, asked_at, window)
     requests = _requests(state, step, out, asked_at, window)
     if not requests:
         return False
@@ -155,9 +178,11 @@ def _window(state: Play, step: Step, context: dict[str, Any]) -> float:
     return window
 
 
-def _trigger(state: Play, step: Step, out: StepResult, client: httpx.Client, body: dict[str, Any]) -> bool:
+def _trigger(state: Play, step: Step, out: StepResult, client: httpx.Client, body: dict[str, Any], *,
+             refusal_expected: bool = False) -> bool:
     """POST the step's body to the BAP's client endpoint; the trigger and its answer are shown in the report,
-    but are not part of the Beckn transaction."""
+    but are not part of the Beckn transaction. A client that refuses to send is a finding, unless the step
+    expects the request not to be sent (then refusing is the point)."""
     assert state.harness.target is not None
     out.url = join(state.harness.target, step.send)
     body["context"]["action"] = step.send  # the protocol server's client API reads it from the body too
@@ -173,10 +198,30 @@ def _trigger(state: Play, step: Step, out: StepResult, client: httpx.Client, bod
         rule = expect_rules.UNREACHABLE if unreachable else timing.NO_ACK
         state.report(out, rule, Violation((), f"an answer from POST {out.url}", reply.error), trigger)
         return False
-    if reply.status is None or not 200 <= reply.status < 300:
+    if (reply.status is None or not 200 <= reply.status < 300) and not refusal_expected:
         state.report(out, expect_rules.TRIGGER, Violation((), f"a 2xx answer from POST {out.url}",
                                                           f"HTTP {reply.status}: {_brief(reply.body)}"), trigger)
         return False
+    return True
+
+
+def _nothing_sent(state: Play, step: Step, out: StepResult, asked_at: datetime, window: float) -> bool:
+    """Outcome not-sent: the window passes with no such request in the transaction. One that comes is kept,
+    shown and reported."""
+    harness, result = state.harness, state.result
+
+    def sent(msgs: list[Received]) -> bool:
+        return any(r.action == step.send and r.received_at >= asked_at for r in msgs)
+
+    arrived = [r for r in harness.inbox.wait(result.transaction_id, sent, time.monotonic() + window)
+               if r.action == step.send and r.received_at >= asked_at]
+    for r in arrived:
+        r.claimed = True
+        msg = state.message(r)
+        state.steps_of[msg.seq] = out
+        out.callbacks.append(msg)
+        state.report(out, expect_rules.REQUEST_NOT_EXPECTED,
+                     Violation((), f"no {step.send} (the BPP refused the step it builds on)", step.send), msg)
     return True
 
 
