@@ -82,12 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     _live_options(run)
 
     probe = sub.add_parser("probe", help="send deliberately wrong messages: does the target refuse them?",
-                           description="Send the probe suite to a BPP (--target; default the reference network's "
-                                       "first BPP), playing the BAP: one deliberately wrong, otherwise valid, "
-                                       "signed message per probe, each in a fresh transaction. A conformant target "
-                                       "refuses each synchronously (NACK with the BECKN-005 code; HTTP 401 with "
-                                       "WWW-Authenticate for signatures) and sends no callback. Same flags, reports "
-                                       "and exit codes as run.")
+                           description="Send the probe suite: one deliberately wrong, otherwise valid, signed "
+                                       "message per probe, each in a fresh transaction. As BAP (default) to a BPP "
+                                       "(--target; default the reference network's first BPP) or a gateway "
+                                       "(--gateway alone); as BPP (--role bpp) as on_search callbacks to the BAP. A "
+                                       "conformant target refuses each synchronously (a NACK, with the BECKN-005 "
+                                       "code for a BPP; HTTP 401 with WWW-Authenticate for signatures) and sends no "
+                                       "callback. Same flags, reports and exit codes as run.")
     _live_options(probe)
     return parser
 
