@@ -384,6 +384,11 @@ def test_misuse_is_exit_2_with_a_clear_error(capsys: pytest.CaptureFixture[str],
     assert code == 2 and says in err
 
 
+def test_passive_drive_is_one_scenario_at_a_time(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--role", "bpp", "--drive", "passive", "-n", "2"]) == 2
+    assert "passive drive plays one scenario at a time" in capsys.readouterr().err
+
+
 def test_bpp_only_flags_are_refused_for_role_bap(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--drive", "passive"]) == 2
     assert "--catalog and --drive are for --role bpp" in capsys.readouterr().err

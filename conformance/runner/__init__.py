@@ -95,6 +95,8 @@ class RunConfig:
             raise ConfigError(f"signatures must be one of {', '.join(SIGNATURE_MODES)}, not {self.signatures!r}")
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
+        if self.drive == "passive" and self.concurrency > 1:
+            raise ConfigError("passive drive plays one scenario at a time: a person acts on each prompt (drop -n)")
         # A negative or infinite wait is a traceback deep in the socket layer, or a hang: refuse it here.
         for name, value, zero_ok in (("ack-timeout", self.ack_timeout, False),
                                      ("callback-timeout", self.callback_timeout, False), ("settle", self.settle, True)):
