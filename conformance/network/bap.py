@@ -141,7 +141,7 @@ class ReferenceBAP(Participant):
         transaction = str(context.get("transaction_id"))
         if "fresh-transaction-id" in self.faults and action != "search":
             context["transaction_id"] = str(uuid.uuid4())
-        if "reused-message-id" in self.faults and transaction in self._last_message_id:
+        if "reused-message-id" in self.faults and self._last_message_id.get(transaction):  # "": adopted, none sent
             context["message_id"] = self._last_message_id[transaction]
         self._last_message_id[transaction] = str(context["message_id"])
         self._last_message_id.setdefault(str(context["transaction_id"]), "")  # a fresh one is this BAP's too

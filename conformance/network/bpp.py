@@ -17,7 +17,7 @@ from starlette.routing import Route
 from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
 from conformance.network.participant import (
-    ACTION_NOT_APPLICABLE, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, error, join,
+    ACTION_NOT_APPLICABLE, BPP_ONLY, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, error, join,
     log_failure, nack, now_rfc3339,
 )
 from conformance import signing
@@ -37,6 +37,8 @@ class Refusal(Exception):
 
 
 class ReferenceBPP(Participant):
+    own_faults = BPP_ONLY
+
     def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine,
                  faults: frozenset[str] = frozenset(), skew: int = 5, latency: float = 0.0) -> None:
         super().__init__(key, engine=engine, faults=faults, skew=skew)

@@ -25,29 +25,39 @@ ITEM_NOT_FOUND = "30004"
 ORDER_NOT_FOUND = "30010"
 ACTION_NOT_APPLICABLE = "40001"
 
-FAULTS: dict[str, str] = {
+BPP_FAULTS: dict[str, str] = {
     "wrong-callback-message-id": "callbacks carry a fresh message_id instead of the request's",
     "wrong-callback-transaction-id": "callbacks carry a fresh transaction_id",
     "enum-out-of-range": "fulfillment states outside the DEG taxonomy (SMS)",
     "no-callback": "requests are ACKed but never answered",
     "late-callback": "callbacks are sent after the request's ttl has passed",
     "duplicate-callback": "every callback is sent twice",
-    "bad-signature": "callbacks are signed with a key the registry does not have",
+}
+"""Faults of a BPP's callbacks: the gateway only relays callbacks and the BAP sends none."""
+SHARED_FAULTS: dict[str, str] = {
+    "bad-signature": "requests and callbacks are signed with a key the registry does not have",
     "unsigned": "requests and callbacks are sent without an Authorization header",
     "no-signature-check": "incoming signatures are not verified",
     "no-validation": "incoming messages are not validated: whatever has a context is ACKed, and what a BPP "
                      "cannot serve is answered by a callback carrying the error",
-    "nack-everything": "every incoming message is NACKed",
-    "fresh-transaction-id": "BAP only: every request but search carries a fresh transaction_id, not the given one",
-    "reused-message-id": "BAP only: every request reuses the message_id of its previous request in the transaction",
-    "unknown-item": "BAP only: select, init and confirm order an item id no catalog has",
-    "wrong-order-id": "BAP only: status, cancel and support name a made-up order, not the given one",
-    "ignore-error-callback": "BAP only: after an on_select or on_init that carries an error, it still sends the "
-                             "init or confirm its client asks for",
+    "nack-everything": "every incoming message is NACKed (for the BAP: every callback, valid or not)",
 }
-"""The named ways a participant can be told to misbehave, for the harness's own tests."""
-BAP_ONLY = frozenset(name for name, what in FAULTS.items() if what.startswith("BAP only:"))
-"""Faults of a BAP's requests: meaningless for the other participants, which refuse them."""
+"""Faults of how any participant signs what it sends and takes what it receives."""
+BAP_FAULTS: dict[str, str] = {
+    "fresh-transaction-id": "every request but search carries a fresh transaction_id, not the given one",
+    "reused-message-id": "every request reuses the message_id of its previous request in the transaction",
+    "unknown-item": "select, init and confirm order an item id no catalog has",
+    "wrong-order-id": "status, cancel and support name a made-up order, not the given one",
+    "ignore-error-callback": "after an on_select or on_init that carries an error, it still sends the init or "
+                             "confirm its client asks for",
+}
+"""Faults of a BAP's requests: the BPPs send only callbacks, and the gateway relays the BAP's search as it is."""
+FAULTS: dict[str, str] = {**{name: f"BPP only: {what}" for name, what in BPP_FAULTS.items()}, **SHARED_FAULTS,
+                          **{name: f"BAP only: {what}" for name, what in BAP_FAULTS.items()}}
+"""The named ways a participant can be told to misbehave, for the harness's own tests; each description says
+which participants have it (`deg-conformance sandbox --list-faults` prints them)."""
+BPP_ONLY = frozenset(BPP_FAULTS)
+BAP_ONLY = frozenset(BAP_FAULTS)
 
 
 MAX_DEPTH = 64
@@ -97,13 +107,16 @@ class Participant:
     """A subscriber of the reference network: its key, its registry client, its faults."""
 
     own_faults: frozenset[str] = frozenset()
-    """Faults only this kind of participant has, beside those every participant has."""
+    """Faults only this kind of participant has, beside SHARED_FAULTS; any other is refused. A BPP declares
+    its callbacks', the BAP its requests'; the gateway has none of its own."""
 
     def __init__(self, key: KeyPair, *, engine: Engine, faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
-        known = (FAULTS.keys() - BAP_ONLY) | self.own_faults
+        known = SHARED_FAULTS.keys() | self.own_faults
         unknown = faults - known
         if unknown:
-            raise ValueError(f"unknown faults {sorted(unknown)}; known here: {', '.join(sorted(known))}")
+            hint = "".join(f"; only a {'BAP' if name in BAP_ONLY else 'BPP'} has {name}"
+                           for name in sorted(unknown & FAULTS.keys()))
+            raise ValueError(f"unknown faults {sorted(unknown)}; known here: {', '.join(sorted(known))}{hint}")
         self.key = key
         self.engine = engine
         self.faults = faults
