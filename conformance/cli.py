@@ -195,6 +195,10 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         network=NetworkConfig(faults=_faults(args.fault)) if args.fault else None)
     run_id = new_run_id()
     report_dir = args.report_dir or REPORTS / run_id
+    try:  # before the run, not after it: a run whose reports cannot be written is lost
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--report-dir {report_dir}: cannot write reports there: {exc.strerror or exc}") from None
 
     lock = threading.Lock()
 

@@ -110,9 +110,9 @@ def _harness(config: pytest.Config, role: str) -> Harness:
             registry=config.getoption("deg_registry"), listen=config.getoption("deg_listen"),
             callback_url=config.getoption("deg_callback_url"), signatures=config.getoption("deg_signatures"),
             callback_timeout=config.getoption("deg_callback_timeout")))
-        harnesses[role] = harness
         config.add_cleanup(harness.stop)
-        harness.start()
+        harness.start()  # kept only once started: a harness that failed to start is tried again, and says why
+        harnesses[role] = harness
     return harnesses[role]
 
 

@@ -136,7 +136,7 @@ def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -
         response = client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
     except httpx.TimeoutException as exc:
         return Reply(None, None, None, f"timeout: no reply within {client.timeout.read}s ({type(exc).__name__})")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL (a bpp_uri from the target) is no HTTPError
         return Reply(None, None, None, f"unreachable: {type(exc).__name__}: {exc}")
     latency = time.perf_counter() - started
     try:

@@ -229,3 +229,44 @@ def test_late_callbacks_pending_at_exit_print_no_traceback(capsys: Capture, tmp_
                          "--report-dir", str(tmp_path / "r"))
     assert code == 1 and "TIM_CALLBACK_MISSING" in out
     assert time.monotonic() - started < 8  # the callbacks due in 31 s are cut short, not waited for
+
+
+# --- found in review: never a traceback, nothing lost --------------------------------------------------------
+
+def test_a_target_url_httpx_cannot_parse_is_unreachable_not_a_traceback(capsys: Capture, tmp_path: Path) -> None:
+    s = write(tmp_path, "s.yaml", ONE_SEARCH)
+    code, out, _ = run(capsys, str(s), "--target", "http://[::", *QUICK, "--report-dir", str(tmp_path / "r"))
+    assert code == 3 and "unreachable: InvalidURL" in out
+
+
+def test_a_key_file_that_is_not_text_is_a_usage_error(capsys: Capture, tmp_path: Path) -> None:
+    key = tmp_path / "key.bin"
+    key.write_bytes(b"\xff\xfe\x00binary")
+    code, _, err = run(capsys, str(write(tmp_path, "s.yaml", ONE_SEARCH)), "--key-file", str(key))
+    assert code == 2 and "not text" in err
+
+
+def test_a_report_dir_that_cannot_be_written_stops_the_run_before_it_starts(capsys: Capture, tmp_path: Path) -> None:
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    code, _, err = run(capsys, str(write(tmp_path, "s.yaml", ONE_SEARCH)), "--report-dir", str(taken))
+    assert code == 2 and "cannot write reports there" in err and "run " not in err  # nothing was played
+
+
+def test_a_callback_that_comes_after_its_scenario_was_judged_is_kept(capsys: Capture, tmp_path: Path) -> None:
+    """The late BPP's on_search for the first scenario arrives while the second still waits: reported."""
+    quick = write(tmp_path, "a.yaml", """
+        name: quick
+        steps:
+          - {send: search, set: {context.ttl: PT1S}, expect: {within: PT1S}}
+    """)
+    slow = write(tmp_path, "b.yaml", """
+        name: slow
+        steps:
+          - {send: search, expect: {count: all, min: 1, within: PT3S}}
+    """)
+    code, _, _ = run(capsys, str(quick), str(slow), "--fault", "flexigrid-aggregator=late-callback",
+                     "--report-dir", str(tmp_path / "r"))
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    first = summary["scenarios"][0]["transaction_id"]
+    assert code == 0 and [m["transaction_id"] for m in summary["unexpected_messages"]] == [first]

@@ -151,9 +151,5 @@ def registered() -> Iterator[Rule]:
     return iter(list(_RULES.values()))
 
 
-def get(id: str) -> Rule:
-    return _RULES[id]
-
-
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None

@@ -151,6 +151,7 @@ class Harness:
 
     def start(self) -> None:
         host, _, port = self.config.listen.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")  # [::1]:8081, as URLs write IPv6
         if not host or not port.isdigit():
             raise ConfigError(f"--listen {self.config.listen!r}: write HOST:PORT, e.g. 127.0.0.1:8081")
         # Owned from here on, so that stop() releases the port whatever fails next.
@@ -260,11 +261,10 @@ class Harness:
             result.scenarios = list(pool.map(self.play, scenarios))
         if probes:
             result.scenarios += probe.play_all(self)
-        known = {s.transaction_id for s in result.scenarios}
         result.strays = [Message(r.doc, "unexpected", n, seq=n, received_at=r.received_at, direction="in",
                                  endpoint=r.path, signatures=r.signatures, decode_error=r.decode_error,
                                  size=len(r.raw))
-                         for n, r in enumerate(self.inbox.strays(known), 1)]
+                         for n, r in enumerate(self.inbox.strays(), 1)]
         result.stopped = time.time()
         return result
 
@@ -292,6 +292,8 @@ def load_key_file(path: Path) -> str:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"--key-file {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--key-file {path}: not text (a base64 private key on one line)") from None
     for line in lines:
         if line.strip() and not line.lstrip().startswith("#"):
             return line.strip()

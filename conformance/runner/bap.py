@@ -88,7 +88,7 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
 def _callbacks(state: Play, step: Step, out: StepResult, request: Message, sent_at: datetime) -> bool:
     harness, result, expect = state.harness, state.result, step.expect
     ttl = parse_duration(request.context.get("ttl"))
-    window = expect.within.total_seconds() if expect.within else (ttl.total_seconds() if ttl else DEFAULT_WINDOW)
+    window = expect.within.total_seconds() if expect.within is not None else (ttl.total_seconds() if ttl else DEFAULT_WINDOW)
     if harness.config.callback_timeout is not None:
         window = min(window, harness.config.callback_timeout)
 

@@ -172,7 +172,7 @@ def _window(state: Play, step: Step, context: dict[str, Any]) -> float:
     harness = state.harness
     ttl = parse_duration(context.get("ttl"))
     default = PASSIVE_WINDOW if harness.config.drive == "passive" else DEFAULT_WINDOW
-    window = step.expect.within.total_seconds() if step.expect.within else (ttl.total_seconds() if ttl else default)
+    window = step.expect.within.total_seconds() if step.expect.within is not None else (ttl.total_seconds() if ttl else default)
     if harness.config.callback_timeout is not None:
         window = min(window, harness.config.callback_timeout)
     return window

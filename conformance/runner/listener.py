@@ -125,10 +125,11 @@ class Inbox:
                         return r
         return None
 
-    def strays(self, known: set[str]) -> list[Received]:
-        """Messages of no transaction any scenario started: reported at run level, never lost."""
+    def strays(self) -> list[Received]:
+        """Messages no scenario took: for transactions none started, or late for one already judged. Reported
+        at run level, never lost."""
         with self._cond:
-            return [r for tid, msgs in self.by_transaction.items() if tid not in known for r in msgs if not r.claimed]
+            return [r for msgs in self.by_transaction.values() for r in msgs if not r.claimed]
 
 
 class Verifier:

@@ -247,7 +247,8 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
     arrived = harness.inbox.wait(result.transaction_id, lambda msgs: any(r.action == "search" for r in msgs),
                                  time.monotonic() + window)
     request = next((r for r in arrived if r.action == "search" and r.reply is not None and r.reply.ack == "ACK"), None)
-    for received in arrived:
+    time.sleep(harness.config.settle)  # the gateway's copy of the search for the other BPPs: this step's too
+    for received in harness.inbox.messages(result.transaction_id):
         received.claimed = True
     if request is None:
         _report(result, step, timing.REQUEST_MISSING,
