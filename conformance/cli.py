@@ -16,13 +16,12 @@ import orjson
 
 from conformance import reporting, transcript
 from conformance.engine import Engine, Progress
-from conformance.errors import ConfigError
+from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError
 from conformance.layer2 import Layer2
 from conformance.messages import parse_duration
 from conformance.rules import Settings
 from conformance.schemas import SchemaSet
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPORTS = Path("reports")
 
 

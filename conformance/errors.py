@@ -6,6 +6,11 @@ from pathlib import Path
 import yaml
 
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+"""What every command exits with: all passed; conformance failures; unusable input (or a scenario that could
+not be played to its end); the target could not be reached."""
+
+
 class ConfigError(Exception):
     """Input the harness cannot use at all. The text names the file (and line) and what is wrong."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from conformance.findings import Finding
+from conformance.findings import Finding, Severity
 from conformance.messages import Message
 from conformance.reporting.run_summary import finding_record, message_record
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
@@ -96,7 +96,7 @@ class AllureWriter:
     def _unexpected(self, result: ScenarioResult) -> dict[str, Any]:
         unexpected_findings = [f for f in result.findings if result.step_of(f) is None]
         return {"name": "messages no step expected", "status": "failed" if any(
-                    f.severity.value == "error" for f in unexpected_findings) else "passed",
+                    f.severity is Severity.ERROR for f in unexpected_findings) else "passed",
                 "statusDetails": _details(unexpected_findings, None), "stage": "finished",
                 "start": _ms(result.stopped), "stop": _ms(result.stopped), "steps": [], "parameters": [],
                 "attachments": [self._attach(f"{m.action or 'message'} #{m.index}", _received(m))

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import orjson
 
+from conformance.findings import Severity
 from conformance.reporting.allure import AllureWriter
 from conformance.reporting.junit import junit_xml
 from conformance.reporting.run_summary import summary
@@ -24,7 +25,7 @@ def step_line(scenario: ScenarioResult, step: StepResult) -> str:
         latency = f" {reply.latency * 1000:.0f} ms" if reply.latency is not None else ""
         sent = f"{reply.ack or f'HTTP {reply.status}'}{code}{latency}"
     got = f" · {step.callbacks[0].action or 'callback'} ×{len(step.callbacks)}" if step.callbacks else ""
-    errors = sorted({f.rule_id for f in step.findings if f.severity.value == "error"})
+    errors = sorted({f.rule_id for f in step.findings if f.severity is Severity.ERROR})
     verdict = "FAIL " + ", ".join(errors) if errors else "ok"
     if step.request is None and scenario.error is not None:
         verdict = "BROKEN (the scenario cannot go on)"

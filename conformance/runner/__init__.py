@@ -25,7 +25,6 @@ from starlette.applications import Starlette
 
 from conformance.engine import Engine
 from conformance.errors import ConfigError
-from conformance.messages import Message
 from conformance.network import Network, NetworkConfig
 from conformance.network.participant import join
 from conformance.network.registry import RegistryClient, Subscriber
@@ -261,10 +260,7 @@ class Harness:
             result.scenarios = list(pool.map(self.play, scenarios))
         if probes:
             result.scenarios += probe.play_all(self)
-        result.strays = [Message(r.doc, "unexpected", n, seq=n, received_at=r.received_at, direction="in",
-                                 endpoint=r.path, signatures=r.signatures, decode_error=r.decode_error,
-                                 size=len(r.raw))
-                         for n, r in enumerate(self.inbox.strays(), 1)]
+        result.strays = [r.message("unexpected", n) for n, r in enumerate(self.inbox.strays(), 1)]
         result.stopped = time.time()
         return result
 

@@ -20,7 +20,6 @@ from conformance.messages import Message, parse_duration
 from conformance.network.participant import now_rfc3339
 from conformance.rules import scenario as expect_rules
 from conformance.rules import timing
-from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.runner.transcript import Play, assert_and_save, choose, close, play_steps
 from conformance.scenario import Scenario, Step, build_body
@@ -92,13 +91,8 @@ def _callbacks(state: Play, step: Step, out: StepResult, request: Message, sent_
     if harness.config.callback_timeout is not None:
         window = min(window, harness.config.callback_timeout)
 
-    def mine(r: Received) -> bool:
-        return r.action == step.callback and not r.claimed and r.received_at >= sent_at
-
     wanted = expect.count
-    ready = (lambda msgs: False) if wanted is None else (lambda msgs: sum(map(mine, msgs)) >= wanted)
-    arrived = [r for r in harness.inbox.wait(result.transaction_id, ready, time.monotonic() + window) if mine(r)]
-    got = arrived if wanted is None else arrived[:wanted]
+    got = harness.inbox.collect(result.transaction_id, step.callback, sent_at, wanted, time.monotonic() + window)
     for r in got:
         r.claimed = True
     out.callbacks = [state.message(r) for r in got]

@@ -230,16 +230,11 @@ def _requests(state: Play, step: Step, out: StepResult, asked_at: datetime, wind
     request carrying another transaction_id is taken, and reported, when nothing else came."""
     harness, result, expect = state.harness, state.result, step.expect
 
-    def mine(r: Received) -> bool:
-        return r.action == step.send and not r.claimed and r.received_at >= asked_at
-
     wanted = expect.count
-    ready = (lambda msgs: False) if wanted is None else (lambda msgs: sum(map(mine, msgs)) >= wanted)
     deadline = time.monotonic() + window
     while True:  # in slices, to notice a request under another transaction_id without waiting out the window
-        arrived = [r for r in harness.inbox.wait(result.transaction_id, ready, min(deadline, time.monotonic() + SLICE))
-                   if mine(r)]
-        got = arrived if wanted is None else arrived[:wanted]
+        got = harness.inbox.collect(result.transaction_id, step.send, asked_at, wanted,
+                                    min(deadline, time.monotonic() + SLICE))
         if (wanted is not None and len(got) >= wanted) or time.monotonic() >= deadline:
             break
         stray = None if got else harness.inbox.adopt(step.send, asked_at, harness.transactions)

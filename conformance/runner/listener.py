@@ -22,7 +22,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from conformance import signing
-from conformance.messages import SignatureCheck, dig
+from conformance.findings import ABSENT
+from conformance.messages import Message, SignatureCheck, dig
 from conformance.network.participant import INVALID_REQUEST, ack, nack
 from conformance.network.registry import RegistryClient
 from conformance.signing import SignatureError
@@ -50,6 +51,16 @@ class Received:
     reply: Reply | None = None
     """What the other side answered this POST with: the harness's ACK/NACK to a request it received as BPP,
     or the target's to a callback the harness sent (then `path` is the URL it went to)."""
+
+    def message(self, source: str, seq: int, direction: str = "in") -> Message:
+        """As the rule engine and the reports take it: the body, where it went, its signature checks, and the
+        reply it got (the response rules judge the replier)."""
+        reply = self.reply
+        return Message(self.doc, source, seq, seq=seq, received_at=self.received_at, direction=direction,
+                       endpoint=self.path, signatures=self.signatures, decode_error=self.decode_error,
+                       size=len(self.raw),
+                       response=reply.body if reply is not None and reply.status is not None else ABSENT,
+                       latency=reply.latency if reply is not None else None)
 
     @property
     def action(self) -> str | None:
@@ -88,6 +99,17 @@ class Inbox:
                 if ready(messages) or left <= 0:
                     return messages
                 self._cond.wait(timeout=left)
+
+    def collect(self, transaction_id: str, action: str, since: datetime, count: int | None,
+                deadline: float) -> list[Received]:
+        """The unclaimed `action` messages of the transaction that arrived since `since`: the first `count`,
+        as soon as that many are in, or every one by the monotonic deadline when `count` is None."""
+        def wanted(r: Received) -> bool:
+            return r.action == action and not r.claimed and r.received_at >= since
+
+        ready = (lambda msgs: False) if count is None else (lambda msgs: sum(map(wanted, msgs)) >= count)
+        arrived = [r for r in self.wait(transaction_id, ready, deadline) if wanted(r)]
+        return arrived if count is None else arrived[:count]
 
     def messages(self, transaction_id: str | None) -> list[Received]:
         with self._cond:
@@ -138,8 +160,6 @@ class Verifier:
 
     def __init__(self, registry_url: str | None, *, signatures: str = "required", skew: int = 5,
                  sender: str = "bpp_id") -> None:
-        if signatures not in SIGNATURE_MODES:
-            raise ValueError(f"signatures must be one of {SIGNATURE_MODES}")
         self.registry_url = registry_url
         self.mode = signatures if registry_url is not None else "off"
         self.skew = skew

@@ -73,12 +73,8 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
     elif not _unanswered(result, step):
         arrived = harness.inbox.wait(transaction_id, lambda msgs: any(r.action == "on_search" for r in msgs),
                                      time.monotonic() + window)
-        for received in arrived:
-            received.claimed = True
         catalog = next((r.doc for r in arrived if r.action == "on_search"), None)
-        time.sleep(harness.config.settle)  # through a gateway, the other BPPs' answers: this search's, not strays
-        for received in harness.inbox.messages(transaction_id):
-            received.claimed = True
+        _claim_all(harness, transaction_id)
     provider = dig(catalog, "message", "catalog", "providers", 0)
     item = dig(provider, "items", 0)
     result.stopped = time.time()
@@ -175,14 +171,20 @@ def _silence(harness: "Harness", result: ScenarioResult, probe: Probe, answers_p
     allowed = setups * answers_per_request if answers_per_request is not None else (setups and len(arrived))
     for received in arrived:
         received.claimed = True
-    callbacks = [Message(r.doc, result.scenario.id, 100 + n, received_at=r.received_at, direction="in",
-                         endpoint=r.path, signatures=r.signatures, decode_error=r.decode_error, size=len(r.raw))
-                 for n, r in enumerate(arrived, 1)]
+    callbacks = [r.message(result.scenario.id, 100 + n) for n, r in enumerate(arrived, 1)]
     result.steps[-1].callbacks = callbacks
     if len(callbacks) > allowed:
         _report(result, result.steps[-1], probe.rule, Violation(
             (), f"no callback for the refused message within {window:g} s",
             f"{len(callbacks) - allowed} × {callbacks[-1].action or 'message'}", "send no callback for it"))
+
+
+def _claim_all(harness: "Harness", transaction_id: str) -> None:
+    """Everything of a set-up transaction is the set-up's, including what a gateway brings a moment later
+    (the other BPPs' answers, or their copies of the search): kept out of the run's strays."""
+    time.sleep(harness.config.settle)
+    for received in harness.inbox.messages(transaction_id):
+        received.claimed = True
 
 
 def _unanswered(result: ScenarioResult, step: StepResult) -> bool:
@@ -247,9 +249,7 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
     arrived = harness.inbox.wait(result.transaction_id, lambda msgs: any(r.action == "search" for r in msgs),
                                  time.monotonic() + window)
     request = next((r for r in arrived if r.action == "search" and r.reply is not None and r.reply.ack == "ACK"), None)
-    time.sleep(harness.config.settle)  # the gateway's copy of the search for the other BPPs: this step's too
-    for received in harness.inbox.messages(result.transaction_id):
-        received.claimed = True
+    _claim_all(harness, result.transaction_id)
     if request is None:
         _report(result, step, timing.REQUEST_MISSING,
                 Violation((), f"a valid, signed search within {window:g} s", f"{len(arrived)} search(es), none ACKed"))

@@ -12,7 +12,9 @@ from conformance.messages import Message
 from conformance.scenario import Scenario
 from conformance.transport import Reply
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "RunResult", "ScenarioResult", "StepResult"]
 
 
 @dataclass(slots=True)

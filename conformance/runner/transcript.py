@@ -53,14 +53,7 @@ class Play:
         both (the response rules judge the replier: see RESPONSE_RULES)."""
         known = self.messages.get(id(received))
         if known is None:
-            reply = received.reply
-            seq = self.next_seq()
-            known = Message(received.doc, self.result.scenario.id, seq, seq=seq, received_at=received.received_at,
-                            direction=direction, endpoint=received.path, signatures=received.signatures,
-                            decode_error=received.decode_error, size=len(received.raw),
-                            response=reply.body if reply is not None and reply.status is not None else ABSENT,
-                            latency=reply.latency if reply is not None else None)
-            self.messages[id(received)] = known
+            known = self.messages[id(received)] = received.message(self.result.scenario.id, self.next_seq(), direction)
         return known
 
     def report(self, step: StepResult | None, rule: Rule, violation: Violation, msg: Message,
