@@ -72,8 +72,9 @@ class TinyBPP:
     """A hand-made target: counts what it receives, answers each action as told.
 
     `replies` maps an action to what to do: "ack" (ACK and call back with `callbacks[action]`), "ack-only"
-    (ACK, never call back), "nack:<code>", "text" (a 502 HTML page), "slow" (ACK after `slow_for` seconds, or
-    as soon as `release` is set, so that stopping the server need not wait).
+    (ACK, never call back), "nack:<code>", "nack-then-callback" (NACK, and call back all the same), "text" (a
+    502 HTML page), "slow" (ACK after `slow_for` seconds, or as soon as `release` is set, so that stopping the
+    server need not wait).
     """
 
     replies: dict[str, str] = field(default_factory=dict)
@@ -103,6 +104,9 @@ class TinyBPP:
                                 status_code=400)
         if what == "ack":
             return JSONResponse(ACK, background=BackgroundTask(self.call_back, action, doc))
+        if what == "nack-then-callback":
+            return JSONResponse({"message": {"ack": {"status": "NACK"}}, "error": {"code": "30000", "message": "no"}},
+                                status_code=400, background=BackgroundTask(self.call_back, action, doc))
         return JSONResponse(ACK)
 
     async def call_back(self, action: str, request: dict[str, Any]) -> None:

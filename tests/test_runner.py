@@ -15,7 +15,7 @@ import respx
 
 from conformance import Engine, scenario
 from conformance.errors import ConfigError
-from conformance.findings import Severity
+from conformance.findings import ABSENT, Severity
 from conformance.reporting.live import run_text, write_reports
 from conformance.runner import Harness, RunConfig, RunResult, ScenarioResult
 from conformance.runner.results import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
@@ -270,6 +270,38 @@ def test_expected_refusals(tmp_path: Path, engine: Engine) -> None:
         result.steps[3].request.message_id, result.steps[4].request.message_id]  # type: ignore[union-attr]
     assert [st.index for st in result.steps] == [1, 2, 3, 4, 5]
     assert len(result.steps[2].callbacks) == 1 and not [f for f in result.steps[2].findings if f.rule_id.startswith("RUN")]
+
+
+def test_a_callback_after_a_nack_is_reported(tmp_path: Path, engine: Engine) -> None:
+    s = scenario.load(write(tmp_path, "s.yaml", """
+        name: nacked
+        steps:
+          - {send: search, expect: {outcome: nacked}}
+    """))
+    with serve(TinyBPP(replies={"search": "nack-then-callback"}).app()) as url:
+        run, _ = play(url, s, engine, settle=0.5)
+    result = run.scenarios[0]
+    assert [(f.rule_id, f.action, f.message_id) for f in result.errors if f.rule_id.startswith("RUN_")] == [
+        ("RUN_CALLBACK_AFTER_NACK", "on_search", result.steps[0].request.message_id)]  # type: ignore[union-attr]
+    assert [m.action for m in result.unexpected] == ["on_search"]
+
+
+def test_too_few_callbacks_and_a_value_not_there_to_save(tmp_path: Path, engine: Engine) -> None:
+    """Against the reference network, whose gateway reaches two BPPs."""
+    s = scenario.load(write(tmp_path, "s.yaml", """
+        name: counts and saves
+        steps:
+          - {send: search, expect: {count: 3, within: PT1S}}
+          - {send: search, save: {nothing: $.message.no_such_field}}
+          - {send: search}
+    """))
+    with Harness(RunConfig(callback_timeout=2, settle=0.1), engine=engine) as harness:
+        result = harness.run([s]).scenarios[0]
+    assert [(f.rule_id, f.action, f.expected, f.found) for f in result.errors] == [
+        ("RUN_CALLBACK_COUNT", "search", "at least 3 × on_search", "2"),
+        ("RUN_SAVE", "on_search", "a value to save as nothing", ABSENT)]
+    assert result.errors[1].path == "$.message.no_such_field"
+    assert len(result.steps) == 2  # the value later steps need is missing: the scenario stops there
 
 
 def test_a_failed_assertion_is_reported_and_the_scenario_goes_on(tmp_path: Path, engine: Engine) -> None:
