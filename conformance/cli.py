@@ -1,14 +1,18 @@
 """`deg-conformance`: the command-line front end. Parses arguments, calls the engine, prints, exits.
 
-Exit codes: 0 no errors, 1 errors found, 2 unusable input or arguments, 3 target unreachable (run).
+Exit codes (conformance/errors.py): 0 no errors, 1 the target broke a rule, 2 unusable input or arguments, 3
+target unreachable, 4 set-up error (no verdict possible), 5 the harness failed (a bug; the traceback is saved).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,7 +20,7 @@ import orjson
 
 from conformance import reporting, transcript
 from conformance.engine import Engine, Progress
-from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError
+from conformance.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_SETUP, EXIT_USAGE, ConfigError, SetupError
 from conformance.layer2 import Layer2
 from conformance.messages import parse_duration
 from conformance.rules import Settings
@@ -131,6 +135,11 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
     parser.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
                         help="scenarios played at once (default 1)")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a value for the scenarios' templates, over their own; it also pins the offer a "
+                             "scenario picks from the target's catalog (e.g. --var item_id=my-program); repeatable")
+    parser.add_argument("--vars", type=Path, metavar="FILE",
+                        help="a YAML file of NAME: VALUE pairs, as --var (which wins)")
     _schema_options(parser)
 
 
@@ -165,6 +174,42 @@ def _faults(items: list[str]) -> dict[str, frozenset[str]]:
     return {p: frozenset(f) for p, f in faults.items()}
 
 
+def _variables(pairs: list[str], file: Path | None) -> dict[str, Any]:
+    """--vars FILE, then every --var NAME=VALUE over it."""
+    from conformance.errors import load_yaml
+    from conformance.scenario import NAME
+
+    values: dict[str, Any] = {}
+    if file is not None:
+        doc = load_yaml(file)
+        if not isinstance(doc, dict):
+            raise ConfigError(f"--vars {file}: write a mapping of NAME: VALUE")
+        values.update({str(k): v for k, v in doc.items()})
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--var {pair!r}: write NAME=VALUE, e.g. item_id=my-program")
+        values[name.strip()] = value
+    bad = sorted(name for name in values if not NAME.fullmatch(name))
+    if bad:
+        raise ConfigError(f"variable names must be identifiers (letters, digits, _): {', '.join(map(repr, bad))}")
+    return values
+
+
+def _scenarios(paths: list[Path], role: str) -> list[Any]:
+    """The scenarios to play: every file named, and of each folder the scenarios of this role (a suite holds
+    both roles'); a file of the other role is refused when the run starts, naming it."""
+    from conformance import scenario
+
+    chosen = []
+    for path in paths:
+        loaded = [scenario.load(p) for p in scenario.discover([path])]
+        chosen += [s for s in loaded if s.role == role] if path.is_dir() else loaded
+    if not chosen:
+        raise ConfigError(f"no scenario in {', '.join(map(str, paths))} plays {role} (--role)")
+    return chosen
+
+
 def _run(args: argparse.Namespace, engine: Engine) -> int:
     # Imported here: the runner pulls in the network stack, which validate and rules do not need.
     from conformance import scenario
@@ -174,11 +219,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     from conformance.runner import Harness, RunConfig, load_key_file, new_run_id
 
     probing = args.command == "probe"
-    scenarios = [] if probing else [scenario.load(p) for p in scenario.discover(args.scenarios or [scenario.SCENARIOS])]
-    if not probing and not args.scenarios:  # the shipped suite holds both roles' scenarios: play this role's
-        scenarios = [s for s in scenarios if s.role == args.role]
-        if not scenarios:
-            raise ConfigError(f"no shipped scenario plays {args.role} (in {scenario.SCENARIOS})")
+    scenarios = [] if probing else _scenarios(args.scenarios or [scenario.SCENARIOS], args.role)
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
     if args.role == "bpp" and args.gateway:
@@ -191,6 +232,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         callback_url=args.callback_url, subscriber_id=args.subscriber_id, key_id=args.key_id,
         private_key=load_key_file(args.key_file) if args.key_file else None, signatures=args.signatures,
         ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout, concurrency=args.concurrency,
+        variables=_variables(args.var, args.vars),
         network=NetworkConfig(faults=_faults(args.fault)) if args.fault else None)
     run_id = new_run_id()
     report_dir = args.report_dir or REPORTS / run_id
@@ -201,7 +243,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
 
     lock = threading.Lock()
 
-    def progress(scenario_result: Any, step: Any) -> None:
+    def progress(scenario_result: Any, step: Any | None) -> None:
         with lock:  # scenarios run on several threads: one whole line at a time
             sys.stderr.write(step_line(scenario_result, step) + "\n")
             sys.stderr.flush()
@@ -211,25 +253,38 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
             sys.stderr.write(f">>> {text}\n")
             sys.stderr.flush()
 
-    with Harness(config, engine=engine, progress=progress, notify=notify) as harness:
-        if args.role == "bpp":
-            where = args.target or "the reference BAP"
-            print(f"run {run_id}: {len(scenarios)} scenario(s) against {where} as BPP; the harness's BPPs: "
-                  f"{', '.join(f'{b.key.subscriber_id} at {b.url}' for b in harness.bpps.values())}; "
-                  f"gateway {harness.gateway}, registry {harness.registry}", file=sys.stderr, flush=True)
-        else:
-            where = "the reference network" if harness.network else (args.target or args.gateway)
-            what = "the probes" if probing else f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
-            print(f"run {run_id}: {what} against {where}, callbacks at {harness.callback_url}",
-                  file=sys.stderr, flush=True)
-        result = harness.run(scenarios, run_id, probes=probing or args.probes)
-    write_reports(result, report_dir, participant=where or "?")
+    try:
+        with Harness(config, engine=engine, progress=progress, notify=notify) as harness:
+            if args.role == "bpp":
+                where = args.target or "the reference BAP"
+                print(f"run {run_id}: {len(scenarios)} scenario(s) against {where} as BPP; the harness's BPPs: "
+                      f"{', '.join(f'{b.key.subscriber_id} at {b.url}' for b in harness.bpps.values())}; "
+                      f"gateway {harness.gateway}, registry {harness.registry}", file=sys.stderr, flush=True)
+            else:
+                where = "the reference network" if harness.network else (args.target or args.gateway)
+                what = "the probes" if probing else f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
+                print(f"run {run_id}: {what} against {where}, callbacks at {harness.callback_url}",
+                      file=sys.stderr, flush=True)
+            result = harness.run(scenarios, run_id, probes=probing or args.probes)
+        write_reports(result, report_dir, participant=where or "?")
+    except (ConfigError, SetupError):
+        raise
+    except Exception as exc:  # a bug of the harness: its traceback goes with this run's reports
+        raise Crashed(report_dir / "harness-error.log") from exc
     if args.json:
         print(orjson.dumps(summary(result), option=orjson.OPT_INDENT_2, default=str).decode())
     else:
         print(run_text(result))
     print(f"reports in {report_dir}/", file=sys.stderr)
     return result.exit_code
+
+
+class Crashed(Exception):
+    """The harness failed during a run; `log` is where its traceback belongs (beside the run's reports)."""
+
+    def __init__(self, log: Path) -> None:
+        super().__init__(str(log))
+        self.log = log
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -273,6 +328,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `deg-conformance rules | head`: the reader left, which is not an error
         sys.stderr.close()
         return EXIT_OK
+    except SetupError as exc:
+        print(f"deg-conformance: set-up error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    except Exception as exc:  # noqa: BLE001 - a bug of the harness: never exit 1, which would blame the target
+        bug = exc.__cause__ if isinstance(exc, Crashed) and exc.__cause__ is not None else exc
+        log = exc.log if isinstance(exc, Crashed) else Path(tempfile.gettempdir()) / f"deg-conformance-{os.getpid()}.log"
+        try:
+            log.write_text("".join(traceback.format_exception(bug)), encoding="utf-8")
+            where = f"the traceback is in {log}"
+        except OSError:
+            where = "the traceback could not be saved"
+        print(f"deg-conformance: internal error ({type(bug).__name__}): a bug of the harness, not a verdict on the "
+              f"target; {where}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -6,13 +6,21 @@ from pathlib import Path
 import yaml
 
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-"""What every command exits with: all passed; conformance failures; unusable input (or a scenario that could
-not be played to its end); the target could not be reached."""
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_SETUP, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
+"""What every command exits with, so that CI can tell the target's failures from everyone else's: all passed;
+the target broke a rule; unusable input (or a scenario that could not be played to its end); the target could
+not be reached at all; the run's set-up is wrong (the harness's key unknown to the registry or the target, the
+registry unreachable), so no verdict on the target is possible; the harness itself failed (a bug: the message
+says where the traceback was written)."""
 
 
 class ConfigError(Exception):
     """Input the harness cannot use at all. The text names the file (and line) and what is wrong."""
+
+
+class SetupError(Exception):
+    """The run cannot give a verdict on the target because of how it was set up (exit code 4): the harness's
+    key is not where the target looks it up, the registry cannot be reached. The text names the fix."""
 
 
 def load_yaml(path: Path) -> object:

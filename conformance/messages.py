@@ -105,8 +105,13 @@ class SignatureCheck:
     header: str
     """`Authorization` or `X-Gateway-Authorization`."""
     reason: str | None
-    """None when it verified; else the stable reason (SIG_MISSING, SIG_EXPIRED, ...)."""
+    """None when it verified; else the stable reason (SIG_MISSING, SIG_EXPIRED, ...), or UNCHECKABLE."""
     detail: str = ""
+
+
+UNCHECKABLE = "UNCHECKABLE"
+"""The reason of a signature check the registry could not be asked for: neither good nor bad. No rule fires on
+it; the run reports it as a set-up problem."""
 
 
 @dataclass(slots=True, eq=False)

@@ -29,29 +29,49 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 """The shipped scenarios: what `deg-conformance run` plays when given none."""
 DEFAULT_USE_CASE = "demand-flexibility"
+REQUIREMENTS = {
+    "gateway": "a gateway (role bap: --gateway, or the reference network), since the scenario is about the fan-out "
+               "of a search",
+    "passive-drive": "--drive passive (a person at the BAP's controls), since the scenario judges a decision the "
+                     "BAP makes itself: in trigger drive the harness would be the one asking for the request",
+    "trigger-drive": "--drive trigger (the BAP's client endpoint), since the scenario asks the BAP for requests "
+                     "a person could not be prompted to make",
+}
+"""What a scenario may require of the run, and why a scenario would: the text of a skip reason."""
 
 
 @dataclass(frozen=True, slots=True)
 class Assertion:
-    """`path` (JSONPath) and one test: equals, exists, one_of, matches or contains."""
+    """`path` (JSONPath) and one test: equals, exists, one_of, matches or contains. Templates work in both."""
 
     path: str
     op: str
     value: Any
+    clause: str | None = None
+    """The spec clause that makes this assertion a requirement, shown in its finding."""
 
     def describe(self, variables: Mapping[str, Any] | None = None) -> str:
-        """`path op value`, with the value's templates filled in from `variables` when given."""
+        """`path op value`, with templates filled in from `variables` when given."""
         value = self.value
         if variables is not None:
             try:
                 value = render(value, variables)
             except ConfigError:
                 pass
-        return f"{self.path} {self.op} {value!r}"
+        return f"{self.where(variables)} {self.op} {value!r}"
+
+    def where(self, variables: Mapping[str, Any] | None = None) -> str:
+        """The path, with its templates filled in when they can be (a finding names the path it evaluated)."""
+        if variables is None:
+            return self.path
+        try:
+            return str(render(self.path, variables))
+        except ConfigError:
+            return self.path
 
     def failure(self, doc: Any, variables: Mapping[str, Any]) -> tuple[Any, Any] | None:
         """None when `doc` satisfies the assertion, else (expected, found) for the finding."""
-        found = jsonpath.findall(self.path, doc)
+        found = jsonpath.findall(str(render(self.path, variables)), doc)
         expected = render(self.value, variables)
         if self.op == "exists":
             return None if bool(found) == expected else (f"exists: {expected}", found or "(absent)")
@@ -78,6 +98,18 @@ class Expect:
     min: int = 1
     within: timedelta | None = None
     """None means the request's ttl."""
+    reason: str | None = None
+    """Why `within` differs from the ttl: a finding about the window cites it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Which offer of the catalogs the step received it goes on with (conformance/offers.py): the first whose
+    view satisfies every `where`, and agrees with every variable pinned by whoever runs the scenario. When
+    none does, the scenario does not apply to this target and is skipped, saying why."""
+
+    where: tuple[Assertion, ...]
+    save: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +121,7 @@ class Step:
     set: Mapping[str, Any] = field(default_factory=dict)
     expect: Expect = field(default_factory=Expect)
     choose: Assertion | None = None
+    offer: Offer | None = None
     asserts: tuple[Assertion, ...] = ()
     save: Mapping[str, str] = field(default_factory=dict)
     prompt: str | None = None
@@ -113,6 +146,8 @@ class Scenario:
     use_case: str = DEFAULT_USE_CASE
     severity: str = "critical"
     variables: Mapping[str, Any] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()
+    """What the run must offer for the scenario to apply (REQUIREMENTS); else it is skipped, saying why."""
 
     @property
     def id(self) -> str:
@@ -145,21 +180,24 @@ def load(path: Path, fixtures: Path = FIXTURES) -> Scenario:
         _role_fits(role, raw, f"{path}:{line}: steps/{n}")
         body = _fixture(path, fixtures / use_case, raw.get("body", f"requests/{raw['send']}.json"), line)
         _known_templates(read_fixture(body), known, f"{path}:{line}: steps/{n}: body {body}")
-        for key in ("set", "choose", "assert", "prompt"):
+        for key in ("set", "choose", "offer", "assert", "prompt"):
             if key in raw:
                 _known_templates(raw[key], known, f"{path}:{lines.get(('steps', n, key), line)}: steps/{n}/{key}")
         steps.append(Step(
             name=raw.get("name", raw["send"]), send=raw["send"], body=body, line=line, set=raw.get("set", {}),
             expect=_expect(raw.get("expect", {}), path, line), choose=_assertion(raw.get("choose"), path, line),
+            offer=_offer(raw.get("offer"), path, line),
             asserts=tuple(a for a in (_assertion(x, path, line) for x in raw.get("assert", [])) if a is not None),
             save=raw.get("save", {}), prompt=raw.get("prompt"),
             answer=next(iter(raw["answer"].items())) if "answer" in raw else None))
-        for query in steps[-1].save.values():
+        offered = steps[-1].offer.save if steps[-1].offer is not None else {}
+        for query in [*steps[-1].save.values(), *offered.values()]:
             _compile(query, path, line)
-        known |= set(steps[-1].save)
+        known |= set(steps[-1].save) | set(offered)
     return Scenario(name=doc["name"], path=path, steps=tuple(steps), description=doc.get("description", ""),
                     tags=tuple(doc.get("tags", ())), role=role, use_case=use_case,
-                    severity=doc.get("severity", "critical"), variables=doc.get("variables", {}))
+                    severity=doc.get("severity", "critical"), variables=doc.get("variables", {}),
+                    requires=tuple(doc.get("requires", ())))
 
 
 def _role_fits(role: str, raw: dict[str, Any], where: str) -> None:
@@ -171,6 +209,8 @@ def _role_fits(role: str, raw: dict[str, Any], where: str) -> None:
                           "this scenario plays bap")
     if role == "bpp" and "callback" in raw.get("expect", {}):
         raise ConfigError(f"{where}: expect.callback is for role bap; as BPP the harness sends on_<send> itself")
+    if "offer" in raw and "choose" in raw:
+        raise ConfigError(f"{where}: offer and choose both pick what the step reads; keep one")
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -242,32 +282,48 @@ def _expect(raw: dict[str, Any], path: Path, line: int) -> Expect:
         raise ConfigError(f"{path}:{line}: a nacked step expects no callback; drop expect.callback/count")
     count = raw.get("count", 1)
     return Expect(outcome=outcome, error_code=raw.get("error_code"), callback=raw.get("callback"),
-                  count=None if count == "all" else count, min=raw.get("min", 1), within=within)
+                  count=None if count == "all" else count, min=raw.get("min", 1), within=within,
+                  reason=raw.get("reason"))
 
 
 def _assertion(raw: dict[str, Any] | None, path: Path, line: int) -> Assertion | None:
     if raw is None:
         return None
     _compile(raw["path"], path, line)
-    op = next(k for k in raw if k != "path")
+    op = next(k for k in raw if k not in ("path", "clause"))
     if op == "matches":
         try:
             re.compile(raw[op])
         except re.error as exc:
             raise ConfigError(f"{path}:{line}: matches {raw[op]!r} is not a regular expression: {exc}") from None
-    return Assertion(raw["path"], op, raw[op])
+    return Assertion(raw["path"], op, raw[op], raw.get("clause"))
+
+
+def _offer(raw: dict[str, Any] | None, path: Path, line: int) -> Offer | None:
+    if raw is None:
+        return None
+    where = tuple(a for a in (_assertion(x, path, line) for x in raw.get("where", [])) if a is not None)
+    return Offer(where=where, save=raw.get("save", {}))
 
 
 def _compile(query: str, path: Path, line: int) -> None:
-    try:
-        jsonpath.compile(query)
-    except jsonpath.JSONPathError as exc:
-        raise ConfigError(f"{path}:{line}: {query!r} is not a JSONPath: {str(exc).splitlines()[0]}") from None
+    """Refuse a JSONPath that does not parse. Templates are filled in when the step is played, so each is tried
+    as a string and as a number here: `[?@.id == '{{ item_id }}']` and `items[{{ n }}]` both parse."""
+    last: jsonpath.JSONPathError | None = None
+    for stand_in in ("x", "0"):
+        try:
+            jsonpath.compile(_TEMPLATE.sub(stand_in, query))
+            return
+        except jsonpath.JSONPathError as exc:
+            last = exc
+    raise ConfigError(f"{path}:{line}: {query!r} is not a JSONPath: {str(last).splitlines()[0]}") from None
 
 
 # Templating: "{{ name }}" is replaced by a variable. A string that is one whole template keeps the value's
 # type (a saved list stays a list); built-ins give fresh values each time they are used.
-_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A variable's name, as templates write it."""
+_TEMPLATE = re.compile(r"\{\{\s*(" + NAME.pattern + r")\s*\}\}")
 BUILTINS = {"uuid": lambda: str(uuid.uuid4())}
 RUNNER_VARIABLES = ("transaction_id", "bap_id", "bap_uri")
 """What the runner adds to a scenario's variables when it plays it."""

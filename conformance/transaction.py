@@ -45,6 +45,8 @@ class Transaction:
     """The first request after discovery that names a BPP: from then on bpp_id and bpp_uri must not change."""
     order_id: str | None = None
     order_seen_in: Message | None = None
+    cancelled_in: Message | None = None
+    """The on_cancel that answered a cancel with the order (not an error): from then on the order is cancelled."""
     pairing: Pairing | None = None
     """The current message's pairing (callbacks only)."""
     domains: set[tuple[Any, Any]] = field(default_factory=set)
@@ -72,6 +74,9 @@ class Transaction:
             order_id = dig(msg.message, "order", "id")
             if isinstance(order_id, str) and order_id:
                 self.order_id, self.order_seen_in = order_id, msg
+        elif action == "on_cancel" and isinstance(dig(msg.message, "order"), dict) and self.cancelled_in is None:
+            if not (isinstance(msg.body, dict) and msg.body.get("error") is not None):
+                self.cancelled_in = msg
 
     def earlier_request_with_id(self, msg: Message) -> Message | None:
         return next((r for r in self.requests if r.message_id == msg.message_id), None)

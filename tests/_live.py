@@ -22,7 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from conformance import signing
 from conformance.network.participant import now_rfc3339
+from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +76,7 @@ class TinyBPP:
     `replies` maps an action to what to do: "ack" (ACK and call back with `callbacks[action]`), "ack-only"
     (ACK, never call back), "nack:<code>", "nack-then-callback" (NACK, and call back all the same), "text" (a
     502 HTML page), "slow" (ACK after `slow_for` seconds, or as soon as `release` is set, so that stopping the
-    server need not wait).
+    server need not wait), "401" (a signature it cannot verify). Callbacks are signed with `key` when given.
     """
 
     replies: dict[str, str] = field(default_factory=dict)
@@ -82,6 +84,7 @@ class TinyBPP:
     slow_for: float = 1.0
     received: list[dict[str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    key: KeyPair | None = None
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/{action}", self.handle, methods=["POST"])])
@@ -93,6 +96,10 @@ class TinyBPP:
         what = self.replies.get(action, "ack-only")
         if what == "text":
             return PlainTextResponse("<html><body>502 Bad Gateway</body></html>", status_code=502)
+        if what == "401":
+            return JSONResponse({"message": {"ack": {"status": "NACK"}},
+                                 "error": {"code": "30000", "message": "SIG_KEY_UNKNOWN: no such key here"}},
+                                status_code=401, headers={"WWW-Authenticate": 'Signature realm="tiny"'})
         if what == "slow":
             until = time.monotonic() + self.slow_for
             while time.monotonic() < until and not self.release.is_set():
@@ -110,8 +117,77 @@ class TinyBPP:
         return JSONResponse(ACK)
 
     async def call_back(self, action: str, request: dict[str, Any]) -> None:
-        context = {**request["context"], "action": f"on_{action}", "bpp_id": "tiny.bpp.test",
+        context = {**request["context"], "action": f"on_{action}",
+                   "bpp_id": self.key.subscriber_id if self.key else "tiny.bpp.test",
                    "bpp_uri": "http://127.0.0.1:9/tiny", "timestamp": now_rfc3339()}
-        body = {"context": context, **self.callbacks.get(action, {"message": {}})}
+        raw = orjson.dumps({"context": context, **self.callbacks.get(action, {"message": {}})})
+        headers = {"Content-Type": "application/json"}
+        if self.key is not None:
+            headers["Authorization"] = signing.sign(raw, self.key)
         async with httpx.AsyncClient(trust_env=False) as client:
-            await client.post(f"{context['bap_uri']}/on_{action}", json=body)
+            await client.post(f"{context['bap_uri']}/on_{action}", content=raw, headers=headers)
+
+
+class Crashing:
+    """A target at the socket level: answers its first `answers` POSTs (with a NACK, or with what `upstream`, a
+    real BPP, answers them), then reads the next one and closes the connection without a response; with `die`,
+    it also stops listening (a process that crashed), else it carries on answering (one dropped request)."""
+
+    def __init__(self, answers: int, *, die: bool = True, upstream: str | None = None) -> None:
+        self.answers, self.die, self.upstream = answers, die, upstream
+        self.seen = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="crashing target")
+
+    def __enter__(self) -> "Crashing":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed: the target is gone
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, rest = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+                length = int(next((v for k, v in headers.items() if k.lower() == "content-length"), "0"))
+                while len(rest) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    rest += chunk
+                self.seen += 1
+                if self.seen <= self.answers:
+                    conn.sendall(self._answer(lines[0].split(" ")[1], headers, rest))
+                    continue
+            if self.die:  # the request that brought it down: closed without a word, and nobody listens after
+                self.sock.close()
+                return
+
+    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> bytes:
+        if self.upstream is None:
+            status, content = 400, orjson.dumps({"message": {"ack": {"status": "NACK"}},
+                                                 "error": {"code": "30000", "message": "refused by the test target"}})
+        else:
+            kept = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type")}
+            answer = httpx.post(f"{self.upstream}{path}", content=body, headers=kept, trust_env=False)
+            status, content = answer.status_code, answer.content
+        return (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                f"Content-Length: {len(content)}\r\n\r\n").encode() + content

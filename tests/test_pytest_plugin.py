@@ -26,10 +26,10 @@ def test_a_valid_and_an_invalid_scenario_give_one_item_and_one_collection_error(
 
 def test_scenario_items_carry_their_tags_as_marks(pytester: pytest.Pytester) -> None:
     folder = pytester.mkdir("scenarios")
-    shutil.copy(SHIPPED / "manual-optin-sf-grid.yaml", folder / "manual-optin-sf-grid.yaml")
+    shutil.copy(SHIPPED / "manual-optin.yaml", folder / "manual-optin.yaml")
     shutil.copy(SHIPPED / "unknown-order.yaml", folder / "unknown-order.yaml")
     result = pytester.runpytest("--collect-only", "-q", "-m", "manual_flex", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["scenarios/manual-optin-sf-grid.yaml::manual-optin-sf-grid", "*1/2 tests collected*"])
+    result.stdout.fnmatch_lines(["scenarios/manual-optin.yaml::manual-optin", "*1/2 tests collected*"])
 
 
 def test_a_shipped_scenario_passes_against_the_reference_network(pytester: pytest.Pytester) -> None:

@@ -70,8 +70,8 @@ def page_text(url: str, profile: Path) -> str:
 
 
 def run_two_scenarios(directory: Path) -> RunResult:
-    scenarios = [scenario.load(SHIPPED / name) for name in ("manual-optin-sf-grid.yaml",
-                                                             "gateway-search-several-bpps.yaml")]
+    scenarios = [scenario.load(SHIPPED / name) for name in ("manual-optin.yaml",
+                                                             "gateway-search.yaml")]
     with Harness(RunConfig(concurrency=2)) as harness:
         result = harness.run(scenarios)
     write_reports(result, directory, participant="reference network")

@@ -305,6 +305,12 @@ STOP = "message.order.fulfillments[0].stops[0].type"
 CALLBACKS = tuple(i for i in range(12) if i % 2 == 1)
 EVERY_CALLBACK = [("TXN_DOMAIN_CHANGED", i, "$.context.domain") for i in CALLBACKS]
 
+STATUS_AFTER_CANCEL_ID = "00000000-0000-4000-8000-000000002010"
+STATUS_AFTER_CANCEL = (
+    append_copy(STATUS, ("context.message_id", STATUS_AFTER_CANCEL_ID), ("context.timestamp", "2025-05-07T10:56:00Z")),
+    append_copy(ON_STATUS, ("context.message_id", STATUS_AFTER_CANCEL_ID), ("context.timestamp", "2025-05-07T10:56:00Z")))
+"""A second status, after the cancellation, answered as the first was (the order still running)."""
+
 FIRING: list[Case] = [
     # ---- schema -------------------------------------------------------------------------------------------
     case("on_cancel record over the size limit", [],
@@ -478,6 +484,10 @@ FIRING: list[Case] = [
          Expect("ORD_NOT_CANCELLED", E, ON_CANCEL, "$.message.order", "status CANCELLED or a cancelled fulfillment state",
                 {"status": None, "fulfillment_states": ["CANCELLATION_REJECTED"]}),
          also=[("L2_FULFILLMENT_STATE", ON_CANCEL, f"$.{STATE}")]),
+    case("status after the cancellation shows the order still running", STATUS_AFTER_CANCEL,
+         Expect("ORD_STATUS_AFTER_CANCEL", E, APPENDED + 1, "$.message.order",
+                "status CANCELLED or a cancelled fulfillment state",
+                {"status": None, "fulfillment_states": ["APPLICATION_SUCCESSFUL"]})),
     # ---- catalog ------------------------------------------------------------------------------------------
     case("on_search item in an undefined category", put(ON_SEARCH, f"{PROVIDER0}.items[0].category_ids[0]", "flex_hybrid"),
          Expect("CAT_REF_UNRESOLVED", E, ON_SEARCH, f"$.{PROVIDER0}.items[0].category_ids[0]",
@@ -638,6 +648,11 @@ NEAR_MISSES: list[NearMiss] = [
     near("support without any ref_id", "ORD_SUPPORT_REF_ID", put(SUPPORT, "message", {"support": {}})),
     near("on_cancel with order.status CANCELLED and no fulfillment state", "ORD_NOT_CANCELLED",
          put(ON_CANCEL, "message.order.status", "CANCELLED"), drop(ON_CANCEL, "message.order.fulfillments[0].state")),
+    near("status after the cancellation shows it cancelled", "ORD_STATUS_AFTER_CANCEL", *STATUS_AFTER_CANCEL,
+         put(APPENDED + 1, STATE, "APPLICATION_CANCELLED")),
+    near("status after a cancellation the BPP refused (an error callback)", "ORD_STATUS_AFTER_CANCEL",
+         *STATUS_AFTER_CANCEL, drop(ON_CANCEL, "message"),
+         put(ON_CANCEL, "error", {"code": "30010", "message": "Order not found"})),
     near("ordering from the catalog's second provider", "ORD_ITEM_UNKNOWN",
          *[put(i, "message.order.provider.id", "provider_flex_aggregator_001") for i in (INIT, ON_INIT, CONFIRM, ON_CONFIRM)],
          *[put(i, "message.order.items[0].id", "aggregator_optin_flex") for i in (INIT, ON_INIT, CONFIRM, ON_CONFIRM)],

@@ -28,7 +28,7 @@ def run(capsys: Capture, *argv: str) -> tuple[int, str, str]:
 def test_the_shipped_suite_passes(capsys: Capture, tmp_path: Path) -> None:
     code, out, err = run(capsys, "-n", "5", "--callback-timeout", "1.5", "--report-dir", str(tmp_path))
     assert code == 0, out
-    assert out.count("PASS   ") == 5 and "5 passed, 0 failed, 0 broken of 5 scenario(s)" in out
+    assert out.count("PASS   ") == 5 and "5 passed, 0 failed, 0 broken, 0 skipped of 5 in" in out
     assert "5 scenario(s) against the reference network" in err and f"reports in {tmp_path}/" in err
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["passed"], summary["failed"], summary["exit_code"], summary["findings"]) == (5, 0, 0, [])
@@ -36,7 +36,7 @@ def test_the_shipped_suite_passes(capsys: Capture, tmp_path: Path) -> None:
 
 
 def test_a_fault_fails_the_right_scenario_and_every_report_says_so(capsys: Capture, tmp_path: Path) -> None:
-    failing, passing = SHIPPED / "manual-optin-sf-grid.yaml", SHIPPED / "automated-control-flexigrid.yaml"
+    failing, passing = SHIPPED / "manual-optin.yaml", SHIPPED / "automated-control.yaml"
     code, out, err = run(capsys, str(failing), str(passing), "--fault", "sf-grid-loadflex=enum-out-of-range",
                          "-n", "2", "--callback-timeout", "1.5", "--report-dir", str(tmp_path), "--json")
     assert code == 1
@@ -44,40 +44,39 @@ def test_a_fault_fails_the_right_scenario_and_every_report_says_so(capsys: Captu
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert printed["findings"] == summary["findings"]
     assert (summary["scenarios_total"], summary["passed"], summary["failed"], summary["exit_code"]) == (2, 1, 1, 1)
-    # the live step line knows the runner's own checks; the rule engine runs once the transaction is over
-    assert "manual-optin-sf-grid               3/6 confirm  ACK" in err and "· FAIL RUN_ASSERTION" in err
+    assert "manual-optin                       3/6 confirm  ACK" in err
 
-    manual = next(s for s in summary["scenarios"] if s["id"] == "manual-optin-sf-grid")
+    manual = next(s for s in summary["scenarios"] if s["id"] == "manual-optin")
     confirm = manual["steps"][2]
     l2 = [f for f in summary["findings"] if f["rule_id"] == "L2_FULFILLMENT_STATE"]
     assert l2[0] | {"expected": None, "title": None, "clause": None, "must": None} == {
-        "rule_id": "L2_FULFILLMENT_STATE", "severity": "error", "scenario": "manual-optin-sf-grid",
-        "scenario_name": "Manual opt-in with SF Grid LoadFlex", "step": 3, "step_name": "confirm enrolment",
+        "rule_id": "L2_FULFILLMENT_STATE", "severity": "error", "scenario": "manual-optin",
+        "scenario_name": "Manual opt-in to a demand-flexibility program", "step": 3, "step_name": "confirm enrolment",
         "action": "on_confirm", "transaction_id": manual["transaction_id"], "message_id": confirm["message_id"],
-        "source": "manual-optin-sf-grid", "index": l2[0]["index"], "path": "$.message.order.fulfillments[0].state.descriptor.code",
+        "source": "manual-optin", "index": l2[0]["index"], "path": "$.message.order.fulfillments[0].state.descriptor.code",
         "expected": None, "found": "SMS", "title": None, "clause": None, "must": None}
     for f in summary["findings"]:
-        assert f["scenario"] == "manual-optin-sf-grid"
+        assert f["scenario"] == "manual-optin"
         assert {"rule_id", "severity", "scenario", "step", "action", "transaction_id", "message_id", "path",
                 "expected", "found"} <= set(f)
-    # the scenario's own assertion on the state failed too, on the same message
-    assertion = next(f for f in summary["findings"] if f["rule_id"] == "RUN_ASSERTION" and f["step"] == 3)
-    assert (assertion["action"], assertion["message_id"], assertion["found"]) == (
-        "on_confirm", confirm["message_id"], "SMS")
+    # the cancelled order shows a state outside the taxonomy, so it shows no cancelled state either
+    assert {(f["rule_id"], f["action"]) for f in summary["findings"]} == {
+        ("L2_FULFILLMENT_STATE", "on_confirm"), ("L2_FULFILLMENT_STATE", "on_status"),
+        ("L2_FULFILLMENT_STATE", "on_cancel"), ("ORD_NOT_CANCELLED", "on_cancel")}
 
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "0")
     cases = {c.get("name"): c for c in suite.findall("testcase")}
-    assert set(cases) == {"manual-optin-sf-grid", "automated-control-flexigrid"}
-    failure = cases["manual-optin-sf-grid"].find("failure")
+    assert set(cases) == {"manual-optin", "automated-control"}
+    failure = cases["manual-optin"].find("failure")
     assert failure is not None and "L2_FULFILLMENT_STATE" in (failure.get("message") or "")
     assert "$.message.order.fulfillments[0].state.descriptor.code must" in (failure.text or "")
-    assert cases["automated-control-flexigrid"].find("failure") is None
+    assert cases["automated-control"].find("failure") is None
 
     allure = tmp_path / "allure-results"
     results = {r["name"]: r for r in (json.loads(p.read_text()) for p in allure.glob("*-result.json"))}
     assert len(results) == 2
-    bad = results["Manual opt-in with SF Grid LoadFlex"]
+    bad = results["Manual opt-in to a demand-flexibility program"]
     assert bad["status"] == "failed" and {"name": "rule", "value": "L2_FULFILLMENT_STATE"} in bad["labels"]
     assert [s["status"] for s in bad["steps"]] == ["passed", "passed", "failed", "failed", "passed", "failed"]
     confirm_step = bad["steps"][2]
@@ -89,19 +88,38 @@ def test_a_fault_fails_the_right_scenario_and_every_report_says_so(capsys: Captu
     callback = json.loads((allure / confirm_step["attachments"][2]["source"]).read_text())
     assert callback["message_id"] == confirm["message_id"]
     assert callback["body"]["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"] == "SMS"
-    assert results["Automated device control with FlexiGrid Aggregator"]["status"] == "passed"
+    assert results["Automated device control by an aggregator"]["status"] == "passed"
 
 
 def test_text_output_reads_as_findings(capsys: Capture, tmp_path: Path) -> None:
-    code, out, _ = run(capsys, str(SHIPPED / "unknown-order.yaml"), "--fault", "sf-grid-loadflex=nack-everything",
+    code, out, _ = run(capsys, str(SHIPPED / "status-after-cancel.yaml"), "--fault",
+                       "flexigrid-aggregator=enum-out-of-range", "--fault", "sf-grid-loadflex=enum-out-of-range",
                        "--callback-timeout", "1", "--report-dir", str(tmp_path))
     assert code == 1
-    assert out.startswith("FAIL   unknown-order  (Status and cancel of an order that does not exist; transaction ")
-    # sf-grid NACKs even the search the gateway relays, so only flexigrid's catalog comes back
-    assert "ERROR   RUN_ASSERTION  unknown-order:" in out
-    assert "expected: \"a on_search where $.message.catalog.providers[*].id contains 'provider_demand_flex_001'\"" \
-        in out
-    assert out.rstrip().endswith("s") and "0 passed, 1 failed, 0 broken of 1 scenario(s)" in out
+    assert out.startswith("FAIL   status-after-cancel  (Status after cancellation shows the order cancelled; "
+                          "transaction ")
+    assert "ERROR   L2_FULFILLMENT_STATE  status-after-cancel:" in out
+    assert "  $.message.order.fulfillments[0].state.descriptor.code must be APPLICATION_SUBMITTED," in out
+    assert "  found:    'SMS'" in out and "  clause:   DEG demand flexibility guide v1.0" in out
+    assert "ERROR   ORD_STATUS_AFTER_CANCEL  status-after-cancel:" in out
+    assert out.rstrip().endswith("(exit code 1)") and "0 passed, 1 failed, 0 broken, 0 skipped of 1 in" in out
+
+
+def test_a_scenario_the_target_cannot_serve_is_skipped_with_its_reason(capsys: Capture, tmp_path: Path) -> None:
+    """One BPP, no gateway, no automated program: the gateway and automated scenarios do not apply to it."""
+    code, out, err = run(capsys, str(SHIPPED), "--fault", "flexigrid-aggregator=nack-everything",
+                         "--callback-timeout", "1", "-n", "5", "--report-dir", str(tmp_path))
+    assert code == 0, out
+    assert "SKIP   automated-control" in out
+    assert "skipped: the target publishes no offer where $.categories[*].descriptor.code contains 'AUTO_FLEX'" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["passed"], summary["skipped"], summary["exit_code"]) == (4, 1, 0)
+    skipped = next(s for s in summary["scenarios"] if s["status"] == "skipped")
+    assert skipped["skip_reason"].startswith("the target publishes no offer where")
+    cases = {c.get("name"): c for c in ET.parse(tmp_path / "junit.xml").getroot().findall("testcase")}
+    assert cases["automated-control"].find("skipped") is not None
+    results = [json.loads(p.read_text()) for p in (tmp_path / "allure-results").glob("*-result.json")]
+    assert [r["statusDetails"]["message"][:9] for r in results if r["status"] == "skipped"] == ["skipped: "]
 
 
 # --- hand-made targets: exit codes, bounded waits --------------------------------------------------------
@@ -270,3 +288,30 @@ def test_a_callback_that_comes_after_its_scenario_was_judged_is_kept(capsys: Cap
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     first = summary["scenarios"][0]["transaction_id"]
     assert code == 0 and [m["transaction_id"] for m in summary["unexpected_messages"]] == [first]
+
+
+# --- the exit-code table (README) ----------------------------------------------------------------------------------
+
+def test_every_exit_code_of_the_table(capsys: Capture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0 pass, 1 non-conformance, 2 usage or scenario, 3 unreachable, 4 set-up, 5 internal error: each from a
+    run that earns it, and nothing else."""
+    s = str(write(tmp_path, "s.yaml", ONE_SEARCH))
+    quick = [*QUICK, "--report-dir", str(tmp_path / "r")]
+    assert run(capsys, str(SHIPPED / "unknown-order.yaml"), *quick)[0] == 0
+    assert run(capsys, s, "--fault", "sf-grid-loadflex=no-callback", "--fault",
+               "flexigrid-aggregator=no-callback", *quick)[0] == 1
+    assert run(capsys, str(write(tmp_path, "bad.yaml", "name: bad\nsteps: []\n")), *quick)[0] == 2
+    assert run(capsys, s, "--target", closed_port_url(), *quick)[0] == 3
+    with serve(TinyBPP(replies={"search": "401"}).app()) as url:
+        assert run(capsys, s, "--target", url, *quick)[0] == 4
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the harness")
+
+    monkeypatch.setattr("conformance.runner.Harness.run", bug)
+    code, out, err = run(capsys, s, *quick)
+    assert code == 5 and "internal error (RuntimeError)" in err and "not a verdict on the target" in err
+    last = err.splitlines()[-1]
+    assert last.startswith("deg-conformance: internal error (RuntimeError)") and "Traceback" not in err
+    assert last.endswith(f"the traceback is in {tmp_path / 'r' / 'harness-error.log'}")
+    assert "RuntimeError: a bug in the harness" in (tmp_path / "r" / "harness-error.log").read_text()

@@ -18,7 +18,7 @@ from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Severity
 from conformance.reporting.live import run_text, write_reports
 from conformance.runner import Harness, RunConfig, RunResult, ScenarioResult
-from conformance.runner.results import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from conformance.runner.results import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 from conformance.transport import post
 from tests._live import ONE_SEARCH, SHIPPED, TinyBPP, closed_port_url, serve, write
 
@@ -39,26 +39,30 @@ def shipped_run(engine: Engine) -> Iterator[RunResult]:
 
 
 def by_id(run: RunResult) -> dict[str, ScenarioResult]:
-    return {s.scenario.id: s for s in run.scenarios}
+    """The shipped scenarios' results (not the entry for messages no scenario asked for)."""
+    return {s.scenario.id: s for s in run.scenarios if s.scenario.id != UNSOLICITED}
+
+
+UNSOLICITED = "unsolicited-messages"
 
 
 # --- the happy path --------------------------------------------------------------------------------------
 
 def test_every_shipped_scenario_passes_cleanly(shipped_run: RunResult) -> None:
-    assert [s.scenario.id for s in shipped_run.scenarios] == sorted(by_id(shipped_run))
-    for s in shipped_run.scenarios:
+    assert [s.scenario.id for s in shipped_run.scenarios] == [*sorted(by_id(shipped_run)), UNSOLICITED]
+    for s in by_id(shipped_run).values():
         assert s.status == "passed", run_text(shipped_run)
         assert s.error is None and not s.unreachable
         assert [f for f in s.findings if f.severity is Severity.ERROR] == []
         assert s.harness_findings == [], f"{s.scenario.id}: {[f.text() for f in s.harness_findings]}"
         assert s.unexpected == []
         assert len(s.steps) == len(s.scenario.steps)
-    assert shipped_run.exit_code == EXIT_OK
+    assert shipped_run.exit_code == EXIT_FAILED  # only for the stray, an unsigned callback for no transaction
 
 
 def test_each_step_got_the_answer_it_expected(shipped_run: RunResult) -> None:
     results = by_id(shipped_run)
-    manual = results["manual-optin-sf-grid"]
+    manual = results["manual-optin"]
     assert [(st.action, st.reply.ack if st.reply else None, len(st.callbacks)) for st in manual.steps] == [
         ("search", "ACK", 2), ("init", "ACK", 1), ("confirm", "ACK", 1), ("status", "ACK", 1),
         ("support", "ACK", 1), ("cancel", "ACK", 1)]
@@ -67,7 +71,7 @@ def test_each_step_got_the_answer_it_expected(shipped_run: RunResult) -> None:
     unknown = results["unknown-order"]
     assert [(st.reply.ack, st.reply.error_code) for st in unknown.steps if st.reply] == [
         ("ACK", None), ("NACK", "30010"), ("NACK", "30010")]
-    gateway = results["gateway-search-several-bpps"]
+    gateway = results["gateway-search"]
     assert {c.context["bpp_id"] for c in gateway.steps[0].callbacks} == {
         "sf-grid-loadflex.deg-sandbox.local", "flexigrid-aggregator.deg-sandbox.local"}
     # every callback was verified: the BPP's signature, and the gateway's on relayed catalogs
@@ -81,7 +85,7 @@ def test_each_step_got_the_answer_it_expected(shipped_run: RunResult) -> None:
 # --- isolation -------------------------------------------------------------------------------------------
 
 def test_concurrent_scenarios_keep_their_own_transactions(shipped_run: RunResult) -> None:
-    scenarios = shipped_run.scenarios
+    scenarios = list(by_id(shipped_run).values())
     assert len({s.transaction_id for s in scenarios}) == len(scenarios)
     assert max(s.started for s in scenarios) < min(s.stopped for s in scenarios), "they did not overlap"
     message_ids = []
@@ -95,11 +99,16 @@ def test_concurrent_scenarios_keep_their_own_transactions(shipped_run: RunResult
     assert len(set(message_ids)) == len(message_ids)
 
 
-def test_a_message_for_no_scenario_is_a_stray(shipped_run: RunResult) -> None:
+def test_a_message_for_no_scenario_is_a_stray_and_an_error_against_its_sender(shipped_run: RunResult) -> None:
     assert [(m.transaction_id, m.action, m.endpoint) for m in shipped_run.strays] == [
         (STRAY_TXN, "on_status", "/on_status")]
     assert shipped_run.strays[0].signatures[0].reason == "SIG_MISSING"
-    assert "1 message(s) arrived for transactions no scenario started" in run_text(shipped_run)
+    stray = shipped_run.scenarios[-1]
+    assert stray.scenario.id == UNSOLICITED and stray.status == "failed"
+    assert [(m.transaction_id, m.action) for m in stray.unexpected] == [(STRAY_TXN, "on_status")]
+    assert {(f.rule_id, f.transaction_id) for f in stray.errors} >= {
+        ("TXN_ORPHAN_CALLBACK", STRAY_TXN), ("SIG_MISSING", STRAY_TXN)}
+    assert f"FAIL   {UNSOLICITED}" in run_text(shipped_run)
 
 
 # --- reports ---------------------------------------------------------------------------------------------
@@ -107,26 +116,26 @@ def test_a_message_for_no_scenario_is_a_stray(shipped_run: RunResult) -> None:
 def test_reports_of_the_passing_run(shipped_run: RunResult, tmp_path: Path) -> None:
     write_reports(shipped_run, tmp_path, participant="the reference network")
     summary = orjson.loads((tmp_path / "summary.json").read_bytes())
-    assert (summary["scenarios_total"], summary["passed"], summary["failed"], summary["broken"]) == (5, 5, 0, 0)
-    assert summary["exit_code"] == 0 and summary["findings"] == []
+    assert (summary["scenarios_total"], summary["passed"], summary["failed"], summary["broken"]) == (6, 5, 1, 0)
+    assert summary["exit_code"] == 1 and {f["scenario"] for f in summary["findings"]} == {UNSOLICITED}
     assert [m["transaction_id"] for m in summary["unexpected_messages"]] == [STRAY_TXN]
-    manual = next(s for s in summary["scenarios"] if s["id"] == "manual-optin-sf-grid")
+    manual = next(s for s in summary["scenarios"] if s["id"] == "manual-optin")
     assert [(st["action"], st["ack"], st["callbacks"]) for st in manual["steps"]][:2] == [
         ("search", "ACK", 2), ("init", "ACK", 1)]
 
     suite = ET.parse(tmp_path / "junit.xml").getroot()
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "0", "0")
-    cases = suite.findall("testcase")
-    assert sorted(c.get("name") or "" for c in cases) == sorted(by_id(shipped_run))
-    assert all(c.find("failure") is None and c.find("error") is None for c in cases)
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("6", "1", "0")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert sorted(cases) == sorted([*by_id(shipped_run), UNSOLICITED])
+    assert [name for name, c in cases.items() if c.find("failure") is not None or c.find("error") is not None] == [
+        UNSOLICITED]
 
     allure = tmp_path / "allure-results"
     results = [orjson.loads(p.read_bytes()) for p in allure.glob("*-result.json")]
-    per_scenario = {r["fullName"]: r for r in results if r["fullName"] != "run/unexpected"}
-    assert set(per_scenario) == {f"demand-flexibility/bap/{sid}" for sid in by_id(shipped_run)}
-    stray_result = next(r for r in results if r["fullName"] == "run/unexpected")
-    assert stray_result["status"] == "broken"
-    for s in shipped_run.scenarios:
+    per_scenario = {r["fullName"]: r for r in results}
+    assert set(per_scenario) == {f"demand-flexibility/bap/{sid}" for sid in [*by_id(shipped_run), UNSOLICITED]}
+    assert per_scenario[f"demand-flexibility/bap/{UNSOLICITED}"]["status"] == "failed"
+    for s in by_id(shipped_run).values():
         doc = per_scenario[f"demand-flexibility/bap/{s.scenario.id}"]
         assert doc["status"] == "passed"
         assert [st["name"].split(". ")[1].split(":")[0] for st in doc["steps"]] == [st.action for st in s.steps]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,23 +26,44 @@ def test_every_shipped_scenario_loads() -> None:
     paths = discover([SHIPPED])
     loaded = {f"{p.parent.name}/{p.stem}": load(p) for p in paths}
     assert {name: s.role for name, s in loaded.items()} == {
-        "demand-flexibility/automated-control-flexigrid": "bap", "demand-flexibility/gateway-search-several-bpps": "bap",
-        "demand-flexibility/manual-optin-sf-grid": "bap", "demand-flexibility/status-after-cancel": "bap",
-        "demand-flexibility/unknown-order": "bap", "bpp-role/automated-control-flexigrid": "bpp",
-        "bpp-role/manual-optin-sf-grid": "bpp", "bpp-role/status-of-an-order-not-its-own": "bpp",
+        "demand-flexibility/automated-control": "bap", "demand-flexibility/gateway-search": "bap",
+        "demand-flexibility/manual-optin": "bap", "demand-flexibility/status-after-cancel": "bap",
+        "demand-flexibility/unknown-order": "bap", "bpp-role/automated-control": "bpp",
+        "bpp-role/manual-optin": "bpp", "bpp-role/status-of-an-order-not-its-own": "bpp",
         "bpp-role/stops-after-a-refused-enrolment": "bpp"}
     loaded = {p.stem: s for p, s in zip(paths, loaded.values()) if s.role == "bap"}
-    manual = loaded["manual-optin-sf-grid"]
+    manual = loaded["manual-optin"]
     assert [s.send for s in manual.steps] == ["search", "init", "confirm", "status", "support", "cancel"]
     search = manual.steps[0]
-    assert search.expect.count is None and search.expect.min == 1 and search.expect.within == timedelta(seconds=2)
+    assert search.expect.count is None and search.expect.min == 1 and search.expect.within is None
     assert search.body == scenario.FIXTURES / "demand-flexibility" / "requests" / "search.json"
-    lines = (SHIPPED / "manual-optin-sf-grid.yaml").read_text().splitlines()
+    lines = (SHIPPED / "manual-optin.yaml").read_text().splitlines()
     assert lines[search.line - 1] == "  - name: discover programs"
-    assert lines[manual.steps[1].line - 1] == "  - name: start enrolment"
-    assert dict(search.save) == {"bpp_id": "$.context.bpp_id", "bpp_uri": "$.context.bpp_uri"}
+    assert lines[manual.steps[1].line - 1] == "  - {name: start enrolment, send: init}"
+    assert search.offer is not None and search.choose is None and dict(search.save) == {}
+    assert set(search.offer.save) == {"provider_id", "item_id", "fulfillment_id", "bpp_id", "bpp_uri"}
+    assert [a.describe() for a in search.offer.where] == ["$.categories[*].descriptor.code contains 'MANUAL_FLEX'"]
     refused_step = loaded["unknown-order"].steps[1]
     assert (refused_step.expect.outcome, refused_step.expect.error_code) == ("refused", "30010")
+    assert loaded["gateway-search"].requires == ("gateway",)
+
+
+def test_shipped_scenarios_name_no_ids_of_the_guide() -> None:
+    """A shipped verdict must hold on any conformant participant: no scenario may lean on the guide's ids or on
+    array positions, which a BPP with its own catalog does not share."""
+    guide_ids = ("provider_demand_flex_001", "provider_flex_aggregator_001", "manual_optin_demand_flex",
+                 "aggregator_optin_flex", "manual_optin", "automated_control", "flex_manual", "flex_auto")
+    for path in discover([SHIPPED]):
+        text = path.read_text(encoding="utf-8")
+        assert not [i for i in guide_ids if i in text], path
+        assert not re.search(r"\[\d+\]", text), f"{path}: an array index"
+
+
+def test_every_shipped_assertion_names_its_clause() -> None:
+    for path in discover([SHIPPED]):
+        for step in load(path).steps:
+            assert all(a.clause for a in step.asserts), f"{path}:{step.line}"
+            assert step.expect.within is None or step.expect.reason, f"{path}:{step.line}: within without a reason"
 
 
 def test_step_defaults(tmp_path: Path) -> None:
@@ -440,3 +460,99 @@ def test_describe_shows_the_rendered_value_when_it_can() -> None:
     assert a.describe() == "$.x contains '{{ provider_id }}'"
     assert a.describe({"provider_id": "p1"}) == "$.x contains 'p1'"
     assert a.describe({}) == "$.x contains '{{ provider_id }}'"
+
+
+def test_templates_in_a_path_are_filled_in() -> None:
+    doc = {"items": [{"id": "a", "n": 1}, {"id": "b", "n": 2}]}
+    variables = {"item_id": "b", "n": 0}
+    assert Assertion("$.items[?@.id == '{{ item_id }}'].n", "equals", 2).failure(doc, variables) is None
+    assert Assertion("$.items[{{ n }}].id", "equals", "a").failure(doc, variables) is None
+    assert Assertion("$.items[?@.id == '{{ item_id }}'].n", "equals", 1).failure(doc, variables) == ("equals 1", 2)
+    assert Assertion("$.items[?@.id == '{{ item_id }}'].n", "equals", 2).where(variables) == "$.items[?@.id == 'b'].n"
+
+
+def test_a_templated_path_is_checked_at_load(tmp_path: Path) -> None:
+    ok = load(write(tmp_path, "ok.yaml", """
+        name: templated paths
+        variables: {item_id: x, n: 0}
+        steps:
+          - send: search
+            choose: {path: "$.message.catalog.providers[*].items[?@.id == '{{ item_id }}']", exists: true}
+            assert:
+              - {path: "$.message.catalog.providers[{{ n }}].id", exists: true}
+    """))
+    assert ok.steps[0].choose is not None
+    assert "is not a JSONPath" in refused(write(tmp_path, "bad.yaml", """
+        name: broken templated path
+        variables: {item_id: x}
+        steps:
+          - send: search
+            assert: [{path: "$.items[?@.id == '{{ item_id }}'", exists: true}]
+    """))
+
+
+def test_offer_requires_clause_and_reason_load(tmp_path: Path) -> None:
+    s = load(write(tmp_path, "s.yaml", """
+        name: an offer by meaning
+        requires: [gateway]
+        steps:
+          - send: search
+            expect: {count: all, within: PT5S, reason: a sandbox answers in seconds}
+            offer:
+              where: [{path: "$.categories[*].descriptor.code", contains: AUTO_FLEX, clause: DEG taxonomy}]
+              save: {provider_id: $.provider.id}
+          - send: search
+            assert: [{path: $.message.order.id, exists: false, clause: core 1.1.0}]
+    """))
+    first = s.steps[0]
+    assert s.requires == ("gateway",) and first.expect.reason == "a sandbox answers in seconds"
+    assert first.offer is not None and dict(first.offer.save) == {"provider_id": "$.provider.id"}
+    assert first.offer.where[0].clause == "DEG taxonomy" and s.steps[1].asserts[0].clause == "core 1.1.0"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+            offer: {save: {p: $.provider.id}}
+            choose: {path: $.x, exists: true}
+    """, "offer and choose both pick", id="offer-and-choose"),
+    pytest.param("""
+        name: bad
+        requires: [a-gateway]
+        steps: [{send: search}]
+    """, "requires/0", id="unknown-requirement"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+            offer: {where: [{path: $.item.id, exists: true}]}
+    """, "save", id="offer-without-save"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+            assert: [{path: $.x, equals: 1, exists: true}]
+    """, "steps/0/assert/0", id="two-tests-in-one-assertion"),
+    pytest.param("""
+        name: bad
+        steps:
+          - send: search
+            offer: {save: {p: "$.provider[?"}}
+    """, "is not a JSONPath", id="offer-save-not-a-jsonpath"),
+])
+def test_bad_offer_requires_and_assertions_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
+    assert fragment in refused(write(tmp_path, "s.yaml", text))
+
+
+def test_a_later_step_may_use_what_an_offer_saved(tmp_path: Path) -> None:
+    s = load(write(tmp_path, "s.yaml", """
+        name: offer then init
+        steps:
+          - send: search
+            offer: {save: {provider_id: $.provider.id, item_id: $.item.id, fulfillment_id: $.fulfillment.id,
+                           bpp_id: $.context.bpp_id, bpp_uri: $.context.bpp_uri}}
+          - send: init
+    """))
+    assert [st.send for st in s.steps] == ["search", "init"]

@@ -38,7 +38,7 @@ class AllureWriter:
             "uuid": str(uuid.uuid4()),
             "historyId": _digest(full_name), "testCaseId": _digest(full_name),
             "fullName": full_name, "name": s.name, "description": s.description,
-            "status": result.status, "statusDetails": _details(result.findings, result.error),
+            "status": result.status, "statusDetails": _details(result.findings, result.why),
             "stage": "finished", "start": _ms(result.started), "stop": _ms(result.stopped),
             "labels": [{"name": n, "value": v} for n, v in labels],
             # Excluded: Allure 3 builds history ids from testCaseId plus every parameter not excluded, and
@@ -58,18 +58,17 @@ class AllureWriter:
         return path
 
     def run(self, run: RunResult) -> None:
-        """What belongs to the run rather than a scenario: its settings, and messages no scenario owned."""
+        """What belongs to the run rather than a scenario: its settings, and its set-up problems (messages no
+        scenario owned are a scenario result of their own)."""
         env = "\n".join(f"{k}={'' if v is None else v}" for k, v in run.settings.items())
         (self.directory / "environment.properties").write_text(env + "\n", encoding="utf-8")
-        if run.strays:
-            doc = {"uuid": str(uuid.uuid4()), "historyId": _digest("run/unexpected"),
-                   "testCaseId": _digest("run/unexpected"), "fullName": "run/unexpected",
-                   "name": "Messages for no scenario's transaction", "status": "broken", "stage": "finished",
-                   "statusDetails": {"message": f"{len(run.strays)} message(s) arrived for transactions no "
-                                                "scenario started"},
+        for n, problem in enumerate(run.setup_errors, 1):
+            doc = {"uuid": str(uuid.uuid4()), "historyId": _digest(f"run/setup-{n}"),
+                   "testCaseId": _digest(f"run/setup-{n}"), "fullName": f"run/setup-{n}",
+                   "name": "Set-up of the run", "status": "broken", "stage": "finished",
+                   "statusDetails": {"message": f"set-up: {problem}"},
                    "start": _ms(run.started), "stop": _ms(run.stopped), "labels": [{"name": "suite", "value": "run"}],
-                   "steps": [], "attachments": [self._attach(f"{m.action or 'message'} #{m.index}", message_record(m))
-                                                for m in run.strays]}
+                   "steps": [], "attachments": []}
             (self.directory / f"{doc['uuid']}-result.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
     def _step(self, step: StepResult, result: ScenarioResult) -> dict[str, Any]:

@@ -8,9 +8,13 @@ from conformance.runner.results import RunResult
 
 def junit_xml(run: RunResult) -> bytes:
     statuses = [s.status for s in run.scenarios]
-    suite = ET.Element("testsuite", name="deg-conformance", tests=str(len(run.scenarios)),
-                       failures=str(statuses.count("failed")), errors=str(statuses.count("broken")),
-                       skipped="0", time=f"{run.stopped - run.started:.3f}")
+    suite = ET.Element("testsuite", name="deg-conformance", tests=str(len(run.scenarios) + len(run.setup_errors)),
+                       failures=str(statuses.count("failed")),
+                       errors=str(statuses.count("broken") + len(run.setup_errors)),
+                       skipped=str(statuses.count("skipped")), time=f"{run.stopped - run.started:.3f}")
+    for n, problem in enumerate(run.setup_errors, 1):
+        case = ET.SubElement(suite, "testcase", classname="deg-conformance.setup", name=f"set-up {n}", time="0")
+        ET.SubElement(case, "error", message=problem, type="setup")
     for s in run.scenarios:
         case = ET.SubElement(suite, "testcase", classname=f"{s.scenario.use_case}.{s.scenario.role}",
                              name=s.scenario.id, file=str(s.scenario.path), time=f"{s.stopped - s.started:.3f}")
@@ -20,7 +24,10 @@ def junit_xml(run: RunResult) -> bytes:
                                     type="conformance")
             failure.text = "\n\n".join(f.text() for f in s.findings)
         elif s.status == "broken":
-            ET.SubElement(case, "error", message=s.error or "the scenario could not finish", type="scenario")
+            ET.SubElement(case, "error", message=s.why or "the scenario could not finish",
+                          type="setup" if s.setup_error is not None else "scenario")
+        elif s.status == "skipped":
+            ET.SubElement(case, "skipped", message=s.skipped or "")
         lines = [f"transaction_id {s.transaction_id}"]
         for step in s.steps:
             ack = step.reply.ack if step.reply else None

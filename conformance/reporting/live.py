@@ -12,8 +12,11 @@ from conformance.reporting.run_summary import summary
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
 
 
-def step_line(scenario: ScenarioResult, step: StepResult) -> str:
-    """`manual-optin-sf-grid  3/6 confirm   ACK 4 ms · on_confirm ×1 · ok`"""
+def step_line(scenario: ScenarioResult, step: StepResult | None) -> str:
+    """`manual-optin  3/6 confirm   ACK 4 ms · on_confirm ×1 · ok`; for a scenario that ends without a step,
+    `manual-optin  SKIPPED: it needs ...`."""
+    if step is None:
+        return f"{scenario.scenario.id:34} {scenario.status.upper()}: {scenario.why or ''}"
     total = len(scenario.scenario.steps) or len(scenario.steps)  # a probe has no scenario file, only its sends
     reply = step.reply
     if reply is None:
@@ -27,17 +30,20 @@ def step_line(scenario: ScenarioResult, step: StepResult) -> str:
     got = f" · {step.callbacks[0].action or 'callback'} ×{len(step.callbacks)}" if step.callbacks else ""
     errors = sorted({f.rule_id for f in step.findings if f.severity is Severity.ERROR})
     verdict = "FAIL " + ", ".join(errors) if errors else "ok"
-    if step.request is None and scenario.error is not None:
+    if not errors and step is scenario.steps[-1] and scenario.why is not None:
+        verdict = scenario.why
+    elif step.request is None and scenario.error is not None:
         verdict = "BROKEN (the scenario cannot go on)"
     return f"{scenario.scenario.id:34} {step.index}/{total} {step.action:8} {sent}{got} · {verdict}"
 
 
 def scenario_text(s: ScenarioResult) -> str:
     """A scenario's verdict, why it could not finish (if so), and its findings."""
-    mark = {"passed": "PASS", "failed": "FAIL", "broken": "BROKEN"}[s.status]
-    out = [f"{mark:6} {s.scenario.id}  ({s.scenario.name}; transaction {s.transaction_id})"]
-    if s.error:
-        out.append(f"  {s.error}")
+    mark = {"passed": "PASS", "failed": "FAIL", "broken": "BROKEN", "skipped": "SKIP"}[s.status]
+    transaction = f"; transaction {s.transaction_id}" if s.transaction_id else ""
+    out = [f"{mark:6} {s.scenario.id}  ({s.scenario.name}{transaction})"]
+    if s.why:
+        out.append(f"  {s.why}")
     out += ["  " + f.text().replace("\n", "\n  ") for f in s.findings]
     if s.harness_findings:
         out.append(f"  ({len(s.harness_findings)} finding(s) on the harness's own requests, not counted: "
@@ -47,12 +53,12 @@ def scenario_text(s: ScenarioResult) -> str:
 
 def run_text(run: RunResult) -> str:
     """Every scenario's verdict and findings, then the totals."""
-    out = [scenario_text(s) for s in run.scenarios]
-    if run.strays:
-        out.append(f"{len(run.strays)} message(s) arrived for transactions no scenario started (see the report)")
+    out = [f"SET-UP {error}" for error in run.setup_errors]
+    out += [scenario_text(s) for s in run.scenarios]
     statuses = [s.status for s in run.scenarios]
     out.append(f"{statuses.count('passed')} passed, {statuses.count('failed')} failed, {statuses.count('broken')} "
-               f"broken of {len(statuses)} scenario(s) in {run.stopped - run.started:.1f} s")
+               f"broken, {statuses.count('skipped')} skipped of {len(statuses)} in {run.stopped - run.started:.1f} s"
+               f" (exit code {run.exit_code})")
     return "\n".join(out)
 
 

@@ -19,6 +19,8 @@ def summary(run: RunResult) -> dict[str, Any]:
         "passed": statuses.count("passed"),
         "failed": statuses.count("failed"),
         "broken": statuses.count("broken"),
+        "skipped": statuses.count("skipped"),
+        "setup_errors": run.setup_errors + [s.setup_error for s in run.scenarios if s.setup_error is not None],
         "exit_code": run.exit_code,
         "scenarios": [_scenario(s) for s in run.scenarios],
         "findings": [finding_record(s, f) for s in run.scenarios for f in s.findings],
@@ -35,7 +37,8 @@ def finding_record(scenario: ScenarioResult, finding: Finding) -> dict[str, Any]
 def _scenario(s: ScenarioResult) -> dict[str, Any]:
     return {
         "id": s.scenario.id, "name": s.scenario.name, "file": str(s.scenario.path), "status": s.status,
-        "transaction_id": s.transaction_id, "duration_s": round(s.stopped - s.started, 3), "error": s.error,
+        "transaction_id": s.transaction_id or None, "duration_s": round(s.stopped - s.started, 3), "error": s.error,
+        "setup_error": s.setup_error, "skip_reason": s.skipped,
         "errors": len(s.errors), "warnings": len(s.findings) - len(s.errors),
         "steps": [_step(step) for step in s.steps],
         "unexpected_messages": [message_record(m) for m in s.unexpected],

@@ -174,3 +174,20 @@ def not_cancelled(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
         states = [dig(f, "state", "descriptor", "code") for _, f in objects(order.get("fulfillments"))]
         yield Violation(("message", "order"), "status CANCELLED or a cancelled fulfillment state",
                         {"status": order.get("status"), "fulfillment_states": states})
+
+
+@rule("ORD_STATUS_AFTER_CANCEL", group="order", actions=("on_status",),
+      when=lambda msg, ctx: ctx.txn.cancelled_in is not None and isinstance(dig(msg.message, "order"), dict)
+      and not _refuses(msg, ctx),
+      title="on_status after the order was cancelled still shows it cancelled",
+      clause=f"{ORDER}.status and fulfillment state: a cancelled order stays cancelled (the state on_cancel "
+             "reported is the order's state from then on)",
+      must="show a cancelled state (order.status CANCELLED, or a cancelled fulfillment state of the use case), "
+           "since an earlier on_cancel cancelled the order")
+def status_after_cancel(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+    order = msg.message["order"]
+    pack = ctx.outcome.pack
+    if not _cancelled(order, pack.cancelled_states if pack else frozenset()):
+        states = [dig(f, "state", "descriptor", "code") for _, f in objects(order.get("fulfillments"))]
+        yield Violation(("message", "order"), "status CANCELLED or a cancelled fulfillment state",
+                        {"status": order.get("status"), "fulfillment_states": states})

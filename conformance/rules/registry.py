@@ -96,13 +96,15 @@ class Rule:
                 "clause": self.clause, "actions": sorted(self.actions) if self.actions != ACTIONS else "all",
                 "reported_by": "runner" if self.check is None else "engine", "live_only": self.live_only}
 
-    def finding(self, v: Violation, msg: Message | None = None, *, path: str | None = None, **where: Any) -> Finding:
+    def finding(self, v: Violation, msg: Message | None = None, *, path: str | None = None, clause: str | None = None,
+                **where: Any) -> Finding:
         """The finding for one violation; the message (when there is one) says where it happened. `path`
-        overrides the violation's when the runner knows it only as text (a scenario's JSONPath)."""
+        overrides the violation's when the runner knows it only as text (a scenario's JSONPath); `clause` the
+        rule's when what was broken is more particular (the assertion's own clause, the window that ran out)."""
         if msg is not None:
             where = {"action": msg.action or _text(msg.context.get("action")), "transaction_id": msg.transaction_id,
                      "message_id": msg.message_id, "source": msg.source, "index": msg.index, **where}
-        return Finding(rule_id=self.id, severity=self.severity, title=self.title, clause=self.clause,
+        return Finding(rule_id=self.id, severity=self.severity, title=self.title, clause=clause or self.clause,
                        path=path or json_path(v.path), must=v.must or self.must, expected=v.expected, found=v.found,
                        **where)
 

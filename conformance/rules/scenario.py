@@ -48,3 +48,9 @@ REQUEST_NOT_EXPECTED = reported(
     title="A BAP does not send a request the transaction no longer allows (confirm after a refused init)",
     clause="Beckn core 1.1.0: an error in a callback means the request was not served; the order does not "
            "go on from it", must="not be sent (the scenario's step expects outcome not-sent)")
+TARGET_DOWN = reported(
+    "RUN_TARGET_DOWN", group="scenario",
+    title="The target answers every request: none closes the connection or brings the target down",
+    clause="Beckn core 1.1.0: every API call is answered synchronously with an ACK or a NACK",
+    must="be answered with an ACK or NACK (the target had answered earlier requests of this run, then closed "
+         "the connection without a response to this one)")

@@ -11,6 +11,7 @@ every scenario of a run; messages are told apart by transaction_id, so scenarios
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,27 +19,31 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Mapping
 
 import httpx
 from starlette.applications import Starlette
 
 from conformance.engine import Engine
 from conformance.errors import ConfigError
+from conformance.messages import dig
 from conformance.network import Network, NetworkConfig
 from conformance.network.participant import join
 from conformance.network.registry import RegistryClient, Subscriber
 from conformance.network.sandbox import CATALOGS, load_catalog
 from conformance.runner import bap, bpp, probe
+from conformance.runner.health import TargetHealth
 from conformance.runner.listener import SIGNATURE_MODES, Inbox, Listener, Verifier
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
-from conformance.scenario import Scenario
+from conformance.runner.transcript import unsolicited
+from conformance.scenario import REQUIREMENTS, Scenario
 from conformance.signing import KeyPair
-from conformance.transport import BackgroundServer, bind
+from conformance.transport import BackgroundServer, Reply, bind, post
 
 __all__ = ["Harness", "RunConfig", "RunResult", "ScenarioResult", "StepResult"]
 
-Progress = Callable[[ScenarioResult, StepResult], None]
+Progress = Callable[[ScenarioResult, StepResult | None], None]
+"""Told of each step as it ends, and of each scenario that ends without a step (skipped, not run)."""
 ROLES = ("bap", "bpp")
 GATEWAY_PASSES_ALL = frozenset({"no-signature-check", "no-validation"})
 DRIVES = ("trigger", "passive")
@@ -82,6 +87,9 @@ class RunConfig:
     """Seconds to keep listening after a scenario's last step, to catch duplicates and late callbacks."""
     skew: int = 5
     concurrency: int = 1
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    """Values for every scenario's templates, over its own (--var, --vars): they also pin the offer a scenario
+    picks from the target's catalog."""
     network: NetworkConfig | None = None
     """The reference network to start when there is no target (default settings when None)."""
 
@@ -136,6 +144,9 @@ class Harness:
         self.gateway, self.target, self.registry = config.gateway, config.target, config.registry
         self._server: BackgroundServer | None = None
         self.callback_url = ""
+        self.health = TargetHealth(config.ack_timeout)
+        self._listings: dict[tuple[Any, Any], int | None] = {}
+        """(domain, city) -> how many BPPs the registry lists there (None: it cannot list)."""
 
     def __enter__(self) -> "Harness":
         try:
@@ -234,9 +245,53 @@ class Harness:
             raise ConfigError(f"{action} needs context.bpp_uri (save it from on_search) or a --target")
         return join(uri, action)
 
-    def progress(self, scenario: ScenarioResult, step: StepResult) -> None:
+    def progress(self, scenario: ScenarioResult, step: StepResult | None) -> None:
         if self._progress is not None:
             self._progress(scenario, step)
+
+    def client(self) -> httpx.Client:
+        """The HTTP client a scenario or probe sends with: each reply waited for up to --ack-timeout."""
+        return httpx.Client(timeout=httpx.Timeout(self.config.ack_timeout), trust_env=False)
+
+    def post(self, client: httpx.Client, url: str, raw: bytes, headers: dict[str, str]) -> Reply:
+        """POST exact bytes, noting that the host answered (so that a later silence reads as a crash)."""
+        reply = post(client, url, raw, headers)
+        if reply.status is not None:
+            self.health.answered(url)
+        return reply
+
+    def signature_refused(self, url: str, reply: Reply, by: str = "the target") -> str:
+        """The set-up error for a 401 to a message the harness signed correctly: whoever answered could not
+        verify it, which is a matter of registration, not of conformance."""
+        why = dig(reply.body, "error", "message") or reply.challenge or reply.describe()
+        return (f"{by} answered HTTP 401 to the harness's signed message at {url} ({why}): it cannot verify the "
+                f"harness's signature. Register the harness's key ({self.key.subscriber_id}|{self.key.unique_key_id}, "
+                f"public key {self.key.public_key}) in the registry {by} looks keys up in (`deg-conformance keys "
+                "subscribe`), or run with --key-file, --subscriber-id and --key-id of a key registered there")
+
+    def answerers(self, action: str, url: str, context: dict[str, Any]) -> int | None:
+        """How many callbacks a request can get, one per sender, so that collecting every one may end early:
+        one from a BPP; through a gateway, one per BPP the registry lists for the domain (and city), when the
+        registry can list (a Beckn registry); None when that cannot be known, and the ttl is waited out."""
+        if action != "search" or self.gateway is None or url != join(self.gateway, action):
+            return 1
+        if self.registry is None:
+            return None
+        city = dig(context, "location", "city", "code")
+        where = (context.get("domain"), city if isinstance(city, str) else None)
+        if where not in self._listings:
+            self._listings[where] = asyncio.run(self._count_bpps(*where))
+        return self._listings[where]
+
+    async def _count_bpps(self, domain: Any, city: str | None) -> int | None:
+        assert self.registry is not None
+        async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
+            try:
+                found = await RegistryClient(self.registry, http).find(
+                    type="BPP", domain=domain, location={"city": {"code": city}} if city else None)
+            except (httpx.HTTPError, ValueError):
+                return None  # the ttl is waited out; a registry that is down shows in the signature checks
+        return len(found) or None
 
     def probe_target(self) -> tuple[str, bool]:
         """Where probes of a BPP or gateway go, and whether it is a gateway: the target, else the gateway a
@@ -256,16 +311,62 @@ class Harness:
             raise ConfigError(f"these scenarios play {'bpp' if self.config.role == 'bap' else 'bap'}, not "
                               f"{self.config.role} (run them with --role): {', '.join(misfits)}")
         result = RunResult(run_id or new_run_id(), time.time(), settings=self.describe())
-        with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="scenario") as pool:
-            result.scenarios = list(pool.map(self.play, scenarios))
-        if probes:
-            result.scenarios += probe.play_all(self)
-        result.strays = [r.message("unexpected", n) for n, r in enumerate(self.inbox.strays(), 1)]
+        result.setup_errors = self.preflight()
+        if not result.setup_errors:
+            with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="scenario") as pool:
+                result.scenarios = list(pool.map(self.play, scenarios))
+            if probes:
+                result.scenarios += probe.play_all(self)
+        strays = self.inbox.strays()
+        result.strays = [r.message("unexpected", n) for n, r in enumerate(strays, 1)]
+        judged = unsolicited(self, strays)
+        if judged is not None:
+            result.scenarios.append(judged)
         result.stopped = time.time()
         return result
 
     def play(self, scenario: Scenario) -> ScenarioResult:
+        """One scenario, or its skip when the run cannot offer what it requires."""
+        unmet = [name for name in scenario.requires if not self._offers(name)]
+        if unmet:
+            skipped = ScenarioResult(scenario, "", time.time(), stopped=time.time(),
+                                     skipped=f"it needs {'; and '.join(REQUIREMENTS[n] for n in unmet)}")
+            self.progress(skipped, None)
+            return skipped
         return (bpp if self.config.role == "bpp" else bap).play(scenario, self)
+
+    def _offers(self, requirement: str) -> bool:
+        if requirement == "gateway":
+            return self.config.role == "bap" and self.gateway is not None
+        return self.config.role == "bpp" and requirement == f"{self.config.drive}-drive"
+
+    def preflight(self) -> list[str]:
+        """Set-up problems that would make every verdict meaningless, found before anything is sent: as BAP
+        against a network of the user's, the harness's own key must be in the registry (else every target
+        answers 401), and the registry must answer (else no signature can be checked)."""
+        if self.config.role != "bap" or self.network is not None or self.registry is None:
+            return []
+        name = f"{self.key.subscriber_id}|{self.key.unique_key_id}"
+
+        async def lookup() -> str | None:
+            assert self.registry is not None
+            async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
+                return await RegistryClient(self.registry, http).public_key(self.key.subscriber_id,
+                                                                             self.key.unique_key_id)
+        try:
+            registered = asyncio.run(lookup())
+        except (httpx.HTTPError, ValueError) as exc:
+            return [f"the registry at {self.registry} cannot be asked for the harness's key {name} "
+                    f"({type(exc).__name__}: {exc}): check --registry (and that the registry is up)"]
+        if registered is None:
+            return [f"the registry at {self.registry} has no key {name}, so no target can verify the harness's "
+                    f"requests: publish it (`deg-conformance keys new`, then `keys subscribe --registry "
+                    f"{self.registry}`), or run with --key-file, --subscriber-id and --key-id of a key registered there"]
+        if registered != self.key.public_key:
+            return [f"the registry at {self.registry} holds another public key for {name} than the harness's "
+                    f"({registered} there, {self.key.public_key} here): run with the --key-file registered there, "
+                    "or subscribe this key"]
+        return []
 
     def describe(self) -> dict[str, Any]:
         """The run's settings as reports show them (no private key)."""

@@ -21,22 +21,24 @@ from conformance.network.participant import now_rfc3339
 from conformance.rules import scenario as expect_rules
 from conformance.rules import timing
 from conformance.runner.results import ScenarioResult, StepResult
-from conformance.runner.transcript import Play, assert_and_save, choose, close, play_steps
+from conformance.runner.transcript import Play, assert_and_save, close, pick, play_steps, window
 from conformance.scenario import Scenario, Step, build_body
-from conformance.transport import encode, post
+from conformance.transport import encode
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
 
 DEFAULT_WINDOW = 30.0
+"""Seconds to wait for a callback to a request that carries no ttl."""
 
 
 def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
     """Run one scenario against the target, playing the BAP. Never raises for what the target does."""
     transaction_id = str(uuid.uuid4())
     result = ScenarioResult(scenario, transaction_id, time.time())
-    state = Play(harness, result, {**scenario.variables, "transaction_id": transaction_id,
-                                    "bap_id": harness.key.subscriber_id, "bap_uri": harness.callback_url})
+    state = Play(harness, result, {**scenario.variables, **harness.config.variables, "transaction_id": transaction_id,
+                                    "bap_id": harness.key.subscriber_id, "bap_uri": harness.callback_url},
+                 pinned=frozenset(harness.config.variables))
     play_steps(state, _step)
     close(state, lambda: [s.request for s in result.steps if s.request is not None])
     result.stopped = time.time()
@@ -55,9 +57,13 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
              "timestamp": now_rfc3339()}
     context.update({k: v for k, v in owned.items() if f"context.{k}" not in step.set})
     out.url = harness.url_for(step.send, context)
+    down = harness.health.down_since(out.url)
+    if down is not None:
+        result.error = f"not run: {out.url} has not answered since {down}"
+        return False
     raw = encode(body)
     sent_at = datetime.now(timezone.utc)
-    reply = post(client, out.url, raw, {"Authorization": signing.sign(raw, harness.key)})
+    reply = harness.post(client, out.url, raw, {"Authorization": signing.sign(raw, harness.key)})
     seq = state.next_seq()
     request = Message(body, result.scenario.id, seq, seq=seq, received_at=sent_at, direction="out",
                       endpoint=f"/{step.send}", response=reply.body if reply.status is not None else ABSENT,
@@ -65,10 +71,10 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
     state.steps_of[request.seq] = out
     out.request, out.reply = request, reply
     if reply.error is not None:
-        unreachable = reply.error.startswith("unreachable")
-        rule = expect_rules.UNREACHABLE if unreachable else timing.NO_ACK
-        result.unreachable = result.unreachable or unreachable
-        state.report(out, rule, Violation((), f"an ACK/NACK from POST {out.url}", reply.error), request)
+        harness.health.judge(result, out, request, reply, state.where(out, request))
+        return False
+    if reply.status == 401:
+        result.setup_error = harness.signature_refused(out.url, reply)
         return False
     expect = step.expect
     if expect.outcome != "answered" and reply.ack == "NACK":
@@ -85,14 +91,14 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
 
 
 def _callbacks(state: Play, step: Step, out: StepResult, request: Message, sent_at: datetime) -> bool:
+    """Wait for the step's callbacks: `count` of them, or (`all`) every one until the window closes or every
+    sender that can answer has; the window is the request's ttl unless the step or the run says otherwise."""
     harness, result, expect = state.harness, state.result, step.expect
-    ttl = parse_duration(request.context.get("ttl"))
-    window = expect.within.total_seconds() if expect.within is not None else (ttl.total_seconds() if ttl else DEFAULT_WINDOW)
-    if harness.config.callback_timeout is not None:
-        window = min(window, harness.config.callback_timeout)
-
+    seconds, clause = window(state, step, DEFAULT_WINDOW, parse_duration(request.context.get("ttl")))
     wanted = expect.count
-    got = harness.inbox.collect(result.transaction_id, step.callback, sent_at, wanted, time.monotonic() + window)
+    senders = harness.answerers(step.send, out.url or "", request.context) if wanted is None else None
+    got = harness.inbox.collect(result.transaction_id, step.callback, sent_at, wanted, time.monotonic() + seconds,
+                                senders=senders)
     for r in got:
         r.claimed = True
     out.callbacks = [state.message(r) for r in got]
@@ -102,7 +108,7 @@ def _callbacks(state: Play, step: Step, out: StepResult, request: Message, sent_
     if not got:
         if fewest:
             state.report(out, timing.CALLBACK_MISSING,
-                         Violation((), f"{step.callback} within {window:g} s", "no callback"), request)
+                         Violation((), f"{step.callback} within {seconds:g} s", "no callback"), request, clause=clause)
         return not fewest
     if len(got) < fewest:
         state.report(out, expect_rules.CALLBACK_COUNT,
@@ -112,7 +118,7 @@ def _callbacks(state: Play, step: Step, out: StepResult, request: Message, sent_
 
 def _judge(state: Play, step: Step, out: StepResult) -> bool:
     """The callback the step reads, the error a refused step expects in it, then its assertions and saves."""
-    chosen = choose(state, step, out, [(m, m.body) for m in out.callbacks])
+    chosen = pick(state, step, out, [(m, m.body) for m in out.callbacks], lambda doc: doc)
     if chosen is None:
         return False
     msg, body = chosen

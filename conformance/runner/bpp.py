@@ -26,17 +26,17 @@ from starlette.routing import Mount
 from conformance.engine import Engine
 from conformance.errors import ConfigError
 from conformance.findings import Violation
-from conformance.messages import Message, dig, parse_duration
+from conformance.messages import UNCHECKABLE, Message, dig, parse_duration
 from conformance.network.bpp import ReferenceBPP
 from conformance.network.participant import error, join, nack
 from conformance.rules import scenario as expect_rules
 from conformance.rules import timing, transaction
 from conformance.runner.listener import Inbox, Received, Verifier, decode
 from conformance.runner.results import ScenarioResult, StepResult
-from conformance.runner.transcript import Play, assert_and_save, choose, close, play_steps
+from conformance.runner.transcript import Play, assert_and_save, close, pick, play_steps, window
 from conformance.scenario import Scenario, Step, build_body, render
 from conformance.signing import KeyPair
-from conformance.transport import Reply, encode, post
+from conformance.transport import Reply, encode
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -58,6 +58,13 @@ class HarnessBPP(ReferenceBPP):
         self.verifier, self.inbox, self.outbox = verifier, inbox, outbox
         self.answers = answers
         """(transaction_id, action) -> a step's `answer` ("nack" | "error", code), set before the step asks."""
+
+    async def authenticate(self, request: Request, body: bytes, sender: Any) -> JSONResponse | None:
+        """As the run's --signatures says: `off` takes the BAP's requests unverified, `optional` verifies only
+        a request that is signed; `required` (the default) is the reference BPP's check."""
+        if self.verifier.mode == "off" or (self.verifier.mode == "optional" and "Authorization" not in request.headers):
+            return None
+        return await super().authenticate(request, body, sender)
 
     async def handle(self, request: Request) -> JSONResponse:
         received_at = datetime.now(timezone.utc)
@@ -115,7 +122,8 @@ def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
     """Run one scenario against the BAP, playing the BPP. Never raises for what the target does."""
     transaction_id = str(uuid.uuid4())
     result = ScenarioResult(scenario, transaction_id, time.time())
-    state = Play(harness, result, {**scenario.variables, "transaction_id": transaction_id})
+    state = Play(harness, result, {**scenario.variables, **harness.config.variables, "transaction_id": transaction_id},
+                 pinned=frozenset(harness.config.variables))
     play_steps(state, _step)
     close(state, lambda: [state.message(r, "out") for r in _sent(state)])
     result.stopped = time.time()
@@ -139,20 +147,21 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
     if "context.transaction_id" not in step.set:
         context["transaction_id"] = state.result.transaction_id
     asked_at = datetime.now(timezone.utc)
-    window = _window(state, step, context)
+    default = PASSIVE_WINDOW if harness.config.drive == "passive" else DEFAULT_WINDOW
+    seconds, clause = window(state, step, default, parse_duration(context.get("ttl")))
     if step.answer is not None:
         harness.answers[(state.result.transaction_id, step.send)] = step.answer
     not_sent = step.expect.outcome == "not-sent"
     if harness.config.drive == "passive":
         ask = render(step.prompt, state.variables) if step.prompt else f"make the app send {step.send}"
         harness.notify(f"{state.result.scenario.id} {out.index}/{len(state.result.scenario.steps)}: {ask} "
-                       f"(transaction {state.result.transaction_id}; waiting up to {window:g} s)")
+                       f"(transaction {state.result.transaction_id}; waiting up to {seconds:g} s)")
     elif not _trigger(state, step, out, client, body, refusal_expected=not_sent):
         return False
     if not_sent:
-        return _nothing_sent(state, step, out, asked_at, window)
-    requests = _requests(state, step, out, asked_at, window)
-    if not requests:
+        return _nothing_sent(state, step, out, asked_at, seconds)
+    requests = _requests(state, step, out, asked_at, seconds, clause)
+    if not requests or state.result.setup_error is not None:
         return False
     candidates, judged = [], set()
     for request in requests:
@@ -160,22 +169,12 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
         callback = _exchange(state, step, out, request, judge=id(msg) not in judged)
         judged.add(id(msg))  # a copy relayed to another BPP is answered again, but judged once
         candidates.append((msg, {"request": request.doc, "callback": callback.doc if callback is not None else None}))
+    if state.result.setup_error is not None:
+        return False
     if step.expect.outcome == "answered" and all(c[1]["callback"] is None for c in candidates):
         return False  # refused: nothing to choose from or assert on, and later steps build on this one
-    chosen = choose(state, step, out, candidates)
+    chosen = pick(state, step, out, candidates, lambda doc: doc["callback"])
     return chosen is not None and assert_and_save(state, step, out, *chosen)
-
-
-def _window(state: Play, step: Step, context: dict[str, Any]) -> float:
-    """How long to wait for the BAP's request: the step's `within`, else the ttl the body asks for, else a
-    default (longer in passive drive, where a person acts); --callback-timeout caps it."""
-    harness = state.harness
-    ttl = parse_duration(context.get("ttl"))
-    default = PASSIVE_WINDOW if harness.config.drive == "passive" else DEFAULT_WINDOW
-    window = step.expect.within.total_seconds() if step.expect.within is not None else (ttl.total_seconds() if ttl else default)
-    if harness.config.callback_timeout is not None:
-        window = min(window, harness.config.callback_timeout)
-    return window
 
 
 def _trigger(state: Play, step: Step, out: StepResult, client: httpx.Client, body: dict[str, Any], *,
@@ -183,20 +182,22 @@ def _trigger(state: Play, step: Step, out: StepResult, client: httpx.Client, bod
     """POST the step's body to the BAP's client endpoint; the trigger and its answer are shown in the report,
     but are not part of the Beckn transaction. A client that refuses to send is a finding, unless the step
     expects the request not to be sent (then refusing is the point)."""
-    assert state.harness.target is not None
-    out.url = join(state.harness.target, step.send)
+    harness = state.harness
+    assert harness.target is not None
+    out.url = join(harness.target, step.send)
+    down = harness.health.down_since(out.url)
+    if down is not None:
+        state.result.error = f"not run: {out.url} has not answered since {down}"
+        return False
     body["context"]["action"] = step.send  # the protocol server's client API reads it from the body too
     raw = encode(body)
-    reply = post(client, out.url, raw, {})
+    reply = harness.post(client, out.url, raw, {})
     seq = state.next_seq()
     trigger = Message(body, state.result.scenario.id, seq, seq=seq, received_at=datetime.now(timezone.utc),
                       direction="out", endpoint=f"/{step.send}", size=len(raw))
     out.request, out.reply = trigger, reply
     if reply.error is not None:
-        unreachable = reply.error.startswith("unreachable")
-        state.result.unreachable = state.result.unreachable or unreachable
-        rule = expect_rules.UNREACHABLE if unreachable else timing.NO_ACK
-        state.report(out, rule, Violation((), f"an answer from POST {out.url}", reply.error), trigger)
+        harness.health.judge(state.result, out, trigger, reply, state.where(out, trigger), wanted="an answer")
         return False
     if (reply.status is None or not 200 <= reply.status < 300) and not refusal_expected:
         state.report(out, expect_rules.TRIGGER, Violation((), f"a 2xx answer from POST {out.url}",
@@ -225,19 +226,30 @@ def _nothing_sent(state: Play, step: Step, out: StepResult, asked_at: datetime, 
     return True
 
 
-def _requests(state: Play, step: Step, out: StepResult, asked_at: datetime, window: float) -> list[Received]:
+def _requests(state: Play, step: Step, out: StepResult, asked_at: datetime, window: float,
+              clause: str | None) -> list[Received]:
     """The requests the step asked for: `expect.count` of them (every one within the window for `all`). A
     request carrying another transaction_id is taken, and reported, when nothing else came."""
     harness, result, expect = state.harness, state.result, step.expect
 
     wanted = expect.count
+    # Every one of the harness's BPPs gets a search through its gateway; any other request goes to one BPP.
+    senders = (len(harness.bpps) if step.send == "search" else 1) if wanted is None else None
     deadline = time.monotonic() + window
     while True:  # in slices, to notice a request under another transaction_id without waiting out the window
         got = harness.inbox.collect(result.transaction_id, step.send, asked_at, wanted,
-                                    min(deadline, time.monotonic() + SLICE))
-        if (wanted is not None and len(got) >= wanted) or time.monotonic() >= deadline:
+                                    min(deadline, time.monotonic() + SLICE), senders=senders,
+                                    sender=lambda r: r.party)
+        if ((wanted is not None and len(got) >= wanted) or time.monotonic() >= deadline
+                or (senders is not None and len({r.party for r in got}) >= senders)):
             break
         stray = None if got else harness.inbox.adopt(step.send, asked_at, harness.transactions)
+        if stray is not None and harness.config.drive == "passive" and not state.messages and stray.transaction_id:
+            # A person's app starts its own transaction: the scenario's is the one its first request starts.
+            stray.claimed = False
+            result.transaction_id = state.variables["transaction_id"] = stray.transaction_id
+            harness.transactions.add(stray.transaction_id)
+            continue
         if stray is not None:
             got = [stray]
             state.report(out, transaction.REQUEST_TRANSACTION_ID,
@@ -262,7 +274,7 @@ def _requests(state: Play, step: Step, out: StepResult, asked_at: datetime, wind
                                         result.scenario.id, state.next_seq())
         asked = "" if out.reply is None else f"; the client endpoint had answered {_brief(out.reply.body)}"
         state.report(out, timing.REQUEST_MISSING,
-                     Violation((), f"{step.send} within {window:g} s", f"no request{asked}"), anchor)
+                     Violation((), f"{step.send} within {window:g} s", f"no request{asked}"), anchor, clause=clause)
     elif len(got) < fewest:
         state.report(out, expect_rules.CALLBACK_COUNT,
                      Violation((), f"at least {fewest} × {step.send}", f"{len(got)}"), out.callbacks[0])
@@ -275,6 +287,10 @@ def _exchange(state: Play, step: Step, out: StepResult, request: Received, *, ju
     harness, expect = state.harness, step.expect
     msg = state.message(request)
     answer = request.reply
+    unchecked = next((c for c in request.signatures if c.reason == UNCHECKABLE), None)
+    if unchecked is not None:  # the harness's BPP could not check the BAP's signature: no verdict either way
+        state.result.setup_error = f"the BAP's {step.send} could not be checked: {unchecked.detail}"
+        return None
     if answer is not None and answer.ack == "NACK":
         if not judge:
             return None
@@ -302,6 +318,8 @@ def _exchange(state: Play, step: Step, out: StepResult, request: Received, *, ju
     if reply is None or reply.error is not None:
         state.report(out, timing.NO_ACK, Violation((), f"an ACK from POST {callback.path}",
                                                    reply.error if reply else "no reply"), sent)
+    elif reply.status == 401:
+        state.result.setup_error = harness.signature_refused(callback.path, reply, by="the BAP")
     elif reply.ack != "ACK":
         code = dig(reply.body, "error", "code")
         state.report(out, expect_rules.CALLBACK_NACKED, Violation(

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from conformance import signing
 from conformance.findings import ABSENT
-from conformance.messages import Message, SignatureCheck, dig
+from conformance.messages import UNCHECKABLE, Message, SignatureCheck, dig
 from conformance.network.participant import INVALID_REQUEST, ack, nack
 from conformance.network.registry import RegistryClient
 from conformance.signing import SignatureError
@@ -101,13 +101,21 @@ class Inbox:
                 self._cond.wait(timeout=left)
 
     def collect(self, transaction_id: str, action: str, since: datetime, count: int | None,
-                deadline: float) -> list[Received]:
+                deadline: float, *, senders: int | None = None,
+                sender: Callable[[Received], Any] = lambda r: dig(r.doc, "context", "bpp_id")) -> list[Received]:
         """The unclaimed `action` messages of the transaction that arrived since `since`: the first `count`,
-        as soon as that many are in, or every one by the monotonic deadline when `count` is None."""
+        as soon as that many are in, or (`count` None) every one by the monotonic deadline, or as soon as
+        `senders` different senders have sent one, when the harness knows how many can. A sender is told by
+        `sender` (default context.bpp_id: who answered a search)."""
         def wanted(r: Received) -> bool:
             return r.action == action and not r.claimed and r.received_at >= since
 
-        ready = (lambda msgs: False) if count is None else (lambda msgs: sum(map(wanted, msgs)) >= count)
+        def ready(msgs: list[Received]) -> bool:
+            mine = [r for r in msgs if wanted(r)]
+            if count is not None:
+                return len(mine) >= count
+            return senders is not None and len({sender(r) for r in mine}) >= senders
+
         arrived = [r for r in self.wait(transaction_id, ready, deadline) if wanted(r)]
         return arrived if count is None else arrived[:count]
 
@@ -180,18 +188,24 @@ class Verifier:
             sender = dig(doc, "context", self.sender)
             checks.append(await self._check("Authorization", raw, authorization, sender if isinstance(sender, str) else None))
         gateway = headers.get("x-gateway-authorization")
-        if gateway is not None:
-            checks.append(await self._check("X-Gateway-Authorization", raw, gateway, None))
+        if gateway is not None:  # BECKN-006: the key must be a gateway's (a subscriber of type BG)
+            checks.append(await self._check("X-Gateway-Authorization", raw, gateway, None, role="BG"))
         return tuple(checks)
 
-    async def _check(self, name: str, raw: bytes, header: str | None, sender: str | None) -> SignatureCheck:
+    async def _check(self, name: str, raw: bytes, header: str | None, sender: str | None,
+                     role: str | None = None) -> SignatureCheck:
         assert self._registry is not None
         try:
             params = signing.parse(header)
             try:
-                public = await self._registry.public_key(params.subscriber_id, params.unique_key_id)
-            except (httpx.HTTPError, ValueError) as exc:
-                return SignatureCheck(name, "SIG_KEY_UNKNOWN", f"the registry lookup failed: {exc}")
+                public = await self._registry.public_key(params.subscriber_id, params.unique_key_id, type=role)
+            except (httpx.HTTPError, ValueError) as exc:  # not the sender's fault: the run's set-up reports it
+                return SignatureCheck(name, UNCHECKABLE, f"the registry at {self.registry_url} could not be asked "
+                                                         f"for {params.subscriber_id}|{params.unique_key_id} "
+                                                         f"({type(exc).__name__}: {exc})")
+            if public is None and role is not None:
+                return SignatureCheck(name, "SIG_KEY_UNKNOWN", f"the registry has no key {params.unique_key_id!r} "
+                                                               f"for a {role} named {params.subscriber_id!r}")
             signing.verify(raw, header, lambda s, k: public, skew=self.skew, subscriber_id=sender)
         except SignatureError as exc:
             return SignatureCheck(name, exc.reason, exc.detail)
@@ -232,7 +246,7 @@ class Listener:
         self.inbox.add(Received(received_at, request.url.path, raw, doc, error, headers, checks))
         if error is not None or not isinstance(doc, dict) or not isinstance(doc.get("context"), dict):
             return nack(INVALID_REQUEST, "the body is not a Beckn message ({context, message})")
-        failed = next((c for c in checks if c.reason is not None), None)
+        failed = next((c for c in checks if c.reason not in (None, UNCHECKABLE)), None)
         if failed is not None:
             return nack(INVALID_REQUEST, f"{failed.reason}: {failed.detail}", status=401, realm=self.realm)
         return ack()

@@ -21,7 +21,7 @@ import orjson
 from conformance import signing
 from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Violation
-from conformance.messages import Message, dig
+from conformance.messages import Message, dig, parse_duration
 from conformance.network.participant import join, now_rfc3339
 from conformance.probes import Probe, Sending, encode, for_bap, for_bpp, for_gateway
 from conformance.rules import scenario as expect_rules
@@ -30,7 +30,6 @@ from conformance.rules.registry import Rule
 from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.scenario import DEFAULT_USE_CASE, FIXTURES, Scenario, read_fixture, render
-from conformance.transport import post
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -61,16 +60,18 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
     body = _body(harness, "search", {})
     body["context"]["transaction_id"] = transaction_id
     raw = encode(body)
-    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
-        step = _send(client, result, 1, Sending("search", raw, {"Authorization": signing.sign(raw, harness.key)}),
-                     target)
+    with harness.client() as client:
+        step = _send(harness, client, result, 1,
+                     Sending("search", raw, {"Authorization": signing.sign(raw, harness.key)}), target)
     reply = step.reply
     assert reply is not None
-    window = harness.config.callback_timeout or 5.0
+    window = _wait(harness, body)
     catalog = None
-    if reply.error is None and reply.ack != "ACK":
+    if reply.status == 401:
+        result.setup_error = harness.signature_refused(step.url or target, reply)
+    elif reply.error is None and reply.ack != "ACK":
         _report(result, step, expect_rules.OUTCOME, Violation((), "an ACK for a valid search", reply.describe()))
-    elif not _unanswered(result, step):
+    elif not _unanswered(harness, result, step):
         arrived = harness.inbox.wait(transaction_id, lambda msgs: any(r.action == "on_search" for r in msgs),
                                      time.monotonic() + window)
         catalog = next((r.doc for r in arrived if r.action == "on_search"), None)
@@ -79,7 +80,7 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
     item = dig(provider, "items", 0)
     result.stopped = time.time()
     if not isinstance(provider, dict) or not isinstance(item, dict):
-        if not result.findings:
+        if not result.findings and result.setup_error is None and result.error is None:
             _report(result, step, timing.CALLBACK_MISSING, Violation(
                 (), f"an on_search with a provider and an item within {window:g} s", "none"))
         return None, result
@@ -87,6 +88,15 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
     return {"bpp_id": dig(catalog, "context", "bpp_id"), "bpp_uri": dig(catalog, "context", "bpp_uri"),
             "provider_id": provider.get("id"), "item_id": item.get("id"), "fulfillment_id": fulfillment,
             "order_id": "set-by-the-probe"}, result  # status/cancel/support probes name an unknown order
+
+
+def _wait(harness: "Harness", body: dict[str, Any]) -> float:
+    """How long a set-up request's answer is waited for: its ttl (the spec's bound), capped by
+    --callback-timeout; the wait ends as soon as the answer is in."""
+    ttl = parse_duration(dig(body, "context", "ttl"))
+    seconds = ttl.total_seconds() if ttl is not None else 30.0
+    cap = harness.config.callback_timeout
+    return min(seconds, cap) if cap is not None else seconds
 
 
 def _body(harness: "Harness", action: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -102,24 +112,32 @@ def _play(harness: "Harness", probe: Probe, variables: dict[str, Any], target: s
     result = _result(harness, probe.title, probe.id, f"Probe {probe.id}: {probe.title}.")
     body = _body(harness, probe.action, variables)
     body["context"]["transaction_id"] = result.transaction_id
+    down = harness.health.down_since(target)
+    if down is not None:
+        result.error = f"not run: {target} has not answered since {down}"
+        result.stopped = time.time()
+        harness.progress(result, None)
+        return result
     _send_all(harness, result, probe, probe.build(body, harness.key), target)
     _silence(harness, result, probe, answers_per_request=None if gateway else 1)
     result.stopped = time.time()
-    if result.steps:
-        harness.progress(result, result.steps[-1])
+    harness.progress(result, result.steps[-1] if result.steps else None)
     return result
 
 
 def _send_all(harness: "Harness", result: ScenarioResult, probe: Probe, sendings: list[Sending], target: str) -> None:
     """The probe's sends in order: each set-up one must be ACKed (else the probe proves nothing, and says so);
     the probe itself is judged."""
-    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
+    with harness.client() as client:
         for sending in sendings:
-            step = _send(client, result, len(result.steps) + 1, sending, target)
-            if _unanswered(result, step):
+            step = _send(harness, client, result, len(result.steps) + 1, sending, target)
+            if _unanswered(harness, result, step):
                 return
             if not sending.setup:
                 _judge(result, step, probe)
+            elif step.reply is not None and step.reply.status == 401:
+                result.setup_error = harness.signature_refused(step.url or target, step.reply)
+                return
             elif step.reply is None or step.reply.ack != "ACK":
                 answer = step.reply.describe() if step.reply is not None else "nothing sent"
                 result.error = (f"the valid message probe {probe.id} starts from was not ACKed ({answer}), "
@@ -127,11 +145,12 @@ def _send_all(harness: "Harness", result: ScenarioResult, probe: Probe, sendings
                 return
 
 
-def _send(client: httpx.Client, result: ScenarioResult, n: int, sending: Sending, target: str) -> StepResult:
+def _send(harness: "Harness", client: httpx.Client, result: ScenarioResult, n: int, sending: Sending,
+          target: str) -> StepResult:
     step = StepResult(n, "a valid request the probe needs first" if sending.setup else "the probe", sending.action,
                       time.time(), url=join(target, sending.action))
     result.steps.append(step)
-    step.reply = post(client, step.url or "", sending.raw, sending.headers)
+    step.reply = harness.post(client, step.url or "", sending.raw, sending.headers)
     try:
         doc: Any = orjson.loads(sending.raw)
     except orjson.JSONDecodeError:
@@ -187,21 +206,20 @@ def _claim_all(harness: "Harness", transaction_id: str) -> None:
         received.claimed = True
 
 
-def _unanswered(result: ScenarioResult, step: StepResult) -> bool:
-    """Whether nothing came back (then reported: unreachable, or no answer in time)."""
+def _unanswered(harness: "Harness", result: ScenarioResult, step: StepResult) -> bool:
+    """Whether nothing came back (then reported: no answer in time, unreachable, or a target gone down)."""
     reply = step.reply
     if reply is None or reply.error is None:
         return False
-    result.unreachable = result.unreachable or reply.error.startswith("unreachable")
-    rule = expect_rules.UNREACHABLE if reply.error.startswith("unreachable") else timing.NO_ACK
-    _report(result, step, rule, Violation((), f"an answer from POST {step.url}", reply.error))
+    assert step.request is not None
+    harness.health.judge(result, step, step.request, reply,
+                         f"probe {result.scenario.id} ({step.action}, message_id {step.request.message_id})",
+                         wanted="an answer" if harness.config.role == "bpp" else "an ACK/NACK")
     return True
 
 
 def _report(result: ScenarioResult, step: StepResult, rule: Rule, violation: Violation) -> None:
-    finding = rule.finding(violation, step.request)
-    step.findings.append(finding)
-    result.findings.append(finding)
+    result.report(rule.finding(violation, step.request), step)
 
 
 # ---- probing a BAP: wrong callbacks to its network endpoint -------------------------------------------------
@@ -235,17 +253,21 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
     assert harness.target is not None
     body = render(read_fixture(FIXTURES / DEFAULT_USE_CASE / "requests" / "search.json"), {})
     body["context"].update(transaction_id=result.transaction_id, action="search")
-    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
-        step = _send(client, result, 1, Sending("search", encode(body), {}, setup=True), harness.target)
+    down = harness.health.down_since(harness.target)
+    if down is not None:
+        result.error = f"not run: {harness.target} has not answered since {down}"
+        return None
+    with harness.client() as client:
+        step = _send(harness, client, result, 1, Sending("search", encode(body), {}, setup=True), harness.target)
     reply = step.reply
     assert reply is not None
-    if _unanswered(result, step):
+    if _unanswered(harness, result, step):
         return None
     if reply.status is None or not 200 <= reply.status < 300:
         _report(result, step, expect_rules.TRIGGER, Violation((), f"a 2xx answer from POST {step.url}",
                                                               reply.describe()))
         return None
-    window = harness.config.callback_timeout or 5.0
+    window = _wait(harness, body)
     arrived = harness.inbox.wait(result.transaction_id, lambda msgs: any(r.action == "search" for r in msgs),
                                  time.monotonic() + window)
     request = next((r for r in arrived if r.action == "search" and r.reply is not None and r.reply.ack == "ACK"), None)
@@ -273,8 +295,8 @@ def _play_on_bap(harness: "Harness", probe: Probe) -> ScenarioResult:
         bpp = next(b for b in harness.bpps.values() if b.key.subscriber_id == request.party)
         bap_uri = str(dig(request.doc, "context", "bap_uri"))
         _send_all(harness, result, probe, probe.build(_on_search(harness, request), bpp.key), bap_uri)
-    elif not result.findings:
+    elif not result.findings and result.error is None:
         result.error = f"the BAP did not send the search probe {probe.id} starts from"
     result.stopped = time.time()
-    harness.progress(result, result.steps[-1])
+    harness.progress(result, result.steps[-1] if result.steps else None)
     return result

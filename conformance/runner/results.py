@@ -12,9 +12,10 @@ from conformance.messages import Message
 from conformance.scenario import Scenario
 from conformance.transport import Reply
 
-from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_SETUP, EXIT_UNREACHABLE, EXIT_USAGE
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "RunResult", "ScenarioResult", "StepResult"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "EXIT_UNREACHABLE", "EXIT_USAGE", "RunResult", "ScenarioResult",
+           "StepResult"]
 
 
 @dataclass(slots=True)
@@ -54,8 +55,14 @@ class ScenarioResult:
     unexpected: list[Message] = field(default_factory=list)
     """Messages of this transaction that no step claimed (duplicates, late or unasked-for callbacks)."""
     error: str | None = None
-    """Why the scenario could not go on (a template naming nothing, a value not saved): the scenario's
-    fault, not necessarily the target's."""
+    """Why the scenario could not go on (a template naming nothing, a value not saved, a target already
+    down): not a verdict on the target."""
+    setup_error: str | None = None
+    """Why no verdict is possible because of how the run is set up (the target cannot verify the harness's
+    signature, the registry cannot be reached), naming the fix."""
+    skipped: str | None = None
+    """Why the scenario does not apply to this target or run (it needs a gateway, the target publishes no
+    such offer): reported, never counted either way."""
     unreachable: bool = False
 
     @property
@@ -64,10 +71,26 @@ class ScenarioResult:
 
     @property
     def status(self) -> str:
-        """Allure's vocabulary: passed, failed (the target broke a rule), broken (the run could not finish)."""
+        """Allure's vocabulary: passed; failed (the target broke a rule); broken (no verdict: the run could not
+        finish, or its set-up is wrong); skipped (the scenario does not apply)."""
         if self.errors:
             return "failed"
-        return "broken" if self.error is not None else "passed"
+        if self.error is not None or self.setup_error is not None:
+            return "broken"
+        return "skipped" if self.skipped is not None else "passed"
+
+    @property
+    def why(self) -> str | None:
+        """What the reports say about a scenario that has no verdict: set-up, broken or skipped."""
+        if self.setup_error is not None:
+            return f"set-up: {self.setup_error}"
+        return self.error or (f"skipped: {self.skipped}" if self.skipped is not None else None)
+
+    def report(self, finding: Finding, step: StepResult | None = None) -> None:
+        """Record a finding of the runner's own, on the step it belongs to (None: a message no step expected)."""
+        if step is not None:
+            step.findings.append(finding)
+        self.findings.append(finding)
 
     def step_of(self, finding: Finding) -> StepResult | None:
         return next((s for s in self.steps if any(f is finding for f in s.findings)), None)
@@ -80,13 +103,19 @@ class RunResult:
     stopped: float = 0.0
     scenarios: list[ScenarioResult] = field(default_factory=list)
     strays: list[Message] = field(default_factory=list)
-    """Messages for transactions no scenario started: nothing received is lost."""
+    """Messages for transactions no scenario started, or that came after theirs was judged: nothing received
+    is lost. They are also checked, as the last entry of `scenarios`."""
     settings: dict[str, Any] = field(default_factory=dict)
+    setup_errors: list[str] = field(default_factory=list)
+    """Set-up problems found before any scenario was played (the harness's key is not in the registry)."""
 
     @property
     def exit_code(self) -> int:
-        """3 when the target could not be reached, else 1 when it broke a rule, else 2 when a scenario could
-        not be played to the end (the scenario's fault: it proves nothing about the target), else 0."""
+        """4 when the set-up keeps the run from judging the target; else 3 when the target could not be reached
+        at all; else 1 when it broke a rule; else 2 when a scenario could not be played to the end (it proves
+        nothing about the target); else 0. Skipped scenarios count for nothing."""
+        if self.setup_errors or any(s.setup_error is not None for s in self.scenarios):
+            return EXIT_SETUP
         if any(s.unreachable for s in self.scenarios):
             return EXIT_UNREACHABLE
         if any(s.status == "failed" for s in self.scenarios):

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 import jsonpath
 
+from conformance import offers
 from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Violation
-from conformance.messages import Message, dig
+from conformance.messages import UNCHECKABLE, Message, dig
 from conformance.rules import scenario as expect_rules
 from conformance.rules.registry import Rule
 from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
-from conformance.scenario import Step
+from conformance.scenario import Scenario, Step
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -42,6 +45,8 @@ class Play:
     """id(Received) -> its Message, so that a message is one object wherever it is reported."""
     steps_of: dict[int, StepResult] = field(default_factory=dict)
     """Message seq -> the step it belongs to."""
+    pinned: frozenset[str] = frozenset()
+    """Variables set by whoever runs the scenario (--var, --vars): an offer must agree with them."""
     seq: int = 0
 
     def next_seq(self) -> int:
@@ -57,12 +62,13 @@ class Play:
         return known
 
     def report(self, step: StepResult | None, rule: Rule, violation: Violation, msg: Message,
-               path: str | None = None) -> None:
+               path: str | None = None, clause: str | None = None) -> None:
         """A finding of the runner's own; `step` None for a message no step expected."""
-        finding = rule.finding(violation, msg, path=path)
-        if step is not None:
-            step.findings.append(finding)
-        self.result.findings.append(finding)
+        self.result.report(rule.finding(violation, msg, path=path, clause=clause), step)
+
+    def where(self, step: StepResult, msg: Message) -> str:
+        """A step as a finding elsewhere names it: the scenario, the step and the message it sent."""
+        return f"{self.result.scenario.id} step {step.index} ({step.action}, message_id {msg.message_id})"
 
 
 StepPlayer = Callable[[Play, Step, StepResult, httpx.Client], bool]
@@ -75,7 +81,7 @@ def play_steps(state: Play, play_step: StepPlayer) -> None:
     harness, result = state.harness, state.result
     scenario = result.scenario
     harness.transactions.add(result.transaction_id)
-    with httpx.Client(timeout=httpx.Timeout(harness.config.ack_timeout), trust_env=False) as client:
+    with harness.client() as client:
         for index, step in enumerate(scenario.steps):
             outcome = StepResult(index + 1, step.name, step.send, time.time())
             result.steps.append(outcome)
@@ -90,22 +96,71 @@ def play_steps(state: Play, play_step: StepPlayer) -> None:
                 return
 
 
+def window(state: Play, step: Step, default: float, ttl: timedelta | None) -> tuple[float, str | None]:
+    """How long a step waits for what it expects, and the clause a finding about that wait cites (None: the
+    rule's own, the ttl clause). The request's ttl (`ttl`) is the spec's bound; a step's `within` replaces it
+    for the reason the scenario states; `--callback-timeout` caps either, by the choice of whoever runs."""
+    expect = step.expect
+    if expect.within is not None:
+        seconds = expect.within.total_seconds()
+        clause: str | None = (f"{state.result.scenario.path}:{step.line}: expect.within {seconds:g} s "
+                              f"({expect.reason or 'the scenario gives no reason'})")
+    elif ttl is not None:
+        seconds, clause = ttl.total_seconds(), None
+    else:
+        seconds, clause = default, f"no ttl in the request: the harness waits {default:g} s"
+    cap = state.harness.config.callback_timeout
+    if cap is not None and cap < seconds:
+        seconds, clause = cap, f"the run's --callback-timeout of {cap:g} s (a cap chosen by whoever ran the harness)"
+    return seconds, clause
+
+
 Candidate = tuple[Message, Any]
 """A message a step may read, and the document its JSONPaths are evaluated on."""
 
 
-def choose(state: Play, step: Step, out: StepResult, candidates: list[Candidate]) -> Candidate | None:
-    """The candidate the step's assertions and saves read: the first that fits `choose` (the first of all when
-    there is no `choose`). None, with a finding, when none fits: later steps cannot be played."""
+def pick(state: Play, step: Step, out: StepResult, candidates: list[Candidate],
+         catalog_of: Callable[[Any], Any]) -> Candidate | None:
+    """The candidate the step's assertions and saves read: the one holding the first offer that fits `offer`
+    (its values saved), else the first that fits `choose`, else the first of all. None when none fits: with
+    `offer` the scenario does not apply to this target (skipped, saying why; broken when the offer was pinned by
+    whoever runs the scenario), with `choose` it is a finding. `catalog_of` finds the on_search in a candidate's
+    document."""
+    if step.offer is not None:
+        return _offer(state, step, candidates, catalog_of)
     if step.choose is None:
         return candidates[0]
     fits = [c for c in candidates if step.choose.failure(c[1], state.variables) is None]
     if not fits:
         state.report(out, expect_rules.ASSERTION,
                      Violation((), f"a {candidates[0][0].action} where {step.choose.describe(state.variables)}",
-                               f"none of {len(candidates)}"), candidates[0][0], path=step.choose.path)
+                               f"none of {len(candidates)}"), candidates[0][0], path=step.choose.where(state.variables),
+                     clause=step.choose.clause)
         return None
     return fits[0]
+
+
+def _offer(state: Play, step: Step, candidates: list[Candidate], catalog_of: Callable[[Any], Any]) -> Candidate | None:
+    assert step.offer is not None
+    pinned = {name: state.variables[name] for name in step.offer.save if name in state.pinned}
+    seen = 0
+    for candidate in candidates:
+        for view in offers.views(catalog_of(candidate[1])):
+            seen += 1
+            if any(a.failure(view, state.variables) is not None for a in step.offer.where):
+                continue
+            found = {name: jsonpath.findall(query, view) for name, query in step.offer.save.items()}
+            if all(found.values()) and all(found[name][0] == value for name, value in pinned.items()):
+                state.variables.update({name: values[0] for name, values in found.items()})
+                return candidate
+    wanted = " and ".join(a.describe(state.variables) for a in step.offer.where) or "any offer"
+    where = f"{seen} offer(s) in {len(candidates)} catalog(s)"
+    if pinned:
+        state.result.error = (f"no offer where {wanted} has the pinned {', '.join(f'{k}={v!r}' for k, v in pinned.items())} "
+                              f"({where}): pin values the target publishes, or drop the pin")
+    else:
+        state.result.skipped = f"the target publishes no offer where {wanted} ({where})"
+    return None
 
 
 def assert_and_save(state: Play, step: Step, out: StepResult, msg: Message, doc: Any) -> bool:
@@ -116,7 +171,7 @@ def assert_and_save(state: Play, step: Step, out: StepResult, msg: Message, doc:
         if failed is not None:
             state.report(out, expect_rules.ASSERTION, Violation((), failed[0], failed[1],
                                                                f"satisfy {assertion.describe(state.variables)}"),
-                         msg, path=assertion.path)
+                         msg, path=assertion.where(state.variables), clause=assertion.clause)
     for name, query in step.save.items():
         values = jsonpath.findall(query, doc)
         if not values:
@@ -141,6 +196,10 @@ def close(state: Play, sent_by_harness: Callable[[], list[Message]]) -> None:
     leftovers = [state.message(r) for r in received if id(r) not in state.messages]
     result.unexpected = leftovers
     transcript = sorted({id(m): m for m in sent + [state.message(r) for r in received]}.values(), key=lambda m: m.seq)
+    unchecked = [c.detail for m in transcript for c in m.signatures if c.reason == UNCHECKABLE]
+    if unchecked and result.setup_error is None:
+        result.setup_error = (f"{len(unchecked)} signature(s) could not be checked: {unchecked[0]}. Check --registry "
+                              "(and --registry-type) and that the registry is up")
     report = harness.engine.check(transcript)
     by_seq = {m.seq: m for m in transcript}
     for finding in report.findings:
@@ -158,3 +217,25 @@ def close(state: Play, sent_by_harness: Callable[[], list[Message]]) -> None:
         state.report(None, rule, Violation((), "no such message", msg.action or "a message"), msg)
     step_order = {id(f): s.index for s in result.steps for f in s.findings}
     result.findings.sort(key=lambda f: step_order.get(id(f), len(result.steps) + 1))
+
+
+def unsolicited(harness: "Harness", strays: list[Received]) -> ScenarioResult | None:
+    """What the target sent that no scenario took, judged as a report entry of its own: a message for a
+    transaction the harness never started goes through the catalogue (a callback there is TXN_ORPHAN_CALLBACK,
+    an error against its sender); one that came after its scenario was judged is a warning (RUN_UNCLAIMED)."""
+    if not strays:
+        return None
+    result = ScenarioResult(Scenario(name="Messages for no scenario", path=Path("run") / "unsolicited-messages",
+                                     steps=(), description="What the target sent that no scenario asked for.",
+                                     tags=("unsolicited",), role=harness.config.role), "", time.time())
+    state = Play(harness, result, {})
+    orphans = [state.message(r) for r in strays if r.transaction_id not in harness.transactions]
+    late = [state.message(r) for r in strays if r.transaction_id in harness.transactions]
+    for finding in harness.engine.check(orphans).findings:
+        result.report(finding)
+    for msg in late:
+        state.report(None, expect_rules.UNCLAIMED, Violation(
+            (), "no such message", f"{msg.action or 'a message'} after its scenario was judged"), msg)
+    result.unexpected = orphans + late
+    result.stopped = time.time()
+    return result
