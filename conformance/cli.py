@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="make a participant misbehave (see --list-faults); repeatable")
     sandbox.add_argument("--latency", type=float, help="seconds each BPP waits before a callback")
     sandbox.add_argument("--skew", type=int, help="seconds of clock skew allowed on signatures (default 5)")
+    sandbox.add_argument("--registry-type", choices=["beckn", "dedi"],
+                         help="how the participants look keys up: beckn (POST /lookup, the default) or dedi (GET "
+                              "/lookup/{subscriber_id}/{name}/{key_id}); the registry answers both ways")
+    sandbox.add_argument("--registry-name", metavar="NAME",
+                         help="the registry's DeDi name, which the participants ask under (default deg-sandbox)")
     sandbox.add_argument("--list-faults", action="store_true", help="print the fault switches and exit")
 
     run = sub.add_parser("run", help="play scenarios live against a target (default: the reference network)",
@@ -242,6 +247,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         return EXIT_OK
     faults = _faults(args.fault)
     overrides = {"host": args.host, "port": args.port, "latency": args.latency, "skew": args.skew,
+                 "registry_type": args.registry_type, "registry_name": args.registry_name,
                  "catalogs": tuple(args.catalog) if args.catalog else None}
     config = NetworkConfig.from_file(args.config, **overrides) if args.config else NetworkConfig(
         **{k: v for k, v in overrides.items() if v is not None})
@@ -254,6 +260,9 @@ def _sandbox(args: argparse.Namespace) -> int:
         print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
         for e in network.endpoints():
             print(f"{e.name:22} {e.role:10} {e.subscriber_id:40} {e.url:46} {e.public_key}")
+        print(f"registry {config.registry_name}: Beckn POST {network.registry_url}/lookup and DeDi GET "
+              f"{network.registry_url}/lookup/{{subscriber_id}}/{config.registry_name}/{{key_id}}; the participants "
+              f"look keys up the {config.registry_type} way", file=sys.stderr)
         for participant, chosen in sorted(config.faults.items()):
             print(f"fault: {participant} {', '.join(sorted(chosen))}")
         print("Ctrl-C stops the network.", flush=True)

@@ -27,7 +27,7 @@ from conformance.engine import Engine
 from conformance.errors import ConfigError
 from conformance.network import Network, NetworkConfig
 from conformance.network.participant import join
-from conformance.network.registry import RegistryClient, Subscriber
+from conformance.network.registry import Subscriber, registry_client
 from conformance.network.sandbox import CATALOGS, load_catalog
 from conformance.runner import bap, bpp, probe
 from conformance.runner.listener import SIGNATURE_MODES, Inbox, Listener, Verifier
@@ -192,7 +192,7 @@ class Harness:
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
-                registry = RegistryClient(registry_url, http)
+                registry = registry_client(registry_url, http)
                 for participant in self.bpps.values():
                     participant.attach(http, registry)
                 verifier.attach(http)

@@ -25,7 +25,7 @@ from conformance import signing
 from conformance.findings import ABSENT
 from conformance.messages import Message, SignatureCheck, dig
 from conformance.network.participant import INVALID_REQUEST, ack, nack
-from conformance.network.registry import RegistryClient
+from conformance.network.registry import RegistryClient, registry_client
 from conformance.signing import SignatureError
 from conformance.transport import Reply
 
@@ -169,7 +169,7 @@ class Verifier:
 
     def attach(self, http: httpx.AsyncClient) -> None:
         if self.registry_url is not None:
-            self._registry = RegistryClient(self.registry_url, http)
+            self._registry = registry_client(self.registry_url, http)
 
     async def verify(self, raw: bytes, doc: Any, headers: dict[str, str]) -> tuple[SignatureCheck, ...]:
         if self.mode == "off" or self._registry is None:
