@@ -112,6 +112,12 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway", metavar="URL", help="a gateway: searches go there, later requests to the "
                                                          "chosen BPP's bpp_uri")
     parser.add_argument("--registry", metavar="URL", help="the registry to look signing keys up in")
+    parser.add_argument("--registry-type", choices=["beckn", "dedi"], default="beckn",
+                        help="how keys are looked up there: beckn (POST /lookup, the default) or dedi (GET "
+                             "/lookup/{subscriber_id}/{name}/{key_id}, as the DEG sandbox's registry answers)")
+    parser.add_argument("--registry-name", metavar="NAME",
+                        help="with --registry-type dedi: the registry name to look keys up under (default "
+                             "subscribers.beckn.one, every registry)")
     parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
                         help="where the harness listens: for callbacks as BAP, as its BPPs as BPP "
                              "(default 127.0.0.1, a free port)")
@@ -193,6 +199,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     config = RunConfig(
         role=args.role, drive=args.drive, catalogs=tuple(args.catalog),
         target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
+        registry_type=args.registry_type, registry_name=args.registry_name,
         callback_url=args.callback_url, subscriber_id=args.subscriber_id, key_id=args.key_id,
         private_key=load_key_file(args.key_file) if args.key_file else None, signatures=args.signatures,
         ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout, concurrency=args.concurrency,

@@ -1,5 +1,6 @@
 """The DeDi registry, as the DEG sandbox runs it: the reference registry's lookup by path, the DeDi client (and
-the contract it shares with the Beckn one), and a reference network whose participants look keys up that way."""
+the contract it shares with the Beckn one), a reference network whose participants look keys up that way, and
+the harness told to (`--registry-type dedi`)."""
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,9 @@ from conformance.network.registry import (
     WILDCARD, BecknRegistryClient, DediRegistryClient, ListingUnsupported, Registry, RegistryClient, Subscriber,
     registry_client)
 from conformance.pytest_plugin import NetworkFactory
+from conformance.runner import RunConfig
 from conformance.signing import KeyPair
-from tests._live import closed_port_url, serve
+from tests._live import SHIPPED, closed_port_url, serve
 from tests.conftest import FIXTURES
 
 BPP = "sf-grid-loadflex"
@@ -301,7 +303,7 @@ def test_a_beckn_network_answers_a_dedi_lookup_but_its_participants_post(deg_net
     assert response.json()["data"]["details"]["signing_public_key"] == bap.public_key
 
 
-# ---- configuring it: the sandbox's YAML file and flags -------------------------------------------------------------
+# ---- configuring it: the sandbox's YAML file and flags, the harness's run ------------------------------------------
 
 def test_the_sandbox_configuration_file_sets_the_registry_type_and_name(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.yaml"
@@ -334,3 +336,30 @@ def test_sandbox_registry_flags_reach_the_network(monkeypatch: pytest.MonkeyPatc
     assert "/registry/lookup/{subscriber_id}/deg-test/{key_id}; the participants look keys up the dedi way" in err
     assert main(["sandbox"]) == 0
     assert "the participants look keys up the beckn way" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"registry_type": "ldap"}, "registry type 'ldap' is not one of beckn, dedi"),
+    ({"registry_name": "deg-sandbox"}, "registry-name names a DeDi registry: add --registry-type dedi"),
+    ({"registry_type": "dedi", "registry_name": ""}, "registry name '' is not usable"),
+])
+def test_a_run_refuses_registry_settings_no_lookup_could_use(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**settings)
+    assert RunConfig(registry_type="dedi", registry_name="deg-sandbox").registry_name == "deg-sandbox"
+
+
+@pytest.mark.parametrize("name, code, finding", [("deg-sandbox", 0, None), (WILDCARD, 0, None),
+                                                 ("elsewhere", 1, "SIG_KEY_UNKNOWN")])
+def test_a_run_verifies_callbacks_through_the_dedi_lookup(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                          name: str, code: int, finding: str | None) -> None:
+    assert main(["run", str(SHIPPED / "manual-optin-sf-grid.yaml"), "--registry-type", "dedi", "--registry-name",
+                 name, "--callback-timeout", "1.5", "--report-dir", str(tmp_path)]) == code
+    out = capsys.readouterr().out
+    assert (finding in out) if finding else "1 passed" in out
+
+
+def test_a_bpp_role_run_with_dedi_lookups_passes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["run", "--role", "bpp", str(SHIPPED / "bpp-role" / "manual-optin-sf-grid.yaml"),
+                 "--registry-type", "dedi", "--callback-timeout", "1.5", "--report-dir", str(tmp_path)]) == 0
+    assert "1 passed" in capsys.readouterr().out

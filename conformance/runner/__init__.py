@@ -27,7 +27,7 @@ from conformance.engine import Engine
 from conformance.errors import ConfigError
 from conformance.network import Network, NetworkConfig
 from conformance.network.participant import join
-from conformance.network.registry import Subscriber, registry_client
+from conformance.network.registry import Subscriber, check_registry_settings, registry_client
 from conformance.network.sandbox import CATALOGS, load_catalog
 from conformance.runner import bap, bpp, probe
 from conformance.runner.listener import SIGNATURE_MODES, Inbox, Listener, Verifier
@@ -64,6 +64,10 @@ class RunConfig:
     """A gateway's base URL: searches go there, later requests to the chosen BPP's bpp_uri."""
     registry: str | None = None
     """Where signing keys are looked up; without one, callbacks' signatures cannot be verified."""
+    registry_type: str = "beckn"
+    """How: beckn (POST /lookup) or dedi (GET /lookup/{subscriber_id}/{registry_name}/{key_id})."""
+    registry_name: str | None = None
+    """The DeDi registry name to look keys up under (default the wildcard, subscribers.beckn.one)."""
     listen: str = "127.0.0.1:0"
     callback_url: str | None = None
     """Where the target reaches the harness: its bap_uri as BAP, the base of its BPPs' URLs as BPP (behind a
@@ -94,6 +98,9 @@ class RunConfig:
             raise ConfigError(f"signatures must be one of {', '.join(SIGNATURE_MODES)}, not {self.signatures!r}")
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
+        check_registry_settings(self.registry_type, self.registry_name)
+        if self.registry_name is not None and self.registry_type != "dedi":
+            raise ConfigError("registry-name names a DeDi registry: add --registry-type dedi, or drop the name")
         if self.drive == "passive" and self.concurrency > 1:
             raise ConfigError("passive drive plays one scenario at a time: a person acts on each prompt (drop -n)")
         # A negative or infinite wait is a traceback deep in the socket layer, or a hang: refuse it here.
@@ -163,7 +170,9 @@ class Harness:
             self.network = Network(self.config.network or NetworkConfig()).start()
             self.gateway, self.registry = self.network.gateway_url, self.network.registry_url
         listener = Listener(self.inbox, Verifier(self.registry, signatures=self.config.signatures,
-                                                 skew=self.config.skew), realm=self.key.subscriber_id)
+                                                 skew=self.config.skew, registry_type=self.config.registry_type,
+                                                 registry_name=self.config.registry_name),
+                            realm=self.key.subscriber_id)
         self._server.start(listener.app())
         if self.network is not None:
             self.network.registry.subscribers.append(Subscriber.for_key(
@@ -178,7 +187,8 @@ class Harness:
         self.gateway = self.network.gateway_url
         self.registry = self.registry or self.network.registry_url
         self.target = self.target or self.network.bap_client_url
-        verifier = Verifier(self.registry, signatures=self.config.signatures, skew=self.config.skew, sender="bap_id")
+        verifier = Verifier(self.registry, signatures=self.config.signatures, skew=self.config.skew, sender="bap_id",
+                            registry_type=self.config.registry_type, registry_name=self.config.registry_name)
         engine = Engine()  # the BPPs' own admission checks run in the server's thread, apart from the run's engine
         for path in self.config.catalogs or tuple(sorted(CATALOGS.glob("*.json"))):
             key = self._bpp_key(path.stem)
@@ -192,7 +202,8 @@ class Harness:
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
-                registry = registry_client(registry_url, http)
+                # The reference registry started here answers the wildcard, whatever name --registry's has.
+                registry = registry_client(registry_url, http, kind=self.config.registry_type)
                 for participant in self.bpps.values():
                     participant.attach(http, registry)
                 verifier.attach(http)
