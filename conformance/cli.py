@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "code for a BPP; HTTP 401 with WWW-Authenticate for signatures) and sends no "
                                        "callback. Same flags, reports and exit codes as run.")
     _live_options(probe)
+    _keys_commands(sub)
     return parser
 
 
@@ -143,6 +144,46 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
                         help="scenarios played at once (default 1)")
     _schema_options(parser)
+
+
+def _keys_commands(sub: Any) -> None:
+    """`keys new|show|subscribe`: the harness's signing key, and the registry entry that publishes it."""
+    keys = sub.add_parser("keys", help="make a signing key and the registry entry that publishes it",
+                          description="Make the harness's identity on a network: an Ed25519 key in a file (what "
+                                      "--key-file reads) and the registry entry to publish, as a Beckn /subscribe "
+                                      "body and as a DeDi record's details.")
+    what = keys.add_subparsers(dest="keys_command", required=True)
+    new = what.add_parser("new", help="generate a key, write it to --out, print the entry to publish")
+    new.add_argument("--out", type=Path, required=True, metavar="FILE",
+                     help="where the private key goes (created with mode 0600; never printed)")
+    new.add_argument("--force", action="store_true", help="replace --out if it exists (its key is then lost)")
+    _entry_options(new, required=False)
+    show = what.add_parser("show", help="print the public key and the entry to publish of an existing key file")
+    show.add_argument("--key-file", type=Path, required=True, metavar="FILE", help="the base64 private key")
+    _entry_options(show, required=False)
+    subscribe = what.add_parser("subscribe", help="register the entry in a Beckn registry (POST {registry}/subscribe)")
+    subscribe.add_argument("--registry", required=True, metavar="URL", help="the registry's base URL")
+    subscribe.add_argument("--key-file", type=Path, required=True, metavar="FILE", help="the base64 private key")
+    _entry_options(subscribe, required=True)
+
+
+def _entry_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """Whose key it is, as the registry entry says; `subscribe` needs every part, `new` and `show` fill in the
+    harness's defaults."""
+    def default(value: str) -> str:
+        return "" if required else f" (default {value})"
+
+    parser.add_argument("--subscriber-id", required=required, default="deg-conformance.local",
+                        help=f"the subscriber id{default('deg-conformance.local')}")
+    parser.add_argument("--key-id", required=required, default="deg-conformance-key-1",
+                        help=f"the unique key id{default('deg-conformance-key-1')}")
+    parser.add_argument("--url", required=required, metavar="URL",
+                        help="the subscriber's URL: the harness's --callback-url as BAP, a BPP's base URL")
+    parser.add_argument("--type", required=required, default="BAP", choices=["BAP", "BPP", "BG"],
+                        help=f"the subscriber's role{default('BAP')}")
+    parser.add_argument("--domain", required=required, default="flexibility",
+                        help=f"the network domain{default('flexibility')}")
+    parser.add_argument("--city", metavar="CODE", help="the city code the subscriber serves, e.g. std:080")
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -244,6 +285,27 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     return result.exit_code
 
 
+def _keys(args: argparse.Namespace) -> int:
+    # Imported here: keys pulls in the runner and the network stack, which validate and rules do not need.
+    from conformance import keys
+
+    if args.keys_command == "new":
+        key = keys.new_key_file(args.out, args.subscriber_id, args.key_id, force=args.force)
+        print(f"wrote the private key to {args.out} (mode 0600)", file=sys.stderr)
+    else:
+        key = keys.read_key_file(args.key_file, args.subscriber_id, args.key_id)
+    published = keys.publication(keys.entry(key, url=args.url, type=args.type, domain=args.domain, city=args.city))
+    if args.keys_command == "subscribe":
+        status, answer = keys.subscribe(args.registry, published["beckn_subscribe"])
+        print(f"{args.registry.rstrip('/')}/subscribe answered HTTP {status}", file=sys.stderr)
+        print(answer if isinstance(answer, str) else orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return EXIT_OK
+    print(orjson.dumps(published, option=orjson.OPT_INDENT_2).decode())
+    print("publish it: `deg-conformance keys subscribe` for a Beckn registry; a DeDi registry through its own "
+          f"publishing API{'' if args.url else ', after adding the subscriber URL (--url)'}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
     from conformance.network import FAULTS, Network, NetworkConfig
@@ -300,6 +362,8 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"deg-conformance: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
+        if args.command == "keys":
+            return _keys(args)
         engine = _engine(args)
         if args.command in ("run", "probe"):
             return _run(args, engine)
