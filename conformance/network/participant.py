@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -69,7 +68,7 @@ log = logging.getLogger("conformance.network")
 
 
 def now_rfc3339() -> str:
-    return format_timestamp(datetime.now(timezone.utc))
+    return format_timestamp()
 
 
 def ack() -> JSONResponse:

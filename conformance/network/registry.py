@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -43,10 +42,6 @@ def check_registry_settings(kind: str, name: str | None) -> None:
                           f"without '/', e.g. {WILDCARD}")
 
 
-def _now() -> str:
-    return format_timestamp(datetime.now(timezone.utc))
-
-
 @dataclass(frozen=True, kw_only=True)
 class Subscriber:
     """A registry entry: one subscriber and one of its keys."""
@@ -60,8 +55,8 @@ class Subscriber:
     signing_public_key: str
     city: str | None = None
     country: str | None = None
-    created_at: str = field(default_factory=_now)
-    updated_at: str = field(default_factory=_now)
+    created_at: str = field(default_factory=format_timestamp)
+    updated_at: str = field(default_factory=format_timestamp)
     """When the entry was first registered and last changed (a rotated key), as a DeDi record tells."""
 
     def location(self) -> dict[str, Any]:
