@@ -178,7 +178,9 @@ def answering(status: int, body: bytes, media_type: str = "application/json") ->
     (500, b'{"error": "down"}', httpx.HTTPStatusError),
     (503, b"<html>maintenance</html>", httpx.HTTPStatusError),
     (200, b"<html>a login page</html>", ValueError),
-    (200, b'{"data": {"details": {"subscriber_id": "alice.example.com"}}}', ValueError),  # no key in it
+    (200, b'{"data": {"details": {"subscriber_id": "alice.example.com"}}}', ValueError),  # DeDi: no key in it
+    (200, b'[{"subscriber_id": "alice.example.com"}]', ValueError),  # Beckn: no key in it
+    (200, b'["alice.example.com"]', ValueError),
 ])
 def test_a_registry_that_answers_nonsense_raises_for_either_kind(
         kind: str, status: int, body: bytes, error: type[Exception]) -> None:

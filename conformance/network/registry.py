@@ -216,10 +216,12 @@ class RegistryClient(ABC):
         cache_key = (subscriber_id, key_id, type)
         if refresh or cache_key not in self._keys:
             found = await self.entry(subscriber_id, key_id, type=type)
-            key = found.get("signing_public_key") if found is not None else None
-            if not isinstance(key, str):
+            if found is None:
                 self._keys.pop(cache_key, None)
                 return None
+            key = found.get("signing_public_key")
+            if not isinstance(key, str):
+                raise ValueError(f"the registry's entry for {subscriber_id}|{key_id} has no signing_public_key")
             self._keys[cache_key] = key
         return self._keys[cache_key]
 
@@ -241,7 +243,9 @@ class BecknRegistryClient(RegistryClient):
 
     async def entry(self, subscriber_id: str, key_id: str, *, type: str | None = None) -> dict[str, Any] | None:
         found = await self.find(subscriber_id=subscriber_id, key_id=key_id, type=type)
-        return found[0] if found and isinstance(found[0], dict) else None
+        if found and not isinstance(found[0], dict):
+            raise ValueError("the registry's /lookup answered with a list of something other than subscriptions")
+        return found[0] if found else None
 
     async def find(self, **query: Any) -> list[dict[str, Any]]:
         """Entries matching every given field; a field given as None is left out, an empty string is not."""
@@ -274,8 +278,8 @@ class DediRegistryClient(RegistryClient):
             raise httpx.HTTPStatusError(f"the DeDi lookup answered HTTP {response.status_code}",
                                         request=response.request, response=response)
         details = dig(response.json(), "data", "details")
-        if not isinstance(details, dict) or not isinstance(details.get("signing_public_key"), str):
-            raise ValueError("the DeDi lookup answered without data.details.signing_public_key")
+        if not isinstance(details, dict):
+            raise ValueError("the DeDi lookup answered without a data.details object")
         if type is not None and details.get("type") != type:
             return None
         return {**details, "key_id": key_id}
