@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import json
 import stat
-import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from conformance import signing
 from conformance.cli import main
 from conformance.messages import parse_timestamp
 from conformance.network import Network, NetworkConfig, start
-from conformance.network.participant import now_rfc3339
 from conformance.runner import load_key_file
 from conformance.signing import KeyPair
-from tests._live import closed_port_url, serve
-from tests.conftest import FIXTURES
+from tests._live import closed_port_url, serve, signed_search
 
 Capture = pytest.CaptureFixture[str]
 BPP = "sf-grid-loadflex"
@@ -152,17 +147,6 @@ def network() -> Iterator[Network]:
         yield net
 
 
-def search_signed_by(net: Network, key: KeyPair) -> httpx.Response:
-    """A search from `key`'s subscriber straight to a reference BPP, signed with that key."""
-    body: dict[str, Any] = json.loads((FIXTURES / "conformant-transaction" / "01-search.json").read_text())
-    body["context"].update({"bap_id": key.subscriber_id, "bap_uri": closed_port_url(),
-                            "transaction_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4()),
-                            "timestamp": now_rfc3339()})
-    raw = json.dumps(body).encode()
-    return httpx.post(f"{net.bpps[BPP].url}/search", content=raw, timeout=5,
-                      headers={"Content-Type": "application/json", "Authorization": signing.sign(raw, key)})
-
-
 def subscribe_args(registry: str, key_file: Path, subscriber_id: str = "newcomer.example.com") -> list[str]:
     return ["subscribe", "--registry", registry, "--key-file", str(key_file), "--subscriber-id", subscriber_id,
             "--key-id", "newcomer-key-1", "--url", "https://newcomer.example.com/beckn", "--type", "BAP",
@@ -174,7 +158,7 @@ def test_keys_subscribe_makes_the_network_accept_what_the_key_signs(capsys: Capt
     path = tmp_path / "newcomer.key"
     assert keys(capsys, "new", "--out", str(path))[0] == 0
     key = KeyPair.from_private_key("newcomer.example.com", "newcomer-key-1", load_key_file(path))
-    before = search_signed_by(network, key)
+    before = signed_search(network, key, BPP)
     assert before.status_code == 401 and before.json()["error"]["message"].startswith("SIG_KEY_UNKNOWN")
 
     code, out, err = keys(capsys, *subscribe_args(network.registry_url, path))
@@ -183,7 +167,7 @@ def test_keys_subscribe_makes_the_network_accept_what_the_key_signs(capsys: Capt
     assert f"{network.registry_url}/subscribe answered HTTP 200" in err
     entry = next(s for s in network.registry.subscribers if s.subscriber_id == "newcomer.example.com")
     assert (entry.key_id, entry.signing_public_key, entry.type) == ("newcomer-key-1", key.public_key, "BAP")
-    assert search_signed_by(network, key).json() == ACK
+    assert signed_search(network, key, BPP).json() == ACK
 
 
 def test_keys_subscribe_needs_every_part_of_the_entry(capsys: Capture, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import time
 import types
-import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
@@ -19,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from conformance import ConfigError, signing
+from conformance import ConfigError
 from conformance.cli import main
 from conformance.messages import parse_timestamp
 from conformance.network import Network, NetworkConfig, start
@@ -30,7 +29,7 @@ from conformance.network.registry import (
 from conformance.pytest_plugin import NetworkFactory
 from conformance.runner import RunConfig
 from conformance.signing import KeyPair
-from tests._live import SHIPPED, closed_port_url, serve
+from tests._live import SHIPPED, closed_port_url, serve, signed_search
 from tests.conftest import FIXTURES
 
 BPP = "sf-grid-loadflex"
@@ -261,22 +260,10 @@ def test_a_dedi_network_plays_search_through_the_gateway_and_init(dedi_network: 
     assert len(inbox(net, txn, "on_init", 1)) == 1
 
 
-def signed_search(net: Network, key: KeyPair, *, gateway_key: KeyPair | None = None) -> httpx.Response:
-    """A search signed by `key` in the BAP's name (and by `gateway_key` as a relaying gateway), straight to a BPP."""
-    body: dict[str, Any] = json.loads((FIXTURES / "conformant-transaction" / "01-search.json").read_text())
-    body["context"].update({"bap_id": key.subscriber_id, "bap_uri": net.bap_url, "transaction_id": str(uuid.uuid4()),
-                            "message_id": str(uuid.uuid4()), "timestamp": now_rfc3339()})
-    raw = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Authorization": signing.sign(raw, key)}
-    if gateway_key is not None:
-        headers["X-Gateway-Authorization"] = signing.sign(raw, gateway_key)
-    return httpx.post(f"{net.bpps[BPP].url}/search", content=raw, headers=headers, timeout=5)
-
-
 def test_a_dedi_network_checks_that_a_gateway_signature_is_a_bgs(dedi_network: Network) -> None:
     net = dedi_network
-    assert signed_search(net, net.bap.key, gateway_key=net.gateway.key).json() == ACK
-    refused = signed_search(net, net.bap.key, gateway_key=net.bap.key)  # registered, but as a BAP
+    assert signed_search(net, net.bap.key, BPP, gateway_key=net.gateway.key).json() == ACK
+    refused = signed_search(net, net.bap.key, BPP, gateway_key=net.bap.key)  # registered, but as a BAP
     assert refused.status_code == 401 and "Proxy-Authenticate" in refused.headers
     assert refused.json()["error"]["message"].startswith(
         "SIG_KEY_UNKNOWN: the registry has no key 'bap-key-1' for a BG named 'bap.deg-sandbox.local'")
@@ -288,11 +275,11 @@ def test_a_dedi_networks_lookups_go_through_the_dedi_path(deg_network_factory: N
     first, second = (KeyPair.generate(f"{n}.example.com", f"{n}-key-1") for n in ("first", "second"))
     for key in (first, second):
         net.registry.subscribe(Subscriber.for_key(key, url="https://x.example.com", type="BAP", domain="flexibility"))
-    assert signed_search(net, first).json() == ACK
+    assert signed_search(net, first, BPP).json() == ACK
     registry = net.bpps[BPP].registry
     assert isinstance(registry, DediRegistryClient)
     registry.name = "elsewhere"
-    refused = signed_search(net, second)
+    refused = signed_search(net, second, BPP)
     assert refused.status_code == 401
     assert refused.json()["error"]["message"].startswith("SIG_KEY_UNKNOWN")
 
