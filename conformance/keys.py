@@ -43,14 +43,14 @@ def new_key_file(path: Path, subscriber_id: str, key_id: str, *, force: bool = F
         if force and (path.is_symlink() or path.exists()):
             path.unlink()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)  # a umask cannot widen 0600, but a stricter one must not lock the owner out
+            out.write(text)
     except FileExistsError:
         raise ConfigError(f"--out {path}: the file exists; pass --force to replace it (the key in it is then lost)"
                           ) from None
     except OSError as exc:
         raise ConfigError(f"--out {path}: cannot write: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        os.fchmod(out.fileno(), 0o600)  # the umask cannot widen 0600, but a stricter one must not lock the owner out
-        out.write(text)
     return key
 
 
@@ -68,10 +68,10 @@ def entry(key: KeyPair, *, url: str | None, type: str, domain: str, city: str | 
     return Subscriber.for_key(key, url=url or "", type=type, domain=domain, city=city)
 
 
-def publication(subscriber: Subscriber, *, now: datetime | None = None) -> dict[str, Any]:
-    """What to publish for an entry: its public key, the Beckn `/subscribe` body, and the DeDi record's
-    `details`, valid from `now` for VALIDITY."""
-    start = now or datetime.now(timezone.utc)
+def publication(subscriber: Subscriber) -> dict[str, Any]:
+    """What to publish for an entry: its public key, the Beckn `/subscribe` body (valid from now for VALIDITY),
+    and the DeDi record's `details`."""
+    start = datetime.now(timezone.utc)
     url = subscriber.url or None
     return {"subscriber_id": subscriber.subscriber_id, "key_id": subscriber.key_id,
             "signing_public_key": subscriber.signing_public_key,
