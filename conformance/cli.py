@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="make a participant misbehave (see --list-faults); repeatable")
     sandbox.add_argument("--latency", type=float, help="seconds each BPP waits before a callback")
     sandbox.add_argument("--skew", type=int, help="seconds of clock skew allowed on signatures (default 5)")
+    sandbox.add_argument("--registry-type", choices=["beckn", "dedi"],
+                         help="how the participants look keys up: beckn (POST /lookup, the default) or dedi (GET "
+                              "/lookup/{subscriber_id}/{name}/{key_id}); the registry answers both ways")
+    sandbox.add_argument("--registry-name", metavar="NAME",
+                         help="the registry's DeDi name, which the participants ask under (default deg-sandbox)")
     sandbox.add_argument("--list-faults", action="store_true", help="print the fault switches and exit")
 
     run = sub.add_parser("run", help="play scenarios live against a target (default: the reference network)",
@@ -93,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "code for a BPP; HTTP 401 with WWW-Authenticate for signatures) and sends no "
                                        "callback. Same flags, reports and exit codes as run.")
     _live_options(probe)
+    _keys_commands(sub)
     return parser
 
 
@@ -111,6 +117,12 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway", metavar="URL", help="a gateway: searches go there, later requests to the "
                                                          "chosen BPP's bpp_uri")
     parser.add_argument("--registry", metavar="URL", help="the registry to look signing keys up in")
+    parser.add_argument("--registry-type", choices=["beckn", "dedi"], default="beckn",
+                        help="how keys are looked up there: beckn (POST /lookup, the default) or dedi (GET "
+                             "/lookup/{subscriber_id}/{name}/{key_id}, as the DEG sandbox's registry answers)")
+    parser.add_argument("--registry-name", metavar="NAME",
+                        help="with --registry-type dedi: the registry name to look keys up under (default "
+                             "subscribers.beckn.one, every registry)")
     parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
                         help="where the harness listens: for callbacks as BAP, as its BPPs as BPP "
                              "(default 127.0.0.1, a free port)")
@@ -141,6 +153,46 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vars", type=Path, metavar="FILE",
                         help="a YAML file of NAME: VALUE pairs, as --var (which wins)")
     _schema_options(parser)
+
+
+def _keys_commands(sub: Any) -> None:
+    """`keys new|show|subscribe`: the harness's signing key, and the registry entry that publishes it."""
+    keys = sub.add_parser("keys", help="make a signing key and the registry entry that publishes it",
+                          description="Make the harness's identity on a network: an Ed25519 key in a file (what "
+                                      "--key-file reads) and the registry entry to publish, as a Beckn /subscribe "
+                                      "body and as a DeDi record's details.")
+    what = keys.add_subparsers(dest="keys_command", required=True)
+    new = what.add_parser("new", help="generate a key, write it to --out, print the entry to publish")
+    new.add_argument("--out", type=Path, required=True, metavar="FILE",
+                     help="where the private key goes (created with mode 0600; never printed)")
+    new.add_argument("--force", action="store_true", help="replace --out if it exists (its key is then lost)")
+    _entry_options(new, required=False)
+    show = what.add_parser("show", help="print the public key and the entry to publish of an existing key file")
+    show.add_argument("--key-file", type=Path, required=True, metavar="FILE", help="the base64 private key")
+    _entry_options(show, required=False)
+    subscribe = what.add_parser("subscribe", help="register the entry in a Beckn registry (POST {registry}/subscribe)")
+    subscribe.add_argument("--registry", required=True, metavar="URL", help="the registry's base URL")
+    subscribe.add_argument("--key-file", type=Path, required=True, metavar="FILE", help="the base64 private key")
+    _entry_options(subscribe, required=True)
+
+
+def _entry_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """Whose key it is, as the registry entry says; `subscribe` needs every part, `new` and `show` fill in the
+    harness's defaults."""
+    def default(value: str) -> str:
+        return "" if required else f" (default {value})"
+
+    parser.add_argument("--subscriber-id", required=required, default="deg-conformance.local",
+                        help=f"the subscriber id{default('deg-conformance.local')}")
+    parser.add_argument("--key-id", required=required, default="deg-conformance-key-1",
+                        help=f"the unique key id{default('deg-conformance-key-1')}")
+    parser.add_argument("--url", required=required, metavar="URL",
+                        help="the subscriber's URL: the harness's --callback-url as BAP, a BPP's base URL")
+    parser.add_argument("--type", required=required, default="BAP", choices=["BAP", "BPP", "BG"],
+                        help=f"the subscriber's role{default('BAP')}")
+    parser.add_argument("--domain", required=required, default="flexibility",
+                        help=f"the network domain{default('flexibility')}")
+    parser.add_argument("--city", metavar="CODE", help="the city code the subscriber serves, e.g. std:080")
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -229,6 +281,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     config = RunConfig(
         role=args.role, drive=args.drive, catalogs=tuple(args.catalog),
         target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
+        registry_type=args.registry_type, registry_name=args.registry_name,
         callback_url=args.callback_url, subscriber_id=args.subscriber_id, key_id=args.key_id,
         private_key=load_key_file(args.key_file) if args.key_file else None, signatures=args.signatures,
         ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout, concurrency=args.concurrency,
@@ -287,6 +340,27 @@ class Crashed(Exception):
         self.log = log
 
 
+def _keys(args: argparse.Namespace) -> int:
+    # Imported here: keys pulls in the runner and the network stack, which validate and rules do not need.
+    from conformance import keys
+
+    if args.keys_command == "new":
+        key = keys.new_key_file(args.out, args.subscriber_id, args.key_id, force=args.force)
+        print(f"wrote the private key to {args.out} (mode 0600)", file=sys.stderr)
+    else:
+        key = keys.read_key_file(args.key_file, args.subscriber_id, args.key_id)
+    published = keys.publication(keys.entry(key, url=args.url, type=args.type, domain=args.domain, city=args.city))
+    if args.keys_command == "subscribe":
+        status, answer = keys.subscribe(args.registry, published["beckn_subscribe"])
+        print(f"{args.registry.rstrip('/')}/subscribe answered HTTP {status}", file=sys.stderr)
+        print(answer if isinstance(answer, str) else orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return EXIT_OK
+    print(orjson.dumps(published, option=orjson.OPT_INDENT_2).decode())
+    print("publish it: `deg-conformance keys subscribe` for a Beckn registry; a DeDi registry through its own "
+          f"publishing API{'' if args.url else ', after adding the subscriber URL (--url)'}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
     from conformance.network import FAULTS, Network, NetworkConfig
@@ -297,6 +371,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         return EXIT_OK
     faults = _faults(args.fault)
     overrides = {"host": args.host, "port": args.port, "latency": args.latency, "skew": args.skew,
+                 "registry_type": args.registry_type, "registry_name": args.registry_name,
                  "catalogs": tuple(args.catalog) if args.catalog else None}
     config = NetworkConfig.from_file(args.config, **overrides) if args.config else NetworkConfig(
         **{k: v for k, v in overrides.items() if v is not None})
@@ -309,6 +384,9 @@ def _sandbox(args: argparse.Namespace) -> int:
         print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
         for e in network.endpoints():
             print(f"{e.name:22} {e.role:10} {e.subscriber_id:40} {e.url:46} {e.public_key}")
+        print(f"registry {config.registry_name}: Beckn POST {network.registry_url}/lookup and DeDi GET "
+              f"{network.registry_url}/lookup/{{subscriber_id}}/{config.registry_name}/{{key_id}}; the participants "
+              f"look keys up the {config.registry_type} way", file=sys.stderr)
         for participant, chosen in sorted(config.faults.items()):
             print(f"fault: {participant} {', '.join(sorted(chosen))}")
         print("Ctrl-C stops the network.", flush=True)
@@ -353,6 +431,8 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"deg-conformance: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
+        if args.command == "keys":
+            return _keys(args)
         engine = _engine(args)
         if args.command in ("run", "probe"):
             return _run(args, engine)

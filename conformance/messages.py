@@ -64,6 +64,13 @@ def parse_timestamp(value: Any) -> datetime | None:
         return None
 
 
+def format_timestamp(moment: datetime | None = None) -> str:
+    """An aware datetime (default now) as Beckn writes timestamps: UTC, milliseconds, `Z` (what parse_timestamp
+    reads back)."""
+    moment = moment or datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 _EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 

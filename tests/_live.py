@@ -9,6 +9,7 @@ import socket
 import textwrap
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from conformance import signing
+from conformance.network import Network
 from conformance.network.participant import now_rfc3339
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
@@ -191,3 +193,18 @@ class Crashing:
             status, content = answer.status_code, answer.content
         return (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nConnection: close\r\n"
                 f"Content-Length: {len(content)}\r\n\r\n").encode() + content
+
+
+def signed_search(net: Network, key: KeyPair, bpp: str, *, gateway_key: KeyPair | None = None) -> httpx.Response:
+    """A search from `key`'s subscriber (its bap_id), signed with that key (and with `gateway_key` as a relaying
+    gateway's), straight to one of the network's BPPs: what a subscriber the registry may or may not know sends."""
+    body: dict[str, Any] = orjson.loads((ROOT / "fixtures/demand-flexibility/conformant-transaction/01-search.json")
+                                        .read_bytes())
+    body["context"].update({"bap_id": key.subscriber_id, "bap_uri": closed_port_url(),
+                            "transaction_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4()),
+                            "timestamp": now_rfc3339()})
+    raw = orjson.dumps(body)
+    headers = {"Content-Type": "application/json", "Authorization": signing.sign(raw, key)}
+    if gateway_key is not None:
+        headers["X-Gateway-Authorization"] = signing.sign(raw, gateway_key)
+    return httpx.post(f"{net.bpps[bpp].url}/search", content=raw, headers=headers, timeout=5)

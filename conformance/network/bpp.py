@@ -86,13 +86,14 @@ class ReferenceBPP(Participant):
         None when the header names no registered gateway (possible only when signatures are not checked)."""
         assert self.registry is not None
         try:
-            found = await self.registry.find(subscriber_id=signing.parse(header).subscriber_id, type="BG")
+            params = signing.parse(header)
+            found = await self.registry.entry(params.subscriber_id, params.unique_key_id, type="BG")
         except SignatureError:
             return None
         except (httpx.HTTPError, ValueError) as exc:
             log_failure(f"{self.key.subscriber_id}: looking up the gateway of a search", exc)
             return None
-        url = found[0].get("url") if found and isinstance(found[0], dict) else None
+        url = found.get("url") if found is not None else None
         return url if isinstance(url, str) else None
 
     def catalog(self) -> dict[str, Any]:

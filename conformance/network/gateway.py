@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -12,11 +11,16 @@ from starlette.routing import Route
 
 from conformance.messages import dig
 from conformance.network.participant import INVALID_REQUEST, Participant, join, log_failure, nack
+from conformance.network.registry import Registry
+from conformance.signing import KeyPair
 
 
 class ReferenceGateway(Participant):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, key: KeyPair, *, directory: Registry, **kwargs: Any) -> None:
+        super().__init__(key, **kwargs)
+        self.directory = directory
+        """The network's registry, read in process to find the BPPs of a search: a DeDi registry answers one key
+        at a time and cannot list the BPPs of a domain, and the gateway runs beside the registry anyway."""
         self.searches: set[tuple[Any, Any]] = set()
         """(transaction_id, message_id) of every search relayed: a second one is a replay or a reused id."""
 
@@ -38,17 +42,12 @@ class ReferenceGateway(Participant):
                             background=BackgroundTask(self._fan_out, body, doc, request.headers.get("Authorization")))
 
     async def _fan_out(self, body: bytes, doc: dict[str, Any], authorization: str | None) -> None:
-        assert self.registry is not None
         context = doc["context"]
         city = dig(context, "location", "city", "code")
-        try:
-            bpps = await self.registry.find(type="BPP", domain=context.get("domain"),
-                                            location={"city": {"code": city}} if isinstance(city, str) else None)
-        except (httpx.HTTPError, ValueError) as exc:
-            log_failure(f"{self.key.subscriber_id}: looking up the BPPs for a search", exc)
-            return
+        bpps = self.directory.lookup({"type": "BPP", "domain": context.get("domain"),
+                                      **({"city": city} if isinstance(city, str) else {})})
         for bpp in bpps:
-            await self._relay(join(bpp["url"], "search"), body, authorization)
+            await self._relay(join(bpp.url, "search"), body, authorization)
 
     async def on_search(self, request: Request) -> JSONResponse:
         accepted = await self.admit(request, "on_search", "bpp_id")

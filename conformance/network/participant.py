@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ from starlette.responses import JSONResponse
 from conformance import signing
 from conformance.engine import Engine
 from conformance.findings import Severity
-from conformance.messages import Message
+from conformance.messages import Message, format_timestamp
 from conformance.network.registry import RegistryClient
 from conformance.signing import KeyPair, SignatureError
 
@@ -69,7 +68,7 @@ log = logging.getLogger("conformance.network")
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_timestamp()
 
 
 def ack() -> JSONResponse:

@@ -1,8 +1,18 @@
-"""The registry: who is on the network, at which URL, with which signing key (Beckn registry API, in memory)."""
+"""The registry: who is on the network, at which URL, with which signing key.
+
+Two lookup APIs exist on Beckn 1.1.0 networks, and the harness speaks both. The Beckn registry API takes a JSON
+query (`POST /lookup`) and can list subscribers by type, domain and city. A DeDi registry, which the DEG sandbox
+runs, answers one record by path (`GET /lookup/{subscriber_id}/{registry_name}/{key_id}`, the shape beckn-onix's
+dediregistry plugin reads) and cannot list. The in-memory reference `Registry` answers in both shapes at once;
+`registry_client` makes a client of either kind behind one interface, `RegistryClient`.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -11,7 +21,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from conformance.errors import ConfigError
+from conformance.messages import dig, format_timestamp
 from conformance.signing import KeyPair
+
+REGISTRY_TYPES = ("beckn", "dedi")
+"""The lookup APIs a registry client speaks: the Beckn registry API, or DeDi's."""
+WILDCARD = "subscribers.beckn.one"
+"""The DeDi registry name beckn-onix uses to mean "search every registry"."""
+
+
+def check_registry_settings(kind: str, name: str | None) -> None:
+    """Refuse a registry type or name no lookup could work with, before anything starts: a name is one segment
+    of the DeDi lookup path, so it can be neither empty nor hold a slash."""
+    if kind not in REGISTRY_TYPES:
+        raise ConfigError(f"registry type {kind!r} is not one of {', '.join(REGISTRY_TYPES)}: write beckn (POST "
+                          f"/lookup) or dedi (GET /lookup/{{subscriber_id}}/{{registry_name}}/{{key_id}})")
+    if name is not None and (not name.strip() or "/" in name):
+        raise ConfigError(f"registry name {name!r} is not usable in a DeDi lookup path: give a non-empty name "
+                          f"without '/', e.g. {WILDCARD}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,17 +55,41 @@ class Subscriber:
     signing_public_key: str
     city: str | None = None
     country: str | None = None
+    created_at: str = field(default_factory=format_timestamp)
+    updated_at: str = field(default_factory=format_timestamp)
+    """When the entry was first registered and last changed (a rotated key), as a DeDi record tells."""
 
-    def as_record(self) -> dict[str, Any]:
-        """The entry as /lookup returns it (registry API Subscription)."""
+    def location(self) -> dict[str, Any]:
         location: dict[str, Any] = {}
         if self.city:
             location["city"] = {"code": self.city}
         if self.country:
             location["country"] = {"code": self.country}
+        return location
+
+    def as_record(self) -> dict[str, Any]:
+        """The entry as /lookup returns it (registry API Subscription)."""
         return {"subscriber_id": self.subscriber_id, "url": self.url, "type": self.type, "domain": self.domain,
-                "location": location, "key_id": self.key_id, "signing_public_key": self.signing_public_key,
+                "location": self.location(), "key_id": self.key_id, "signing_public_key": self.signing_public_key,
                 "status": "SUBSCRIBED"}
+
+    def as_subscription(self, *, valid_from: str, valid_until: str) -> dict[str, Any]:
+        """The entry as a `POST /subscribe` body asks for it (what the reference registry's /subscribe reads)."""
+        location = self.location()
+        return {"subscriber_id": self.subscriber_id, "url": self.url, "type": self.type, "domain": self.domain,
+                "key_id": self.key_id, "signing_public_key": self.signing_public_key, "valid_from": valid_from,
+                "valid_until": valid_until, **({"location": location} if location else {})}
+
+    def dedi_details(self) -> dict[str, Any]:
+        """The `details` of the entry's DeDi record: what a DeDi registry publishes for one key. There is no
+        `encr_public_key`: the reference network encrypts nothing."""
+        return {"subscriber_id": self.subscriber_id, "url": self.url, "type": self.type, "domain": self.domain,
+                "signing_public_key": self.signing_public_key}
+
+    def as_dedi_record(self) -> dict[str, Any]:
+        """The entry as a DeDi lookup answers it (`GET /lookup/{subscriber_id}/{registry_name}/{key_id}`)."""
+        return {"data": {"details": self.dedi_details(), "network_memberships": [self.domain],
+                         "created_at": self.created_at, "updated_at": self.updated_at}}
 
     @classmethod
     def for_key(cls, key: KeyPair, *, url: str, type: str, domain: str, city: str | None = None,
@@ -47,10 +99,12 @@ class Subscriber:
 
 
 class Registry:
-    """In-memory subscriber list with the registry API's /lookup and /subscribe."""
+    """In-memory subscriber list with the registry API's /lookup and /subscribe, and DeDi's lookup by path under
+    its `name` (or the wildcard), so that participants of either kind can use one reference registry."""
 
-    def __init__(self, subscribers: list[Subscriber] | None = None) -> None:
+    def __init__(self, subscribers: list[Subscriber] | None = None, *, name: str = "deg-sandbox") -> None:
         self.subscribers: list[Subscriber] = list(subscribers or [])
+        self.name = name
 
     def lookup(self, query: dict[str, Any]) -> list[Subscriber]:
         """Entries matching every field the query gives (subscriber_id, key_id/ukId, type, domain, city).
@@ -64,7 +118,11 @@ class Registry:
                 and (city is None or s.city in (None, city))]
 
     def subscribe(self, entry: Subscriber) -> None:
-        """Add an entry, replacing the one with the same subscriber_id and key_id: a key is rotated in place."""
+        """Add an entry, replacing the one with the same subscriber_id and key_id: a key is rotated in place, and
+        the entry keeps the date it was first registered."""
+        same = [s for s in self.subscribers if (s.subscriber_id, s.key_id) == (entry.subscriber_id, entry.key_id)]
+        if same:
+            entry = dataclasses.replace(entry, created_at=same[0].created_at)
         self.subscribers = [s for s in self.subscribers
                             if (s.subscriber_id, s.key_id) != (entry.subscriber_id, entry.key_id)] + [entry]
 
@@ -94,7 +152,19 @@ class Registry:
                 return JSONResponse({"error": f"not a subscription: {exc}"}, status_code=400)
             return JSONResponse({"status": "UNDER_SUBSCRIPTION"})
 
+        async def dedi_lookup(request: Request) -> JSONResponse:
+            subscriber_id, name, key_id = (request.path_params[p] for p in ("subscriber_id", "name", "key_id"))
+            if name not in (self.name, WILDCARD):
+                return JSONResponse({"error": f"no registry named {name!r} here; this one answers to {self.name!r} "
+                                              f"and {WILDCARD!r} (every registry)"}, status_code=404)
+            found = self.lookup({"subscriber_id": subscriber_id, "key_id": key_id})
+            if not found:
+                return JSONResponse({"error": f"no record for subscriber {subscriber_id!r} with key {key_id!r}"},
+                                    status_code=404)
+            return JSONResponse(found[0].as_dedi_record())
+
         return Starlette(routes=[Route("/lookup", lookup, methods=["POST"]),
+                                 Route("/lookup/{subscriber_id}/{name}/{key_id:path}", dedi_lookup, methods=["GET"]),
                                  Route("/subscribe", subscribe, methods=["POST"])])
 
 
@@ -112,9 +182,28 @@ def _query_city(query: dict[str, Any]) -> str | None:
     return city
 
 
-class RegistryClient:
-    """Looks subscribers up over HTTP, caching the keys found (every signed message needs one). A key not
-    found is not remembered, so a subscriber that registers later is accepted; `refresh` re-reads a rotated key."""
+class ListingUnsupported(NotImplementedError):
+    """The registry cannot list subscribers (a DeDi registry answers one record by subscriber and key id)."""
+
+
+class RegistryClient(ABC):
+    """Looks keys up in a registry over HTTP, caching the keys found (every signed message needs one). Make one
+    with `registry_client`.
+
+    The contract, the same for every kind of registry:
+
+    - `public_key` returns the key, or None when the registry answered that it has no such key (with `type`:
+      no such key of a subscriber of that type, e.g. "BG" for gateways).
+    - It raises `httpx.HTTPError` when the registry could not be asked or answered with an error, and
+      `ValueError` when it answered with something that is not a lookup answer. Callers report that as "the
+      signature cannot be checked", never as "key unknown": the key may well exist.
+    - A key not found is not remembered, so a subscriber that registers later is accepted; `refresh` re-reads a
+      cached key, so a rotated one is found.
+    - Only a registry that `can_list` answers `find`; the others raise ListingUnsupported.
+    """
+
+    can_list = False
+    """Whether `find` can list subscribers by type, domain and city."""
 
     def __init__(self, url: str, client: httpx.AsyncClient) -> None:
         self.url = url.rstrip("/")
@@ -126,13 +215,37 @@ class RegistryClient:
         """The signing key registered for (subscriber_id, key_id), of a subscriber of `type` if given."""
         cache_key = (subscriber_id, key_id, type)
         if refresh or cache_key not in self._keys:
-            found = await self.find(subscriber_id=subscriber_id, key_id=key_id, type=type)
-            key = found[0].get("signing_public_key") if found and isinstance(found[0], dict) else None
-            if not isinstance(key, str):
+            found = await self.entry(subscriber_id, key_id, type=type)
+            if found is None:
                 self._keys.pop(cache_key, None)
                 return None
+            key = found.get("signing_public_key")
+            if not isinstance(key, str):
+                raise ValueError(f"the registry's entry for {subscriber_id}|{key_id} has no signing_public_key")
             self._keys[cache_key] = key
         return self._keys[cache_key]
+
+    @abstractmethod
+    async def entry(self, subscriber_id: str, key_id: str, *, type: str | None = None) -> dict[str, Any] | None:
+        """The registry's entry for one key (subscriber_id, url, type, domain, key_id, signing_public_key), or
+        None when it has none (of a subscriber of `type`, if given). Not cached; raises as `public_key` does."""
+
+    async def find(self, **query: Any) -> list[dict[str, Any]]:
+        """Entries matching every given field (only where `can_list`)."""
+        raise ListingUnsupported(f"the registry at {self.url} cannot list subscribers (a DeDi registry answers one "
+                                 f"record by subscriber and key id): read the subscriber list another way")
+
+
+class BecknRegistryClient(RegistryClient):
+    """The Beckn registry API: `POST {url}/lookup` with a JSON query, answered by a list of subscriptions."""
+
+    can_list = True
+
+    async def entry(self, subscriber_id: str, key_id: str, *, type: str | None = None) -> dict[str, Any] | None:
+        found = await self.find(subscriber_id=subscriber_id, key_id=key_id, type=type)
+        if found and not isinstance(found[0], dict):
+            raise ValueError("the registry's /lookup answered with a list of something other than subscriptions")
+        return found[0] if found else None
 
     async def find(self, **query: Any) -> list[dict[str, Any]]:
         """Entries matching every given field; a field given as None is left out, an empty string is not."""
@@ -140,4 +253,44 @@ class RegistryClient:
                                                                        if v is not None})
         response.raise_for_status()
         records = response.json()
-        return records if isinstance(records, list) else []
+        if not isinstance(records, list):
+            raise ValueError("the registry's /lookup answered with something other than a list of subscriptions")
+        return records
+
+
+class DediRegistryClient(RegistryClient):
+    """A DeDi registry: `GET {url}/lookup/{subscriber_id}/{name}/{key_id}`, answered by one record whose
+    `data.details` holds the key; 404 means there is no such record, any other status but 200 is a failure."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient, *, name: str = WILDCARD) -> None:
+        super().__init__(url, client)
+        self.name = name
+        """The registry name asked for; the wildcard searches every registry the service holds."""
+
+    async def entry(self, subscriber_id: str, key_id: str, *, type: str | None = None) -> dict[str, Any] | None:
+        if {subscriber_id, key_id} & {"", ".", ".."}:  # no record has these ids, and as path segments they would
+            return None                                  # ask for another URL than a record's
+        path = "/".join(quote(part, safe="") for part in (subscriber_id, self.name, key_id))
+        response = await self.client.get(f"{self.url}/lookup/{path}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise httpx.HTTPStatusError(f"the DeDi lookup answered HTTP {response.status_code}",
+                                        request=response.request, response=response)
+        details = dig(response.json(), "data", "details")
+        if not isinstance(details, dict):
+            raise ValueError("the DeDi lookup answered without a data.details object")
+        if type is not None and details.get("type") != type:
+            return None
+        return {**details, "key_id": key_id}
+
+
+def registry_client(url: str, http: httpx.AsyncClient, *, kind: str = "beckn",
+                    name: str | None = None) -> RegistryClient:
+    """A client for the registry at `url` speaking its lookup API (`kind`, one of REGISTRY_TYPES). `name` is the
+    DeDi registry name to ask under (default the wildcard); the Beckn API has no names, so it is not used there.
+    A ConfigError for a kind or name no lookup could work with."""
+    check_registry_settings(kind, name)
+    if kind == "dedi":
+        return DediRegistryClient(url, http, name=name or WILDCARD)
+    return BecknRegistryClient(url, http)

@@ -22,7 +22,7 @@ from conformance.network.bap import ReferenceBAP
 from conformance.network.bpp import ReferenceBPP
 from conformance.network.gateway import ReferenceGateway
 from conformance.network.participant import Participant
-from conformance.network.registry import Registry, RegistryClient, Subscriber
+from conformance.network.registry import Registry, Subscriber, check_registry_settings, registry_client
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
 
@@ -48,10 +48,20 @@ class NetworkConfig:
     """Seconds each BPP waits before sending a callback."""
     keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Base64 private keys by participant name; a participant without one gets a fresh key."""
+    registry_type: str = "beckn"
+    """How the participants look keys up: beckn (POST /lookup) or dedi (GET /lookup/{subscriber_id}/{name}/
+    {key_id}, as on the DEG sandbox). The registry answers both ways whatever this says."""
+    registry_name: str = "deg-sandbox"
+    """The registry's DeDi name: it answers DeDi lookups under this name or the wildcard subscribers.beckn.one,
+    and the participants ask under this name."""
+
+    def __post_init__(self) -> None:
+        check_registry_settings(self.registry_type, self.registry_name)
 
     @classmethod
     def from_file(cls, path: Path, **overrides: Any) -> "NetworkConfig":
-        """Read a YAML file (host, port, domain, skew, latency, catalogs, faults, keys); `overrides` win."""
+        """Read a YAML file (host, port, domain, skew, latency, catalogs, faults, keys, registry_type,
+        registry_name); `overrides` win."""
         doc = load_yaml(path)
         if doc is None:
             doc = {}
@@ -61,7 +71,7 @@ class NetworkConfig:
         if unknown:
             raise ConfigError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(_FIELDS)}")
         values: dict[str, Any] = {}
-        for name in ("host", "domain"):
+        for name in ("host", "domain", "registry_type", "registry_name"):
             if name in doc:
                 values[name] = _typed(path, name, doc[name], str)
         for name in ("port", "skew"):
@@ -78,7 +88,10 @@ class NetworkConfig:
         if "keys" in doc:
             values["keys"] = {str(k): str(v) for k, v in _typed(path, "keys", doc["keys"], dict).items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
 
 _FIELDS = {f.name for f in dataclasses.fields(NetworkConfig)}
@@ -118,7 +131,7 @@ class Network:
         self.gateway_url = f"{self.base_url}/gateway"
         self.bap_url = f"{self.base_url}/bap"
         self.bap_client_url = f"{self.base_url}/bap-client"
-        self.registry = Registry()
+        self.registry = Registry(name=config.registry_name)
         engine = Engine()
         faults = config.faults
 
@@ -138,7 +151,7 @@ class Network:
                 raise ConfigError(f"{name}: {exc}") from None
 
         self.gateway = participant("gateway", lambda f: ReferenceGateway(
-            key("gateway"), engine=engine, faults=f, skew=config.skew))
+            key("gateway"), directory=self.registry, engine=engine, faults=f, skew=config.skew))
         self.bap = participant("bap", lambda f: ReferenceBAP(
             key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain, engine=engine,
             faults=f, skew=config.skew))
@@ -177,7 +190,8 @@ class Network:
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
             async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
-                registry = RegistryClient(self.registry_url, http)
+                registry = registry_client(self.registry_url, http, kind=self.config.registry_type,
+                                           name=self.config.registry_name)
                 for participant in self.participants:
                     participant.attach(http, registry)
                 yield

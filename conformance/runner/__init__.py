@@ -29,7 +29,7 @@ from conformance.errors import ConfigError
 from conformance.messages import dig
 from conformance.network import Network, NetworkConfig
 from conformance.network.participant import join
-from conformance.network.registry import RegistryClient, Subscriber
+from conformance.network.registry import RegistryClient, Subscriber, check_registry_settings, registry_client
 from conformance.network.sandbox import CATALOGS, load_catalog
 from conformance.runner import bap, bpp, probe
 from conformance.runner.health import TargetHealth
@@ -69,6 +69,10 @@ class RunConfig:
     """A gateway's base URL: searches go there, later requests to the chosen BPP's bpp_uri."""
     registry: str | None = None
     """Where signing keys are looked up; without one, callbacks' signatures cannot be verified."""
+    registry_type: str = "beckn"
+    """How: beckn (POST /lookup) or dedi (GET /lookup/{subscriber_id}/{registry_name}/{key_id})."""
+    registry_name: str | None = None
+    """The DeDi registry name to look keys up under (default the wildcard, subscribers.beckn.one)."""
     listen: str = "127.0.0.1:0"
     callback_url: str | None = None
     """Where the target reaches the harness: its bap_uri as BAP, the base of its BPPs' URLs as BPP (behind a
@@ -102,6 +106,9 @@ class RunConfig:
             raise ConfigError(f"signatures must be one of {', '.join(SIGNATURE_MODES)}, not {self.signatures!r}")
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
+        check_registry_settings(self.registry_type, self.registry_name)
+        if self.registry_name is not None and self.registry_type != "dedi":
+            raise ConfigError("registry-name names a DeDi registry: add --registry-type dedi, or drop the name")
         if self.drive == "passive" and self.concurrency > 1:
             raise ConfigError("passive drive plays one scenario at a time: a person acts on each prompt (drop -n)")
         # A negative or infinite wait is a traceback deep in the socket layer, or a hang: refuse it here.
@@ -174,7 +181,9 @@ class Harness:
             self.network = Network(self.config.network or NetworkConfig()).start()
             self.gateway, self.registry = self.network.gateway_url, self.network.registry_url
         listener = Listener(self.inbox, Verifier(self.registry, signatures=self.config.signatures,
-                                                 skew=self.config.skew), realm=self.key.subscriber_id)
+                                                 skew=self.config.skew, registry_type=self.config.registry_type,
+                                                 registry_name=self.config.registry_name),
+                            realm=self.key.subscriber_id)
         self._server.start(listener.app())
         if self.network is not None:
             self.network.registry.subscribers.append(Subscriber.for_key(
@@ -189,7 +198,8 @@ class Harness:
         self.gateway = self.network.gateway_url
         self.registry = self.registry or self.network.registry_url
         self.target = self.target or self.network.bap_client_url
-        verifier = Verifier(self.registry, signatures=self.config.signatures, skew=self.config.skew, sender="bap_id")
+        verifier = Verifier(self.registry, signatures=self.config.signatures, skew=self.config.skew, sender="bap_id",
+                            registry_type=self.config.registry_type, registry_name=self.config.registry_name)
         engine = Engine()  # the BPPs' own admission checks run in the server's thread, apart from the run's engine
         for path in self.config.catalogs or tuple(sorted(CATALOGS.glob("*.json"))):
             key = self._bpp_key(path.stem)
@@ -203,7 +213,8 @@ class Harness:
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
-                registry = RegistryClient(registry_url, http)
+                # The reference registry started here answers the wildcard, whatever name --registry's has.
+                registry = registry_client(registry_url, http, kind=self.config.registry_type)
                 for participant in self.bpps.values():
                     participant.attach(http, registry)
                 verifier.attach(http)
@@ -284,14 +295,21 @@ class Harness:
         return self._listings[where]
 
     async def _count_bpps(self, domain: Any, city: str | None) -> int | None:
-        assert self.registry is not None
         async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
+            registry = self._registry(http)
+            if not registry.can_list:  # a DeDi registry looks keys up; it does not list a domain's BPPs
+                return None
             try:
-                found = await RegistryClient(self.registry, http).find(
-                    type="BPP", domain=domain, location={"city": {"code": city}} if city else None)
+                found = await registry.find(type="BPP", domain=domain,
+                                            location={"city": {"code": city}} if city else None)
             except (httpx.HTTPError, ValueError):
                 return None  # the ttl is waited out; a registry that is down shows in the signature checks
         return len(found) or None
+
+    def _registry(self, http: httpx.AsyncClient) -> RegistryClient:
+        """The run's registry (--registry, or the reference network's), of the run's --registry-type."""
+        assert self.registry is not None
+        return registry_client(self.registry, http, kind=self.config.registry_type, name=self.config.registry_name)
 
     def probe_target(self) -> tuple[str, bool]:
         """Where probes of a BPP or gateway go, and whether it is a gateway: the target, else the gateway a
@@ -341,18 +359,18 @@ class Harness:
         return self.config.role == "bpp" and requirement == f"{self.config.drive}-drive"
 
     def preflight(self) -> list[str]:
-        """Set-up problems that would make every verdict meaningless, found before anything is sent: as BAP
-        against a network of the user's, the harness's own key must be in the registry (else every target
-        answers 401), and the registry must answer (else no signature can be checked)."""
-        if self.config.role != "bap" or self.network is not None or self.registry is None:
+        """Set-up problems that would make every verdict meaningless, found before anything is sent: as BAP, the
+        harness's own key must be in the registry (else every target answers 401), and the registry must answer
+        (else no signature can be checked). Against the reference network, which registers the harness's key
+        itself, this checks the run's --registry-type and --registry-name."""
+        if self.config.role != "bap" or self.registry is None:
             return []
         name = f"{self.key.subscriber_id}|{self.key.unique_key_id}"
 
         async def lookup() -> str | None:
             assert self.registry is not None
             async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
-                return await RegistryClient(self.registry, http).public_key(self.key.subscriber_id,
-                                                                             self.key.unique_key_id)
+                return await self._registry(http).public_key(self.key.subscriber_id, self.key.unique_key_id)
         try:
             registered = asyncio.run(lookup())
         except (httpx.HTTPError, ValueError) as exc:

@@ -25,7 +25,7 @@ from conformance import signing
 from conformance.findings import ABSENT
 from conformance.messages import UNCHECKABLE, Message, SignatureCheck, dig
 from conformance.network.participant import INVALID_REQUEST, ack, nack
-from conformance.network.registry import RegistryClient
+from conformance.network.registry import RegistryClient, registry_client
 from conformance.signing import SignatureError
 from conformance.transport import Reply
 
@@ -167,8 +167,10 @@ class Verifier:
     the callback listener (the harness as BAP) and the harness's BPPs (the harness as BPP)."""
 
     def __init__(self, registry_url: str | None, *, signatures: str = "required", skew: int = 5,
-                 sender: str = "bpp_id") -> None:
+                 sender: str = "bpp_id", registry_type: str = "beckn", registry_name: str | None = None) -> None:
         self.registry_url = registry_url
+        self.registry_type, self.registry_name = registry_type, registry_name
+        """How keys are looked up (see conformance.network.registry.registry_client)."""
         self.mode = signatures if registry_url is not None else "off"
         self.skew = skew
         self.sender = sender
@@ -177,7 +179,7 @@ class Verifier:
 
     def attach(self, http: httpx.AsyncClient) -> None:
         if self.registry_url is not None:
-            self._registry = RegistryClient(self.registry_url, http)
+            self._registry = registry_client(self.registry_url, http, kind=self.registry_type, name=self.registry_name)
 
     async def verify(self, raw: bytes, doc: Any, headers: dict[str, str]) -> tuple[SignatureCheck, ...]:
         if self.mode == "off" or self._registry is None:
