@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, help="port to listen on (default: a free one)")
     sandbox.add_argument("--catalog", type=Path, action="append", metavar="FILE",
-                         help="a BPP's catalog ({catalog_descriptor, provider}); repeat for several BPPs")
+                         help="a BPP's catalog ({catalog_descriptor, provider or providers}); repeat for several BPPs")
     sandbox.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
                          help="make a participant misbehave (see --list-faults); repeatable")
     sandbox.add_argument("--latency", type=float, help="seconds each BPP waits before a callback")

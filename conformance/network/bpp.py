@@ -1,4 +1,5 @@
-"""A reference BPP: publishes one provider's programs, takes orders, answers each request with its callback."""
+"""A reference BPP: publishes its catalog's providers and their programs, takes orders, answers each request with
+its callback."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,7 @@ from starlette.routing import Route
 
 from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
+from conformance.network.catalog import providers_of
 from conformance.network.participant import (
     ACTION_NOT_APPLICABLE, BPP_ONLY, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, error, join,
     log_failure, nack, now_rfc3339,
@@ -43,8 +45,9 @@ class ReferenceBPP(Participant):
                  faults: frozenset[str] = frozenset(), skew: int = 5, latency: float = 0.0) -> None:
         super().__init__(key, engine=engine, faults=faults, skew=skew)
         self.url = url
+        self.providers: dict[str, dict[str, Any]] = {p["id"]: p for p in providers_of(catalog)}
+        """By id, in the catalog's order."""
         self.catalog_descriptor = catalog.get("catalog_descriptor", {})
-        self.provider: dict[str, Any] = catalog["provider"]
         self.latency = latency
         self.orders: dict[str, dict[str, Any]] = {}
         """Confirmed orders by id."""
@@ -96,8 +99,8 @@ class ReferenceBPP(Participant):
         return url if isinstance(url, str) else None
 
     def catalog(self) -> dict[str, Any]:
-        """What on_search carries: this BPP's one provider."""
-        return {"catalog": {"descriptor": self.catalog_descriptor, "providers": [self.provider]}}
+        """What on_search carries: every provider of this BPP's catalog."""
+        return {"catalog": {"descriptor": self.catalog_descriptor, "providers": list(self.providers.values())}}
 
     def answer(self, action: str, doc: dict[str, Any]) -> dict[str, Any]:
         """The callback's message for a request, or a Refusal. Orders change state here.
@@ -137,14 +140,15 @@ class ReferenceBPP(Participant):
 
     def _order_from(self, requested: dict[str, Any]) -> dict[str, Any]:
         provider_id = dig(requested, "provider", "id")
-        if provider_id != self.provider.get("id"):
+        provider = self.providers.get(provider_id) if isinstance(provider_id, str) else None
+        if provider is None:
             raise Refusal(PROVIDER_NOT_FOUND, f"provider {provider_id!r} is not published here",
                           "$.message.order.provider.id")
-        items = {i["id"]: i for _, i in objects(self.provider.get("items")) if "id" in i}
+        items = {i["id"]: i for _, i in objects(provider.get("items")) if "id" in i}
         chosen = []
         for n, (_, item) in enumerate(objects(requested.get("items"))):
             if not isinstance(item.get("id"), str) or item["id"] not in items:
-                raise Refusal(ITEM_NOT_FOUND, f"item {item.get('id')!r} is not published here",
+                raise Refusal(ITEM_NOT_FOUND, f"item {item.get('id')!r} is not one of {provider_id}'s",
                               f"$.message.order.items[{n}].id")
             full = copy.deepcopy(items[item["id"]])
             for field in ("location_ids", "category_ids", "fulfillment_ids"):
@@ -152,7 +156,7 @@ class ReferenceBPP(Participant):
             chosen.append(full)
         if not chosen:
             raise Refusal(ITEM_NOT_FOUND, "the order names no item", "$.message.order.items")
-        descriptor = self.provider.get("descriptor", {})
+        descriptor = provider.get("descriptor", {})
         fulfillments = [copy.deepcopy(f) for _, f in objects(requested.get("fulfillments"))]
         return {"provider": {"id": provider_id, "descriptor": descriptor}, "items": chosen,
                 "fulfillments": fulfillments}

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,13 @@ from conformance.engine import Engine
 from conformance.errors import ConfigError, load_yaml
 from conformance.network.bap import ReferenceBAP
 from conformance.network.bpp import ReferenceBPP
+from conformance.network.catalog import CATALOGS, load_catalog
 from conformance.network.gateway import ReferenceGateway
 from conformance.network.participant import Participant
 from conformance.network.registry import Registry, RegistryClient, Subscriber
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
 
-"""Seconds `Network.stop()` lets pending callbacks (a late-callback, say) finish before cancelling them."""
-CATALOGS = Path(__file__).resolve().parents[2] / "fixtures" / "demand-flexibility" / "catalogs"
 P = TypeVar("P", bound=Participant)
 
 
@@ -205,18 +203,6 @@ class Network:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def load_catalog(path: Path) -> dict[str, Any]:
-    """A BPP's catalog file ({catalog_descriptor, provider}), or a ConfigError saying why it is not one."""
-    try:
-        catalog = json.loads(path.read_text(encoding="utf-8"))
-        catalog["provider"]["id"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}}): {exc}") from None
-    if not isinstance(catalog, dict):
-        raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}})")
-    return catalog
 
 
 def start(config: NetworkConfig | None = None) -> Network:

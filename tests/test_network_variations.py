@@ -1,0 +1,191 @@
+"""The reference network differing from the guide in ways the specs allow: catalogs of several providers, the
+conformant variations, callbacks that take their time. Each is driven through the reference BAP's client endpoint
+and read back from its inbox, as a harness would; each must show, and the rule engine must find nothing wrong."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from conformance import ConfigError, Engine, load_transcript
+from conformance.network import Network, NetworkConfig
+from conformance.network.catalog import CATALOGS, load_catalog
+
+LOCATION = {"country": {"code": "USA"}, "city": {"code": "NANP:628"}}
+SEARCH = {"intent": {"descriptor": {"name": "Energy Incentives"}}}
+CUSTOMER = {"customer": {"person": {"name": "Alex Morgan"}},
+            "stops": [{"type": "END", "location": {"address": "der://ssf.meter/98765456"}}]}
+ACK = {"message": {"ack": {"status": "ACK"}}}
+
+
+def client(net: Network, action: str, context: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    """Ask the BAP client to send a request: {context (as sent), status_code, response (the target's)}."""
+    response = httpx.post(f"{net.bap_client_url}/{action}", json={"context": context, "message": message}, timeout=10)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def inbox(net: Network, transaction_id: str, action: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The callbacks of `action` the BAP took in the transaction, once `count` came (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        taken = httpx.get(f"{net.bap_client_url}/inbox", params={"transaction_id": transaction_id}, timeout=5).json()
+        found = [m["body"] for m in taken if m["action"] == action]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+@dataclass
+class Flow:
+    """One transaction played through the BAP client: search, then enrolment with one provider of on_search."""
+
+    transaction_id: str
+    catalogs: list[dict[str, Any]]
+    """The on_search messages."""
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """action -> what the BAP client answered (the target's synchronous reply under `response`)."""
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """on_<action> -> the callback the BAP took."""
+
+    @property
+    def order_id(self) -> str:
+        found: str = self.callbacks["on_confirm"]["message"]["order"]["id"]
+        return found
+
+
+def search(net: Network, bpps: int) -> Flow:
+    """A search through the gateway, and the on_search of each of the `bpps` BPPs."""
+    sent = client(net, "search", {"location": LOCATION}, SEARCH)
+    assert sent["response"] == ACK
+    transaction_id = sent["context"]["transaction_id"]
+    catalogs = inbox(net, transaction_id, "on_search", count=bpps)
+    assert len(catalogs) == bpps
+    return Flow(transaction_id, catalogs)
+
+
+def order_from(on_search: dict[str, Any], provider: int = 0) -> dict[str, Any]:
+    """An order for the first item of a provider, with its fulfillment: every id as on_search gave it."""
+    chosen = on_search["message"]["catalog"]["providers"][provider]
+    item = chosen["items"][0]
+    return {"provider": {"id": chosen["id"]}, "items": [{"id": item["id"]}],
+            "fulfillments": [{"id": item["fulfillment_ids"][0], **CUSTOMER}]}
+
+
+def enrol(net: Network, flow: Flow, on_search: dict[str, Any], provider: int = 0,
+          actions: tuple[str, ...] = ("init", "confirm", "status", "support", "cancel")) -> Flow:
+    """Go on from the search with one provider of one on_search, each request once its predecessor's callback came."""
+    context = {"transaction_id": flow.transaction_id, "location": LOCATION,
+               "bpp_id": on_search["context"]["bpp_id"], "bpp_uri": on_search["context"]["bpp_uri"]}
+    order = order_from(on_search, provider)
+    for action in actions:
+        message: dict[str, Any] = {"order": order}
+        if action in ("status", "cancel"):
+            message = {"order_id": flow.order_id}
+        elif action == "support":
+            message = {"support": {"ref_id": flow.order_id}}
+        flow.answers[action] = client(net, action, context, message)
+        if flow.answers[action]["response"] == ACK:
+            flow.callbacks[f"on_{action}"] = inbox(net, flow.transaction_id, f"on_{action}")[0]
+    return flow
+
+
+def errors(net: Network, flow: Flow, tmp_path: Path) -> list[str]:
+    """The rule engine's errors over the whole transaction, as the BAP captured it."""
+    capture = tmp_path / f"{flow.transaction_id}.jsonl"
+    capture.write_text("\n".join(json.dumps(r) for r in net.bap.transcript(flow.transaction_id)))
+    report = Engine().check(load_transcript([capture]))
+    return [f.text() for f in report.findings if f.severity.value == "error"]
+
+
+def state(callback: dict[str, Any]) -> str:
+    code: str = callback["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"]
+    return code
+
+
+# ---- a catalog of several providers ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def both_providers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One catalog file publishing both of the guide's providers, as the guide's on_search does; made of the two
+    shipped files."""
+    shipped = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(CATALOGS.glob("*.json"))]
+    path = tmp_path_factory.mktemp("catalogs") / "energy-incentives.json"
+    path.write_text(json.dumps({"catalog_descriptor": shipped[0]["catalog_descriptor"],
+                                "providers": [c["provider"] for c in shipped]}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_bpp(both_providers: Path) -> Iterator[Network]:
+    with Network(NetworkConfig(catalogs=(both_providers,))) as net:
+        yield net
+
+
+def test_a_catalog_file_of_several_providers_publishes_them_all_in_one_on_search(one_bpp: Network) -> None:
+    [on_search] = search(one_bpp, bpps=1).catalogs
+    assert [p["descriptor"]["name"] for p in on_search["message"]["catalog"]["providers"]] == [
+        "FlexiGrid Aggregator", "SF Grid LoadFlex"]
+    assert list(one_bpp.bpps) == ["energy-incentives"]
+
+
+@pytest.mark.parametrize("provider", [0, 1])
+def test_each_provider_of_a_catalog_takes_orders(one_bpp: Network, provider: int, tmp_path: Path) -> None:
+    flow = search(one_bpp, bpps=1)
+    on_search = flow.catalogs[0]
+    enrol(one_bpp, flow, on_search, provider)
+    published = on_search["message"]["catalog"]["providers"][provider]
+    assert flow.callbacks["on_confirm"]["message"]["order"]["provider"]["id"] == published["id"]
+    assert flow.callbacks["on_confirm"]["message"]["order"]["items"][0]["id"] == published["items"][0]["id"]
+    assert state(flow.callbacks["on_cancel"]) == "APPLICATION_CANCELLED"
+    assert errors(one_bpp, flow, tmp_path) == []
+
+
+@pytest.mark.parametrize("change, code, path", [
+    ({"provider": {"id": "provider_nobody_publishes"}}, "30001", "$.message.order.provider.id"),
+    ({"provider": {}}, "30001", "$.message.order.provider.id"),
+    ({"items": [{"id": "aggregator_optin_flex"}]}, "30004", "$.message.order.items[0].id"),  # the other provider's
+])
+def test_an_order_is_served_by_the_provider_it_names_only(one_bpp: Network, change: dict[str, Any], code: str,
+                                                          path: str) -> None:
+    flow = search(one_bpp, bpps=1)
+    on_search = flow.catalogs[0]
+    sf_grid = [p["id"] for p in on_search["message"]["catalog"]["providers"]].index("provider_demand_flex_001")
+    context = {"transaction_id": flow.transaction_id, "bpp_id": on_search["context"]["bpp_id"],
+               "bpp_uri": on_search["context"]["bpp_uri"], "location": LOCATION}
+    answer = client(one_bpp, "init", context, {"order": {**order_from(on_search, sf_grid), **change}})["response"]
+    assert (answer["error"]["code"], answer["error"]["paths"]) == (code, path)
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"catalog_descriptor": {}}', "it needs 'provider' or 'providers'"),
+    ('{"provider": {"id": "a"}, "providers": [{"id": "b"}]}', "it needs 'provider' or 'providers'"),
+    ('{"providers": []}', "'providers' must be a non-empty list"),
+    ('{"providers": {"id": "a"}}', "'providers' must be a non-empty list"),
+    ('{"providers": [{"id": "a"}, {"descriptor": {}}]}', "provider 1 needs an 'id' string"),
+    ('{"providers": [{"id": "a"}, {"id": "a"}]}', "provider id 'a' appears twice"),
+    ('{"provider": {"id": "a"}, "catalog_descriptor": "Energy"}', "'catalog_descriptor' must be an object"),
+    ('["a list"]', "a JSON object is needed, not list"),
+    ("{not json", "Expecting property name"),
+])
+def test_a_file_that_is_no_catalog_is_a_one_line_error_naming_it(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "mine.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_catalog(path)
+    assert str(refused.value).startswith(f"{path}: not a catalog file (")
+    assert reason in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_both_shapes_load_alike(both_providers: Path) -> None:
+    one = load_catalog(CATALOGS / "sf-grid-loadflex.json")
+    assert [p["id"] for p in one["providers"]] == ["provider_demand_flex_001"]
+    assert [p["id"] for p in load_catalog(both_providers)["providers"]] == [
+        "provider_flex_aggregator_001", "provider_demand_flex_001"]
+    assert one["catalog_descriptor"] == {"name": "Energy Incentives and Subsidies"}
