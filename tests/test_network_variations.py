@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -189,3 +190,38 @@ def test_both_shapes_load_alike(both_providers: Path) -> None:
     assert [p["id"] for p in load_catalog(both_providers)["providers"]] == [
         "provider_flex_aggregator_001", "provider_demand_flex_001"]
     assert one["catalog_descriptor"] == {"name": "Energy Incentives and Subsidies"}
+
+
+# ---- callbacks that take their time ------------------------------------------------------------------------------
+
+def test_callbacks_three_seconds_late_are_within_a_ttl_of_thirty(tmp_path: Path) -> None:
+    with Network(NetworkConfig(latency=3.0)) as net:
+        sent = client(net, "search", {"location": LOCATION, "ttl": "PT30S"}, SEARCH)
+        assert sent["response"] == ACK  # at once: the latency is the callback's, not the ACK's
+        flow = Flow(sent["context"]["transaction_id"], inbox(net, sent["context"]["transaction_id"], "on_search",
+                                                              count=2, timeout=6))
+        assert len(flow.catalogs) == 2
+        taken = [m for m in net.bap.inbox if m["body"]["context"]["transaction_id"] == flow.transaction_id]
+        assert all(m["received_at"] - net.bap.outbox[0]["sent_at"] >= 3.0 for m in taken)
+        assert errors(net, flow, tmp_path) == []
+        asked = datetime.fromisoformat(sent["context"]["timestamp"])
+        # A callback is stamped when it is sent, not when it was decided on.
+        assert all(datetime.fromisoformat(c["context"]["timestamp"]) - asked >= timedelta(seconds=3)
+                   for c in flow.catalogs)
+
+
+def test_stopping_with_callbacks_pending_is_quick_and_quiet(capfd: pytest.CaptureFixture[str],
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    net = Network(NetworkConfig(latency=3.0)).start()
+    try:
+        assert client(net, "search", {"location": LOCATION}, SEARCH)["response"] == ACK
+        deadline = time.monotonic() + 3
+        while not all(b.seen for b in net.bpps.values()):  # both BPPs took the search: their on_search is pending
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        started = time.monotonic()
+        net.stop()
+    assert time.monotonic() - started < 1
+    assert capfd.readouterr().err == ""  # uvicorn says nothing of tasks it had to cancel
+    assert [r.getMessage() for r in caplog.records if r.levelname != "DEBUG"] == []

@@ -183,9 +183,7 @@ def test_a_stopped_network_cannot_be_started_again(deg_network: Network) -> None
         unstarted.start()
 
 
-def test_stop_does_not_wait_for_a_pending_late_callback(
-        deg_network_factory: NetworkFactory, monkeypatch: pytest.MonkeyPatch, quiet_uvicorn: None) -> None:
-    monkeypatch.setattr(transport, "SHUTDOWN_GRACE", 1)
+def test_stop_does_not_wait_for_a_pending_late_callback(deg_network_factory: NetworkFactory) -> None:
     net = deg_network_factory(faults={BPP: frozenset({"late-callback"})})
     bpp = net.bpps[BPP]
     context = {"ttl": "PT30S", "location": LOCATION, "bpp_id": bpp.key.subscriber_id, "bpp_uri": bpp.url}
@@ -193,7 +191,7 @@ def test_stop_does_not_wait_for_a_pending_late_callback(
     assert sent.json()["response"] == ACK  # the on_search is 31 s away
     started = time.monotonic()
     net.stop()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 1  # a callback not yet due is dropped: no grace to wait out
     assert not [t for t in threading.enumerate() if t.name == f"uvicorn {net.base_url}" and t.is_alive()]
     assert released(net)
 

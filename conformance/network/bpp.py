@@ -177,24 +177,31 @@ class ReferenceBPP(Participant):
     async def call_back(self, action: str, request_context: dict[str, Any], content: dict[str, Any],
                         reply_to: Any) -> None:
         """Send on_<action> (`content` is its message, or an error) to the BAP that asked, or the gateway that
-        relayed its search, signed by this BPP."""
-        context = {**request_context, "action": f"on_{action}", "bpp_id": self.key.subscriber_id,
-                   "bpp_uri": self.url, "timestamp": now_rfc3339()}
-        if "wrong-callback-message-id" in self.faults:
-            context["message_id"] = str(uuid.uuid4())
-        if "wrong-callback-transaction-id" in self.faults:
-            context["transaction_id"] = str(uuid.uuid4())
+        relayed its search, signed by this BPP. One not due at once (latency, late-callback) waits deferred."""
         delay = self.latency
         if "late-callback" in self.faults:
             ttl = parse_duration(request_context.get("ttl"))
             delay += (ttl.total_seconds() if ttl is not None else 30.0) + 1.0
         if delay:
-            try:
-                await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                return  # the network is stopping: a callback not yet due is dropped, not logged as a crash
+            self.defer(self._call_back_after(delay, action, request_context, content, reply_to))
+        else:
+            await self._send_callback(action, request_context, content, reply_to)
+
+    async def _call_back_after(self, delay: float, action: str, request_context: dict[str, Any],
+                               content: dict[str, Any], reply_to: Any) -> None:
+        await asyncio.sleep(delay)
+        await self._send_callback(action, request_context, content, reply_to)
+
+    async def _send_callback(self, action: str, request_context: dict[str, Any], content: dict[str, Any],
+                             reply_to: Any) -> None:
         if not isinstance(reply_to, str):
             return
+        context = {**request_context, "action": f"on_{action}", "bpp_id": self.key.subscriber_id,
+                   "bpp_uri": self.url, "timestamp": now_rfc3339()}  # when it is sent, after any delay
+        if "wrong-callback-message-id" in self.faults:
+            context["message_id"] = str(uuid.uuid4())
+        if "wrong-callback-transaction-id" in self.faults:
+            context["transaction_id"] = str(uuid.uuid4())
         raw = json.dumps({"context": context, **content}, separators=(",", ":")).encode()
         headers = self.sign_headers(raw)
         for _ in range(2 if "duplicate-callback" in self.faults else 1):  # a duplicate: the same bytes and header

@@ -1,10 +1,11 @@
 """What every reference participant shares: signed sending, verified receiving, ACK/NACK answers, faults."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Coroutine
 
 import httpx
 import orjson
@@ -124,10 +125,25 @@ class Participant:
         self.http: httpx.AsyncClient | None = None
         self.registry: RegistryClient | None = None
         self._wrong_key = KeyPair.generate(key.subscriber_id, key.unique_key_id)
+        self._deferred: set[asyncio.Task[None]] = set()
 
     def attach(self, http: httpx.AsyncClient, registry: RegistryClient) -> None:
         """Called by the sandbox once its event loop runs: the shared HTTP client and registry."""
         self.http, self.registry = http, registry
+
+    async def detach(self) -> None:
+        """Called by the sandbox before its HTTP client closes: work deferred and not yet done (a callback not yet
+        due) is dropped."""
+        for task in self._deferred:
+            task.cancel()
+        await asyncio.gather(*self._deferred, return_exceptions=True)
+
+    def defer(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` apart from the request that caused it. A server stopping waits for its requests' work and
+        then cancels it with an error in its log; what is deferred, detach() drops quietly and at once."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
 
     async def authenticate(self, request: Request, body: bytes, sender: Any) -> JSONResponse | None:
         """Verify the sender's signature, and a gateway's when one relayed the message; None if both hold.

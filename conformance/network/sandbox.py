@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -178,7 +179,10 @@ class Network:
                 registry = RegistryClient(self.registry_url, http)
                 for participant in self.participants:
                     participant.attach(http, registry)
-                yield
+                try:
+                    yield
+                finally:
+                    await asyncio.gather(*(p.detach() for p in self.participants))
 
         routes = [Mount("/registry", app=self.registry.app()), Mount("/gateway", app=self.gateway.app()),
                   Mount("/bap-client", app=self.bap.client_app()), Mount("/bap", app=self.bap.network_app())]
@@ -194,8 +198,8 @@ class Network:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port. Callbacks still pending get SHUTDOWN_GRACE seconds, then are
-        cancelled."""
+        """Stop serving and release the port. Callbacks not yet due are dropped at once; those being sent get
+        SHUTDOWN_GRACE seconds."""
         self._server.stop()
 
     def __enter__(self) -> "Network":
