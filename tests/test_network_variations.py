@@ -1,21 +1,30 @@
 """The reference network differing from the guide in ways the specs allow: catalogs of several providers, the
-conformant variations, callbacks that take their time. Each is driven through the reference BAP's client endpoint
-and read back from its inbox, as a harness would; each must show, and the rule engine must find nothing wrong."""
+conformant variations, callbacks that take their time, a network mounted in another server. Each is driven through
+the reference BAP's client endpoint and read back from its inbox, as a harness would; each must show, and the rule
+engine must find nothing wrong."""
 from __future__ import annotations
 
 import json
+import re
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from conformance import ConfigError, Engine, load_transcript
-from conformance.network import Network, NetworkConfig
+from conformance.network import MountableNetwork, Network, NetworkConfig
+from conformance.network.bpp import ReferenceBPP
 from conformance.network.catalog import CATALOGS, load_catalog
+from conformance.network.registry import Subscriber
+from conformance.signing import KeyPair
+from conformance.transport import BackgroundServer, bind
 
 LOCATION = {"country": {"code": "USA"}, "city": {"code": "NANP:628"}}
 SEARCH = {"intent": {"descriptor": {"name": "Energy Incentives"}}}
@@ -24,19 +33,28 @@ CUSTOMER = {"customer": {"person": {"name": "Alex Morgan"}},
 ACK = {"message": {"ack": {"status": "ACK"}}}
 
 
-def client(net: Network, action: str, context: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+def reach(net: MountableNetwork, url: str) -> str:
+    """Where the test reaches one of the network's URLs: at the address its server listens on (a mounted
+    network's public URL may not be reachable at all)."""
+    return net.local_url + url.removeprefix(net.base_url)
+
+
+def client(net: MountableNetwork, action: str, context: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     """Ask the BAP client to send a request: {context (as sent), status_code, response (the target's)}."""
-    response = httpx.post(f"{net.bap_client_url}/{action}", json={"context": context, "message": message}, timeout=10)
+    response = httpx.post(f"{reach(net, net.bap_client_url)}/{action}", json={"context": context, "message": message},
+                          timeout=10)
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
 
 
-def inbox(net: Network, transaction_id: str, action: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+def inbox(net: MountableNetwork, transaction_id: str, action: str, count: int = 1,
+          timeout: float = 5.0) -> list[dict[str, Any]]:
     """The callbacks of `action` the BAP took in the transaction, once `count` came (or the timeout passed)."""
     deadline = time.monotonic() + timeout
     while True:
-        taken = httpx.get(f"{net.bap_client_url}/inbox", params={"transaction_id": transaction_id}, timeout=5).json()
+        taken = httpx.get(f"{reach(net, net.bap_client_url)}/inbox", params={"transaction_id": transaction_id},
+                          timeout=5).json()
         found = [m["body"] for m in taken if m["action"] == action]
         if len(found) >= count or time.monotonic() > deadline:
             return found
@@ -61,7 +79,7 @@ class Flow:
         return found
 
 
-def search(net: Network, bpps: int) -> Flow:
+def search(net: MountableNetwork, bpps: int) -> Flow:
     """A search through the gateway, and the on_search of each of the `bpps` BPPs."""
     sent = client(net, "search", {"location": LOCATION}, SEARCH)
     assert sent["response"] == ACK
@@ -79,7 +97,7 @@ def order_from(on_search: dict[str, Any], provider: int = 0) -> dict[str, Any]:
             "fulfillments": [{"id": item["fulfillment_ids"][0], **CUSTOMER}]}
 
 
-def enrol(net: Network, flow: Flow, on_search: dict[str, Any], provider: int = 0,
+def enrol(net: MountableNetwork, flow: Flow, on_search: dict[str, Any], provider: int = 0,
           actions: tuple[str, ...] = ("init", "confirm", "status", "support", "cancel")) -> Flow:
     """Go on from the search with one provider of one on_search, each request once its predecessor's callback came."""
     context = {"transaction_id": flow.transaction_id, "location": LOCATION,
@@ -97,7 +115,7 @@ def enrol(net: Network, flow: Flow, on_search: dict[str, Any], provider: int = 0
     return flow
 
 
-def errors(net: Network, flow: Flow, tmp_path: Path) -> list[str]:
+def errors(net: MountableNetwork, flow: Flow, tmp_path: Path) -> list[str]:
     """The rule engine's errors over the whole transaction, as the BAP captured it."""
     capture = tmp_path / f"{flow.transaction_id}.jsonl"
     capture.write_text("\n".join(json.dumps(r) for r in net.bap.transcript(flow.transaction_id)))
@@ -225,3 +243,64 @@ def test_stopping_with_callbacks_pending_is_quick_and_quiet(capfd: pytest.Captur
     assert time.monotonic() - started < 1
     assert capfd.readouterr().err == ""  # uvicorn says nothing of tasks it had to cancel
     assert [r.getMessage() for r in caplog.records if r.levelname != "DEBUG"] == []
+
+
+# ---- mounted in another server -----------------------------------------------------------------------------------
+
+PUBLIC = "http://deg-harness.invalid/harness"
+"""The host's public URL in these tests: never resolvable, so whatever reaches a participant went the local way."""
+
+
+@pytest.fixture
+def host() -> Iterator[tuple[MountableNetwork, dict[str, ReferenceBPP]]]:
+    """A server of its own, as the harness playing BPP runs: its BPPs (one per shipped catalog) under /bpp/<name>,
+    and beside them a reference registry, gateway and BAP (no BPPs of theirs) mounted from a MountableNetwork."""
+    server = BackgroundServer(bind("127.0.0.1", 0), name="host")
+    try:
+        net = MountableNetwork(NetworkConfig(catalogs=()), public_url=PUBLIC, local_url=server.url)
+        engine = Engine()
+        own = {p.stem: ReferenceBPP(KeyPair.generate(f"{p.stem}.host.test", "host-key-1"), url=f"{PUBLIC}/bpp/{p.stem}",
+                                    catalog=load_catalog(p), engine=engine) for p in sorted(CATALOGS.glob("*.json"))}
+        for bpp in own.values():
+            net.add_subscriber(Subscriber.for_key(bpp.key, url=bpp.url, type="BPP", domain=net.config.domain))
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with httpx.AsyncClient(timeout=10, trust_env=False) as http, net.attach(http, also=own.values()):
+                yield
+
+        routes = [*net.routes(), *(Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in own.items())]
+        server.start(Starlette(routes=routes, lifespan=lifespan))
+        yield net, own
+    finally:
+        server.stop()
+
+
+def test_a_mounted_network_relays_a_search_to_its_hosts_bpps_and_their_callbacks_back(
+        host: tuple[MountableNetwork, dict[str, ReferenceBPP]], tmp_path: Path) -> None:
+    net, own = host
+    flow = search(net, bpps=2)
+    assert {c["context"]["bpp_uri"] for c in flow.catalogs} == {f"{PUBLIC}/bpp/{name}" for name in own}
+    assert all(c["context"]["bap_uri"] == f"{PUBLIC}/bap" for c in flow.catalogs)
+    enrol(net, flow, flow.catalogs[0], actions=("init", "confirm", "status"))
+    assert state(flow.callbacks["on_status"]) == "APPLICATION_SUCCESSFUL"
+    assert errors(net, flow, tmp_path) == []  # every signature checked against the registry, at its local URL
+
+
+def test_a_mounted_network_registers_and_advertises_its_public_urls(
+        host: tuple[MountableNetwork, dict[str, ReferenceBPP]]) -> None:
+    net, own = host
+    listed = httpx.post(f"{net.local_registry_url}/lookup", json={}, timeout=5).json()
+    assert sorted(r["url"] for r in listed) == sorted([f"{PUBLIC}/gateway", f"{PUBLIC}/bap",
+                                                       *(f"{PUBLIC}/bpp/{name}" for name in own)])
+    assert [e.url for e in net.endpoints()] == [f"{PUBLIC}/registry", f"{PUBLIC}/gateway", f"{PUBLIC}/bap",
+                                                f"{PUBLIC}/bap-client"]
+
+
+@pytest.mark.parametrize("urls, message", [
+    ({"public_url": "deg-harness.example/harness"}, "public URL 'deg-harness.example/harness' is not an http(s) URL"),
+    ({"public_url": PUBLIC, "local_url": "127.0.0.1:8082"}, "local URL '127.0.0.1:8082' is not an http(s) URL"),
+])
+def test_a_mounted_network_needs_http_urls(urls: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^the network's {re.escape(message)}$"):
+        MountableNetwork(NetworkConfig(), **urls)

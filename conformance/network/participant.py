@@ -124,12 +124,16 @@ class Participant:
         self.skew = skew
         self.http: httpx.AsyncClient | None = None
         self.registry: RegistryClient | None = None
+        self.shortcut: tuple[str, str] | None = None
         self._wrong_key = KeyPair.generate(key.subscriber_id, key.unique_key_id)
         self._deferred: set[asyncio.Task[None]] = set()
 
-    def attach(self, http: httpx.AsyncClient, registry: RegistryClient) -> None:
-        """Called by the sandbox once its event loop runs: the shared HTTP client and registry."""
-        self.http, self.registry = http, registry
+    def attach(self, http: httpx.AsyncClient, registry: RegistryClient, *,
+               shortcut: tuple[str, str] | None = None) -> None:
+        """Called by the sandbox once its event loop runs: the shared HTTP client and registry. `shortcut` is the
+        (public, local) base URL of the server this participant is served by: what it sends under the public one
+        goes to the local one, for the public address may not be reachable from inside the server."""
+        self.http, self.registry, self.shortcut = http, registry, shortcut
 
     async def detach(self) -> None:
         """Called by the sandbox before its HTTP client closes: work deferred and not yet done (a callback not yet
@@ -240,6 +244,9 @@ class Participant:
     async def forward(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST exact bytes with the given signature headers (a gateway relays what it received)."""
         assert self.http is not None, "the participant is not attached to a running network"
+        if self.shortcut is not None:
+            public, local = self.shortcut
+            url = local + url[len(public):] if url.startswith(f"{public}/") else url
         return await self.http.post(url, content=body, headers={"Content-Type": "application/json", **headers})
 
 

@@ -1,4 +1,5 @@
-"""The reference network in a box: registry, gateway, BPPs and a BAP on one loopback port, each under its path.
+"""The reference network in a box: registry, gateway, BPPs and a BAP on one loopback port, each under its path;
+or mounted in another server, beside what that server serves.
 
     with start(NetworkConfig()) as net:
         net.bap_client_url   # drive the BAP: POST {net.bap_client_url}/search
@@ -10,7 +11,7 @@ import dataclasses
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 from starlette.applications import Starlette
@@ -98,21 +99,22 @@ class Endpoint:
     public_key: str
 
 
-class Network:
-    """A running reference network. Stop it with `stop()` or use it as a context manager; a stopped network
-    cannot be started again (make a new one)."""
+class MountableNetwork:
+    """The reference network's registry, gateway, BAP and BPPs, built for a public base URL and served by a server
+    someone else runs (the harness playing BPP serves them beside its own BPPs): mount `routes()` at the root of
+    that server, and run its lifespan inside `attach(http)`. `Network` is one that serves itself."""
 
-    def __init__(self, config: NetworkConfig) -> None:
+    def __init__(self, config: NetworkConfig, *, public_url: str, local_url: str | None = None) -> None:
+        """`public_url`: where others reach the server, and so what the registry lists and the participants
+        advertise. `local_url`: where the server listens (default `public_url`); traffic between what the server
+        serves goes there, since the public address may not be reachable from inside it."""
+        for what, url in (("public", public_url), ("local", local_url or public_url)):
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"the network's {what} URL {url!r} is not an http(s) URL")
         self.config = config
-        self._server = BackgroundServer(bind(config.host, config.port), name="reference network")
-        try:
-            self._build(config)
-        except BaseException:
-            self._server.stop()
-            raise
-
-    def _build(self, config: NetworkConfig) -> None:
-        self.base_url = self._server.url
+        self.base_url = public_url.rstrip("/")
+        self.local_url = (local_url or public_url).rstrip("/")
+        self.local_registry_url = f"{self.local_url}/registry"
         self.registry_url = f"{self.base_url}/registry"
         self.gateway_url = f"{self.base_url}/gateway"
         self.bap_url = f"{self.base_url}/bap"
@@ -171,23 +173,56 @@ class Network:
         out += [Endpoint(name, "BPP", b.key.subscriber_id, b.url, b.key.public_key) for name, b in self.bpps.items()]
         return out
 
+    def add_subscriber(self, subscriber: Subscriber) -> None:
+        """Register someone else in this network's registry (the host's own BPPs, say), replacing an entry with
+        the same subscriber_id and key_id. Possible at any time: participants look keys up when they need them."""
+        self.registry.subscribe(subscriber)
+
+    def routes(self) -> list[Mount]:
+        """The participants' endpoints, to mount at the root of the server `public_url` and `local_url` reach:
+        /registry, /gateway, /bap, /bap-client and /bpp/<name>."""
+        routes = [Mount("/registry", app=self.registry.app()), Mount("/gateway", app=self.gateway.app()),
+                  Mount("/bap-client", app=self.bap.client_app()), Mount("/bap", app=self.bap.network_app())]
+        return routes + [Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in self.bpps.items()]
+
+    @asynccontextmanager
+    async def attach(self, http: httpx.AsyncClient, *,
+                     also: Iterable[Participant] = ()) -> AsyncIterator[RegistryClient]:
+        """Make the participants, and `also` (the host's own, served by the same server), ready to send: enter it
+        in the server's lifespan, once its event loop runs. They share `http` and one registry client (yielded,
+        for the host's use too) that asks the registry at its local URL; what they send to a URL under
+        `public_url` goes to `local_url`. On leaving, callbacks not yet due are dropped."""
+        registry = RegistryClient(self.local_registry_url, http)
+        attached = [*self.participants, *also]
+        for participant in attached:
+            participant.attach(http, registry, shortcut=(self.base_url, self.local_url))
+        try:
+            yield registry
+        finally:
+            await asyncio.gather(*(p.detach() for p in attached))
+
     def app(self) -> Starlette:
+        """The whole network as one ASGI app: `routes()`, attached in the lifespan to an HTTP client of its own."""
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
-            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
-                registry = RegistryClient(self.registry_url, http)
-                for participant in self.participants:
-                    participant.attach(http, registry)
-                try:
-                    yield
-                finally:
-                    await asyncio.gather(*(p.detach() for p in self.participants))
+            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http, self.attach(http):
+                yield
 
-        routes = [Mount("/registry", app=self.registry.app()), Mount("/gateway", app=self.gateway.app()),
-                  Mount("/bap-client", app=self.bap.client_app()), Mount("/bap", app=self.bap.network_app())]
-        routes += [Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in self.bpps.items()]
-        return Starlette(routes=routes, lifespan=lifespan)
+        return Starlette(routes=self.routes(), lifespan=lifespan)
+
+
+class Network(MountableNetwork):
+    """A reference network that serves itself, on a loopback port of its own. Stop it with `stop()` or use it as
+    a context manager; a stopped network cannot be started again (make a new one)."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        self._server = BackgroundServer(bind(config.host, config.port), name="reference network")
+        try:
+            super().__init__(config, public_url=self._server.url)
+        except BaseException:
+            self._server.stop()
+            raise
 
     def start(self) -> "Network":
         """Serve in a background thread; returns once the network answers. Starting a running network does
