@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from contextlib import asynccontextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,10 +19,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from conformance import ConfigError, Engine, load_transcript
-from conformance.network import MountableNetwork, Network, NetworkConfig
+from conformance import ConfigError, Engine, Message, Severity, load_transcript
+from conformance.cli import main
+from conformance.network import FAULTS, VARIATIONS, MountableNetwork, Network, NetworkConfig
 from conformance.network.bpp import ReferenceBPP
 from conformance.network.catalog import CATALOGS, load_catalog
+from conformance.network.participant import BAP_VARIATIONS, BPP_VARIATIONS
 from conformance.network.registry import Subscriber
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
@@ -97,11 +100,16 @@ def order_from(on_search: dict[str, Any], provider: int = 0) -> dict[str, Any]:
             "fulfillments": [{"id": item["fulfillment_ids"][0], **CUSTOMER}]}
 
 
+def towards(transaction_id: str, on_search: dict[str, Any]) -> dict[str, Any]:
+    """The context of a request, in the transaction, to the BPP that sent `on_search`."""
+    return {"transaction_id": transaction_id, "location": LOCATION, "bpp_id": on_search["context"]["bpp_id"],
+            "bpp_uri": on_search["context"]["bpp_uri"]}
+
+
 def enrol(net: MountableNetwork, flow: Flow, on_search: dict[str, Any], provider: int = 0,
           actions: tuple[str, ...] = ("init", "confirm", "status", "support", "cancel")) -> Flow:
     """Go on from the search with one provider of one on_search, each request once its predecessor's callback came."""
-    context = {"transaction_id": flow.transaction_id, "location": LOCATION,
-               "bpp_id": on_search["context"]["bpp_id"], "bpp_uri": on_search["context"]["bpp_uri"]}
+    context = towards(flow.transaction_id, on_search)
     order = order_from(on_search, provider)
     for action in actions:
         message: dict[str, Any] = {"order": order}
@@ -120,7 +128,7 @@ def errors(net: MountableNetwork, flow: Flow, tmp_path: Path) -> list[str]:
     capture = tmp_path / f"{flow.transaction_id}.jsonl"
     capture.write_text("\n".join(json.dumps(r) for r in net.bap.transcript(flow.transaction_id)))
     report = Engine().check(load_transcript([capture]))
-    return [f.text() for f in report.findings if f.severity.value == "error"]
+    return [f.text() for f in report.findings if f.severity is Severity.ERROR]
 
 
 def state(callback: dict[str, Any]) -> str:
@@ -176,9 +184,8 @@ def test_an_order_is_served_by_the_provider_it_names_only(one_bpp: Network, chan
     flow = search(one_bpp, bpps=1)
     on_search = flow.catalogs[0]
     sf_grid = [p["id"] for p in on_search["message"]["catalog"]["providers"]].index("provider_demand_flex_001")
-    context = {"transaction_id": flow.transaction_id, "bpp_id": on_search["context"]["bpp_id"],
-               "bpp_uri": on_search["context"]["bpp_uri"], "location": LOCATION}
-    answer = client(one_bpp, "init", context, {"order": {**order_from(on_search, sf_grid), **change}})["response"]
+    answer = client(one_bpp, "init", towards(flow.transaction_id, on_search),
+                    {"order": {**order_from(on_search, sf_grid), **change}})["response"]
     assert (answer["error"]["code"], answer["error"]["paths"]) == (code, path)
 
 
@@ -208,6 +215,165 @@ def test_both_shapes_load_alike(both_providers: Path) -> None:
     assert [p["id"] for p in load_catalog(both_providers)["providers"]] == [
         "provider_flex_aggregator_001", "provider_demand_flex_001"]
     assert one["catalog_descriptor"] == {"name": "Energy Incentives and Subsidies"}
+
+
+
+# ---- conformant variations ---------------------------------------------------------------------------------------
+
+BPP = "sf-grid-loadflex"
+SF_GRID = "provider_demand_flex_001"
+NETWORKS: dict[str, NetworkConfig] = {
+    "": NetworkConfig(),
+    "support-ticket": NetworkConfig(variations={BPP: frozenset({"support-ticket"})}),
+    "first-state-processing": NetworkConfig(variations={BPP: frozenset({"first-state-processing"})}),
+    "other-ids": NetworkConfig(variations={name: frozenset({"other-ids"}) for name in (BPP, "flexigrid-aggregator")}),
+    "thin-client": NetworkConfig(variations={"bap": frozenset({"thin-client"})},
+                                 faults={BPP: frozenset({"no-validation"})}),
+    "no-validation": NetworkConfig(faults={BPP: frozenset({"no-validation"})}),
+}
+"""A network per variation, and the ones without it to compare with: "" for the BPP variations, no-validation for
+thin-client (a BPP that calls back with an error, which the BAP must see before it matters whether it stops)."""
+ENROLLED = ("", "support-ticket", "first-state-processing", "other-ids")
+
+
+@pytest.fixture(scope="module")
+def networks() -> Iterator[dict[str, Network]]:
+    with ExitStack() as stack:
+        nets = {name: Network(config) for name, config in NETWORKS.items()}
+        for net in nets.values():
+            stack.callback(net.stop)
+        with ThreadPoolExecutor(max_workers=len(nets)) as pool:
+            list(pool.map(Network.start, nets.values()))
+        yield nets
+
+
+def sf_grid(flow: Flow, net: Network) -> dict[str, Any]:
+    """The on_search of the SF Grid LoadFlex BPP."""
+    return next(c for c in flow.catalogs if c["context"]["bpp_id"] == net.bpps[BPP].key.subscriber_id)
+
+
+@pytest.fixture(scope="module")
+def enrolled(networks: dict[str, Network]) -> dict[str, Flow]:
+    """Search to cancel with SF Grid LoadFlex on the networks of ENROLLED, all at once, every id from on_search."""
+    def play(name: str) -> Flow:
+        net = networks[name]
+        flow = search(net, bpps=2)
+        return enrol(net, flow, sf_grid(flow, net))
+
+    with ThreadPoolExecutor(max_workers=len(ENROLLED)) as pool:
+        return dict(zip(ENROLLED, pool.map(play, ENROLLED)))
+
+
+@pytest.mark.parametrize("variation", ENROLLED)
+def test_a_variation_is_conformant_from_search_to_cancel(networks: dict[str, Network], enrolled: dict[str, Flow],
+                                                         variation: str, tmp_path: Path) -> None:
+    flow = enrolled[variation]
+    assert [flow.answers[a]["response"] for a in flow.answers] == [ACK] * 5
+    assert errors(networks[variation], flow, tmp_path) == []
+
+
+def test_support_ticket_answers_support_with_a_ticket_of_its_own(enrolled: dict[str, Flow]) -> None:
+    varied, plain = enrolled["support-ticket"], enrolled[""]
+    ticket = varied.callbacks["on_support"]["message"]["support"]["ref_id"]
+    assert ticket.startswith("support-") and ticket != varied.order_id
+    assert plain.callbacks["on_support"]["message"]["support"]["ref_id"] == plain.order_id
+
+
+def test_first_state_processing_confirms_in_processing_and_status_moves_it_on(enrolled: dict[str, Flow]) -> None:
+    def states(flow: Flow) -> list[str]:
+        return [state(flow.callbacks[a]) for a in ("on_confirm", "on_status", "on_cancel")]
+
+    assert states(enrolled["first-state-processing"]) == [
+        "APPLICATION_PROCESSING", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"]
+    assert states(enrolled[""]) == ["APPLICATION_SUBMITTED", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"]
+
+
+def ids(on_search: dict[str, Any]) -> set[str]:
+    """Every id an on_search defines or refers to: providers', their entries', and the references between them."""
+    found: set[str] = set()
+    for provider in on_search["message"]["catalog"]["providers"]:
+        found.add(provider["id"])
+        for member in ("items", "categories", "fulfillments", "locations"):
+            for entry in provider.get(member, []):
+                found.add(entry["id"])
+                for field in ("category_ids", "fulfillment_ids", "location_ids"):
+                    found.update(entry.get(field, []))
+    return found
+
+
+def test_other_ids_publishes_none_of_the_guides_ids_and_takes_orders_by_its_own(
+        networks: dict[str, Network], enrolled: dict[str, Flow], engine: Engine) -> None:
+    varied, plain = enrolled["other-ids"], enrolled[""]
+    for net, flow in ((networks["other-ids"], varied), (networks[""], plain)):
+        on_search = sf_grid(flow, net)
+        assert [f.text() for f in engine.check_alone(Message(on_search, "on_search", None, endpoint="/on_search"))
+                if f.severity is Severity.ERROR] == []
+    theirs = set().union(*(ids(c) for c in varied.catalogs))
+    guides = set().union(*(ids(c) for c in plain.catalogs))
+    assert len(theirs) == len(guides) and not theirs & guides
+    assert varied.callbacks["on_confirm"]["message"]["order"]["provider"]["id"] in theirs
+    # A BAP that orders by the guide's ids, not by what on_search published, is refused.
+    context = towards(varied.transaction_id, sf_grid(varied, networks["other-ids"]))
+    guide_order = order_from(sf_grid(plain, networks[""]))
+    refused = client(networks["other-ids"], "select", context, {"order": guide_order})["response"]
+    assert refused["error"]["code"] == "30001"
+
+
+@pytest.mark.parametrize("network, sent", [("thin-client", True), ("no-validation", False)])
+def test_thin_client_sends_the_confirm_after_an_init_error_callback(networks: dict[str, Network], network: str,
+                                                                    sent: bool) -> None:
+    net = networks[network]
+    flow = search(net, bpps=2)
+    on_search = sf_grid(flow, net)
+    context = towards(flow.transaction_id, on_search)
+    unknown = {**order_from(on_search), "items": [{"id": "item-nobody-publishes"}]}
+    assert client(net, "init", context, {"order": unknown})["response"] == ACK  # the BPP finds out later ...
+    assert inbox(net, flow.transaction_id, "on_init")[0]["error"]["code"] == "30004"  # ... and says so
+    confirm = httpx.post(f"{net.bap_client_url}/confirm", json={"context": context, "message": {"order": unknown}},
+                         timeout=5)
+    assert confirm.status_code == (200 if sent else 409), confirm.text
+    assert [m["body"]["context"]["action"] for m in net.bap.outbox][-1] == ("confirm" if sent else "init")
+
+
+
+# ---- which participant has which variation ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("participant, variation, known, whose", [
+    ("bap", "support-ticket", "thin-client", "BPP"),
+    (BPP, "thin-client", ", ".join(sorted(BPP_VARIATIONS)), "BAP"),
+    ("gateway", "other-ids", "none", "BPP"),
+])
+def test_a_variation_of_another_participant_is_refused(participant: str, variation: str, known: str,
+                                                       whose: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Network(NetworkConfig(variations={participant: frozenset({variation})}))
+    assert str(refused.value) == (f"{participant}: unknown variations ['{variation}']; known here: {known}; "
+                                  f"only a {whose} has {variation}")
+
+
+def test_a_variation_for_nobody_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^variations for unknown participants \['nobody'\]; participants: gateway, "
+                                          r"bap, flexigrid-aggregator, sf-grid-loadflex$"):
+        Network(NetworkConfig(variations={"nobody": frozenset({"support-ticket"})}))
+
+
+def test_list_variations_says_which_participants_have_each(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "--list-variations"]) == 0
+    listed = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())
+    assert listed.keys() == VARIATIONS.keys() and not VARIATIONS.keys() & FAULTS.keys()
+    assert {name for name, what in listed.items() if what.startswith("BAP only: ")} == BAP_VARIATIONS.keys()
+    assert {name for name, what in listed.items() if what.startswith("BPP only: ")} == BPP_VARIATIONS.keys()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--vary", "bap"], "--vary 'bap': write PARTICIPANT=VARIATION, e.g. sf-grid-loadflex=support-ticket"),
+    (["--vary", "bap=support-ticket"], "bap: unknown variations ['support-ticket']; known here: thin-client; only a "
+                                       "BPP has support-ticket"),
+])
+def test_sandbox_refuses_a_variation_it_cannot_give_in_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                                message: str) -> None:
+    assert main(["sandbox", *argv]) == 2
+    assert capsys.readouterr().err == f"deg-conformance: error: {message}\n"
 
 
 # ---- callbacks that take their time ------------------------------------------------------------------------------

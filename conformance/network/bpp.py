@@ -17,16 +17,17 @@ from starlette.routing import Route
 
 from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
-from conformance.network.catalog import providers_of
+from conformance.network.catalog import providers_of, with_other_ids
 from conformance.network.participant import (
-    ACTION_NOT_APPLICABLE, BPP_ONLY, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, error, join,
-    log_failure, nack, now_rfc3339,
+    ACTION_NOT_APPLICABLE, BPP_ONLY, BPP_VARIATIONS, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND,
+    PROVIDER_NOT_FOUND, Participant, ack, error, join, log_failure, nack, now_rfc3339,
 )
 from conformance import signing
 from conformance.signing import KeyPair, SignatureError
 
 SUPPORTED = ("search", "select", "init", "confirm", "status", "cancel", "support")
-SUBMITTED, SUCCESSFUL, CANCELLED = "APPLICATION_SUBMITTED", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"
+SUBMITTED, PROCESSING = "APPLICATION_SUBMITTED", "APPLICATION_PROCESSING"
+SUCCESSFUL, CANCELLED = "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"
 
 
 class Refusal(Exception):
@@ -40,14 +41,22 @@ class Refusal(Exception):
 
 class ReferenceBPP(Participant):
     own_faults = BPP_ONLY
+    own_variations = frozenset(BPP_VARIATIONS)
 
     def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine,
-                 faults: frozenset[str] = frozenset(), skew: int = 5, latency: float = 0.0) -> None:
-        super().__init__(key, engine=engine, faults=faults, skew=skew)
+                 faults: frozenset[str] = frozenset(), variations: frozenset[str] = frozenset(), skew: int = 5,
+                 latency: float = 0.0) -> None:
+        """`catalog`: a catalog file's content, in either shape (see load_catalog)."""
+        super().__init__(key, engine=engine, faults=faults, variations=variations, skew=skew)
         self.url = url
-        self.providers: dict[str, dict[str, Any]] = {p["id"]: p for p in providers_of(catalog)}
+        providers = providers_of(catalog)
+        if "other-ids" in variations:
+            providers = [with_other_ids(p) for p in providers]
+        self.providers: dict[str, dict[str, Any]] = {p["id"]: p for p in providers}
         """By id, in the catalog's order."""
         self.catalog_descriptor = catalog.get("catalog_descriptor", {})
+        self.first_state = PROCESSING if "first-state-processing" in variations else SUBMITTED
+        """The fulfillment state of a confirmed order, until status moves it on."""
         self.latency = latency
         self.orders: dict[str, dict[str, Any]] = {}
         """Confirmed orders by id."""
@@ -123,18 +132,20 @@ class ReferenceBPP(Participant):
                 self.initialised.add(context.get("transaction_id"))
             if action == "confirm":
                 order["id"] = f"order-{uuid.uuid4()}"
-                self._set_state(order, SUBMITTED)
+                self._set_state(order, self.first_state)
                 self.orders[order["id"]] = order
             return {"order": copy.deepcopy(order)}
         if action == "support":  # like status: about an order of this BPP, so an unknown ref_id is refused
             ref = dig(message, "support", "ref_id")
             if not isinstance(ref, str) or ref not in self.orders:
                 raise Refusal(ORDER_NOT_FOUND, f"no order {ref!r} here to support", "$.message.support.ref_id")
+            if "support-ticket" in self.variations:  # the support request gets a ticket of its own
+                ref = f"support-{uuid.uuid4()}"
             return {"support": {"ref_id": ref, "phone": "+14155550123", "email": f"support@{self.key.subscriber_id}"}}
         order = self._known_order(message.get("order_id"))
         if action == "cancel":
             self._set_state(order, CANCELLED)
-        elif dig(order, "fulfillments", 0, "state", "descriptor", "code") == SUBMITTED:
+        elif dig(order, "fulfillments", 0, "state", "descriptor", "code") == self.first_state:
             self._set_state(order, SUCCESSFUL)
         return {"order": copy.deepcopy(order)}
 

@@ -1,11 +1,11 @@
-"""What every reference participant shares: signed sending, verified receiving, ACK/NACK answers, faults."""
+"""What every reference participant shares: signed sending, verified receiving, ACK/NACK answers, faults, variations."""
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any, Coroutine
+from typing import AbstractSet, Any, Coroutine
 
 import httpx
 import orjson
@@ -60,6 +60,26 @@ which participants have it (`deg-conformance sandbox --list-faults` prints them)
 BPP_ONLY = frozenset(BPP_FAULTS)
 BAP_ONLY = frozenset(BAP_FAULTS)
 
+BPP_VARIATIONS: dict[str, str] = {
+    "support-ticket": "on_support answers support.ref_id with a fresh support ticket id, as the guide's example "
+                      "does, instead of the order id",
+    "first-state-processing": "the first fulfillment state after confirm is APPLICATION_PROCESSING instead of "
+                              "APPLICATION_SUBMITTED (status still moves it on to APPLICATION_SUCCESSFUL)",
+    "other-ids": "the catalog is published with every id (providers, items, categories, fulfillments, locations and "
+                 "the references between them) replaced, consistently, by another",
+}
+"""How a BPP may differ from the guide's examples and the reference BPP, and still conform."""
+BAP_VARIATIONS: dict[str, str] = {
+    "thin-client": "its client endpoint forwards whatever it is told, as a protocol server's thin BAP client adapter "
+                   "does: an init or confirm after an error callback too (on the wire, the ignore-error-callback "
+                   "fault)",
+}
+"""How a BAP may differ from the reference BAP, and still conform."""
+VARIATIONS: dict[str, str] = {**{name: f"BPP only: {what}" for name, what in BPP_VARIATIONS.items()},
+                              **{name: f"BAP only: {what}" for name, what in BAP_VARIATIONS.items()}}
+"""The named ways a participant can be told to differ from the reference network while conforming, for the
+harness's own tests: none of them may get a failure (`deg-conformance sandbox --list-variations` prints them)."""
+
 
 MAX_DEPTH = 64
 """How deeply a message may nest. Beckn messages stay under 15 levels; far deeper JSON is refused before
@@ -110,17 +130,18 @@ class Participant:
     own_faults: frozenset[str] = frozenset()
     """Faults only this kind of participant has, beside SHARED_FAULTS; any other is refused. A BPP declares
     its callbacks', the BAP its requests'; the gateway has none of its own."""
+    own_variations: frozenset[str] = frozenset()
+    """The variations this kind of participant has; any other is refused. The gateway has none."""
 
-    def __init__(self, key: KeyPair, *, engine: Engine, faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
-        known = SHARED_FAULTS.keys() | self.own_faults
-        unknown = faults - known
-        if unknown:
-            hint = "".join(f"; only a {'BAP' if name in BAP_ONLY else 'BPP'} has {name}"
-                           for name in sorted(unknown & FAULTS.keys()))
-            raise ValueError(f"unknown faults {sorted(unknown)}; known here: {', '.join(sorted(known))}{hint}")
+    def __init__(self, key: KeyPair, *, engine: Engine, faults: frozenset[str] = frozenset(),
+                 variations: frozenset[str] = frozenset(), skew: int = 5) -> None:
+        _refuse_unknown("faults", faults, SHARED_FAULTS.keys() | self.own_faults, bap=BAP_ONLY, bpp=BPP_ONLY)
+        _refuse_unknown("variations", variations, self.own_variations, bap=BAP_VARIATIONS.keys(),
+                        bpp=BPP_VARIATIONS.keys())
         self.key = key
         self.engine = engine
         self.faults = faults
+        self.variations = variations
         self.skew = skew
         self.http: httpx.AsyncClient | None = None
         self.registry: RegistryClient | None = None
@@ -248,6 +269,17 @@ class Participant:
             public, local = self.shortcut
             url = local + url[len(public):] if url.startswith(f"{public}/") else url
         return await self.http.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+
+
+def _refuse_unknown(kind: str, given: frozenset[str], known: AbstractSet[str], *, bap: AbstractSet[str],
+                    bpp: AbstractSet[str]) -> None:
+    """A ValueError naming the `kind` (faults, variations) a participant was given and does not have, the ones it
+    has, and whose each stranger is (`bap`, `bpp`): a switch that would silently do nothing is refused."""
+    unknown = given - known
+    if unknown:
+        hint = "".join(f"; only a {'BAP' if name in bap else 'BPP'} has {name}"
+                       for name in sorted(unknown & (bap | bpp)))
+        raise ValueError(f"unknown {kind} {sorted(unknown)}; known here: {', '.join(sorted(known)) or 'none'}{hint}")
 
 
 def read_json(body: bytes) -> Any:

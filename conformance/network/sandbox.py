@@ -42,6 +42,9 @@ class NetworkConfig:
     domain: str = "flexibility"
     catalogs: tuple[Path, ...] = field(default_factory=lambda: tuple(sorted(CATALOGS.glob("*.json"))))
     faults: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Participant name -> the fault switches it is given (participant.FAULTS)."""
+    variations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Participant name -> the conformant variations it is given (participant.VARIATIONS)."""
     skew: int = 5
     """Seconds of clock difference allowed when verifying signatures."""
     latency: float = 0.0
@@ -51,7 +54,8 @@ class NetworkConfig:
 
     @classmethod
     def from_file(cls, path: Path, **overrides: Any) -> "NetworkConfig":
-        """Read a YAML file (host, port, domain, skew, latency, catalogs, faults, keys); `overrides` win."""
+        """Read a YAML file (host, port, domain, skew, latency, catalogs, faults, variations, keys); `overrides`
+        win."""
         doc = load_yaml(path)
         if doc is None:
             doc = {}
@@ -72,9 +76,11 @@ class NetworkConfig:
         if "catalogs" in doc:
             catalogs = _typed(path, "catalogs", doc["catalogs"], list)
             values["catalogs"] = tuple((path.parent / str(c)).resolve() for c in catalogs)
-        if "faults" in doc:
-            faults = _typed(path, "faults", doc["faults"], dict)
-            values["faults"] = {str(k): frozenset(_typed(path, f"faults.{k}", v, list)) for k, v in faults.items()}
+        for name in ("faults", "variations"):
+            if name in doc:
+                chosen = _typed(path, name, doc[name], dict)
+                values[name] = {str(k): frozenset(str(s) for s in _typed(path, f"{name}.{k}", v, list))
+                                for k, v in chosen.items()}
         if "keys" in doc:
             values["keys"] = {str(k): str(v) for k, v in _typed(path, "keys", doc["keys"], dict).items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -121,7 +127,6 @@ class MountableNetwork:
         self.bap_client_url = f"{self.base_url}/bap-client"
         self.registry = Registry()
         engine = Engine()
-        faults = config.faults
 
         def key(name: str) -> KeyPair:
             subscriber, key_id = f"{name}.deg-sandbox.local", f"{name}-key-1"
@@ -132,28 +137,29 @@ class MountableNetwork:
             except ValueError as exc:
                 raise ConfigError(f"the key for {name}: {exc}") from None
 
-        def participant(name: str, make: Callable[[frozenset[str]], P]) -> P:
+        def participant(name: str, make: Callable[[frozenset[str], frozenset[str]], P]) -> P:
             try:
-                return make(frozenset(faults.get(name, ())))
-            except ValueError as exc:  # the participant checks its faults
+                return make(frozenset(config.faults.get(name, ())), frozenset(config.variations.get(name, ())))
+            except ValueError as exc:  # the participant checks its faults and variations
                 raise ConfigError(f"{name}: {exc}") from None
 
-        self.gateway = participant("gateway", lambda f: ReferenceGateway(
-            key("gateway"), engine=engine, faults=f, skew=config.skew))
-        self.bap = participant("bap", lambda f: ReferenceBAP(
+        self.gateway = participant("gateway", lambda f, v: ReferenceGateway(
+            key("gateway"), engine=engine, faults=f, variations=v, skew=config.skew))
+        self.bap = participant("bap", lambda f, v: ReferenceBAP(
             key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain, engine=engine,
-            faults=f, skew=config.skew))
+            faults=f, variations=v, skew=config.skew))
         self.bpps: dict[str, ReferenceBPP] = {}
         for path in config.catalogs:
             catalog = load_catalog(path)
             name = path.stem
-            self.bpps[name] = participant(name, lambda f: ReferenceBPP(
+            self.bpps[name] = participant(name, lambda f, v: ReferenceBPP(
                 key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog, engine=engine, faults=f,
-                skew=config.skew, latency=config.latency))
-        strangers = set(faults) - {"gateway", "bap", *self.bpps}
-        if strangers:
-            raise ConfigError(f"faults for unknown participants {sorted(strangers)}; "
-                              f"participants: gateway, bap, {', '.join(sorted(self.bpps))}")
+                variations=v, skew=config.skew, latency=config.latency))
+        for kind, chosen in (("faults", config.faults), ("variations", config.variations)):
+            strangers = set(chosen) - {"gateway", "bap", *self.bpps}
+            if strangers:
+                raise ConfigError(f"{kind} for unknown participants {sorted(strangers)}; "
+                                  f"participants: {', '.join(['gateway', 'bap', *sorted(self.bpps)])}")
         self.registry.subscribers += [
             Subscriber.for_key(self.gateway.key, url=self.gateway_url, type="BG", domain=config.domain),
             Subscriber.for_key(self.bap.key, url=self.bap_url, type="BAP", domain=config.domain),
