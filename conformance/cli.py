@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import orjson
 
@@ -66,9 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, help="port to listen on (default: a free one)")
     sandbox.add_argument("--catalog", type=Path, action="append", metavar="FILE",
-                         help="a BPP's catalog ({catalog_descriptor, provider}); repeat for several BPPs")
+                         help="a BPP's catalog ({catalog_descriptor, provider or providers}); repeat for several BPPs")
     sandbox.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
                          help="make a participant misbehave (see --list-faults); repeatable")
+    sandbox.add_argument("--vary", action="append", default=[], metavar="PARTICIPANT=VARIATION",
+                         help="make a participant differ from the reference while conforming (see --list-variations); "
+                              "repeatable")
     sandbox.add_argument("--latency", type=float, help="seconds each BPP waits before a callback")
     sandbox.add_argument("--skew", type=int, help="seconds of clock skew allowed on signatures (default 5)")
     sandbox.add_argument("--registry-type", choices=["beckn", "dedi"],
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--registry-name", metavar="NAME",
                          help="the registry's DeDi name, which the participants ask under (default deg-sandbox)")
     sandbox.add_argument("--list-faults", action="store_true", help="print the fault switches and exit")
+    sandbox.add_argument("--list-variations", action="store_true", help="print the conformant variations and exit")
 
     run = sub.add_parser("run", help="play scenarios live against a target (default: the reference network)",
                          description="Play YAML scenarios and check every message both ways. As BAP (--role bap) "
@@ -216,14 +220,20 @@ def _progress(total: int) -> Progress | None:
     return show
 
 
-def _faults(items: list[str]) -> dict[str, frozenset[str]]:
-    faults: dict[str, set[str]] = {}
+def _per_participant(items: list[str], flag: str, what: str, example: str) -> dict[str, frozenset[str]]:
+    """The values of a repeatable PARTICIPANT=`what` option (`--fault`, `--vary`), by participant."""
+    chosen: dict[str, set[str]] = {}
     for item in items:
-        participant, sep, fault = item.partition("=")
-        if not sep or not participant or not fault:
-            raise ConfigError(f"--fault {item!r}: write PARTICIPANT=FAULT, e.g. sf-grid-loadflex=no-callback")
-        faults.setdefault(participant, set()).add(fault)
-    return {p: frozenset(f) for p, f in faults.items()}
+        participant, sep, name = item.partition("=")
+        if not sep or not participant or not name:
+            raise ConfigError(f"{flag} {item!r}: write PARTICIPANT={what}, e.g. sf-grid-loadflex={example}")
+        chosen.setdefault(participant, set()).add(name)
+    return {p: frozenset(n) for p, n in chosen.items()}
+
+
+def _merged(configured: Mapping[str, frozenset[str]], given: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """The configuration file's faults (or variations) and the command line's, participant by participant."""
+    return {p: configured.get(p, frozenset()) | given.get(p, frozenset()) for p in {*configured, *given}}
 
 
 def _variables(pairs: list[str], file: Path | None) -> dict[str, Any]:
@@ -278,6 +288,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         raise ConfigError("--gateway is for --role bap; as BPP the harness starts its own gateway")
     if args.role == "bap" and (args.catalog or args.drive != "trigger"):
         raise ConfigError("--catalog and --drive are for --role bpp")
+    faults = _per_participant(args.fault, "--fault", "FAULT", "no-callback")
     config = RunConfig(
         role=args.role, drive=args.drive, catalogs=tuple(args.catalog),
         target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
@@ -286,7 +297,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         private_key=load_key_file(args.key_file) if args.key_file else None, signatures=args.signatures,
         ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout, concurrency=args.concurrency,
         variables=_variables(args.var, args.vars),
-        network=NetworkConfig(faults=_faults(args.fault)) if args.fault else None)
+        network=NetworkConfig(faults=faults) if faults else None)
     run_id = new_run_id()
     report_dir = args.report_dir or REPORTS / run_id
     try:  # before the run, not after it: a run whose reports cannot be written is lost
@@ -363,22 +374,21 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _sandbox(args: argparse.Namespace) -> int:
     # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
-    from conformance.network import FAULTS, Network, NetworkConfig
+    from conformance.network import FAULTS, VARIATIONS, Network, NetworkConfig
 
-    if args.list_faults:
-        for name, what in FAULTS.items():
+    listed = FAULTS if args.list_faults else VARIATIONS if args.list_variations else None
+    if listed is not None:
+        for name, what in listed.items():
             print(f"{name:32} {what}")
         return EXIT_OK
-    faults = _faults(args.fault)
     overrides = {"host": args.host, "port": args.port, "latency": args.latency, "skew": args.skew,
                  "registry_type": args.registry_type, "registry_name": args.registry_name,
                  "catalogs": tuple(args.catalog) if args.catalog else None}
     config = NetworkConfig.from_file(args.config, **overrides) if args.config else NetworkConfig(
         **{k: v for k, v in overrides.items() if v is not None})
-    if faults:
-        merged = {p: frozenset(f) for p, f in config.faults.items()}
-        merged.update({p: merged.get(p, frozenset()) | f for p, f in faults.items()})
-        config = dataclasses.replace(config, faults=merged)
+    config = dataclasses.replace(
+        config, faults=_merged(config.faults, _per_participant(args.fault, "--fault", "FAULT", "no-callback")),
+        variations=_merged(config.variations, _per_participant(args.vary, "--vary", "VARIATION", "support-ticket")))
     network = Network(config).start()
     try:
         print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
@@ -389,6 +399,8 @@ def _sandbox(args: argparse.Namespace) -> int:
               f"look keys up the {config.registry_type} way", file=sys.stderr)
         for participant, chosen in sorted(config.faults.items()):
             print(f"fault: {participant} {', '.join(sorted(chosen))}")
+        for participant, chosen in sorted(config.variations.items()):
+            print(f"variation: {participant} {', '.join(sorted(chosen))}")
         print("Ctrl-C stops the network.", flush=True)
         while True:
             time.sleep(3600)

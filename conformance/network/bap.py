@@ -19,7 +19,7 @@ from starlette.routing import Route
 from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS, dig, objects
 from conformance.engine import Engine
 from conformance.network.participant import (
-    BAP_ONLY, INVALID_REQUEST, Participant, ack, join, nack, now_rfc3339, read_json,
+    BAP_ONLY, BAP_VARIATIONS, INVALID_REQUEST, Participant, ack, join, nack, now_rfc3339, read_json,
 )
 from conformance.signing import KeyPair
 
@@ -30,10 +30,14 @@ BUILDS_ON = {"on_select": "init", "on_init": "confirm"}
 
 class ReferenceBAP(Participant):
     own_faults = BAP_ONLY
+    own_variations = frozenset(BAP_VARIATIONS)
 
     def __init__(self, key: KeyPair, *, url: str, gateway_url: str, domain: str, engine: Engine,
-                 faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
-        super().__init__(key, engine=engine, faults=faults, skew=skew)
+                 faults: frozenset[str] = frozenset(), variations: frozenset[str] = frozenset(), skew: int = 5) -> None:
+        super().__init__(key, engine=engine, faults=faults, variations=variations, skew=skew)
+        self.forwards_all = "ignore-error-callback" in faults or "thin-client" in variations
+        """Its client sends an init or confirm after an error callback too. The same on the wire whether it is a
+        fault (this BAP should have stopped) or a variation (a thin adapter; stopping is the app's decision)."""
         self.url = url
         self.gateway_url = gateway_url
         self.domain = domain
@@ -105,7 +109,7 @@ class ReferenceBAP(Participant):
         context.setdefault("transaction_id", str(uuid.uuid4()))
         context.setdefault("message_id", str(uuid.uuid4()))
         refused = self._refused.get((str(context["transaction_id"]), action))
-        if refused is not None and "ignore-error-callback" not in self.faults:
+        if refused is not None and not self.forwards_all:
             return _client_error(409, f"the BPP refused the step {action} builds on in this transaction (error "
                                       f"{refused}): not sending {action}", context)
         target = context.get("bpp_uri") if (action != "search" or context.get("bpp_uri")) else self.gateway_url

@@ -1,4 +1,5 @@
-"""A reference BPP: publishes one provider's programs, takes orders, answers each request with its callback."""
+"""A reference BPP: publishes its catalog's providers and their programs, takes orders, answers each request with
+its callback."""
 from __future__ import annotations
 
 import asyncio
@@ -16,15 +17,17 @@ from starlette.routing import Route
 
 from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
+from conformance.network.catalog import providers_of, with_other_ids
 from conformance.network.participant import (
-    ACTION_NOT_APPLICABLE, BPP_ONLY, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, Participant, ack, error, join,
-    log_failure, nack, now_rfc3339,
+    ACTION_NOT_APPLICABLE, BPP_ONLY, BPP_VARIATIONS, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND,
+    PROVIDER_NOT_FOUND, Participant, ack, error, join, log_failure, nack, now_rfc3339,
 )
 from conformance import signing
 from conformance.signing import KeyPair, SignatureError
 
 SUPPORTED = ("search", "select", "init", "confirm", "status", "cancel", "support")
-SUBMITTED, SUCCESSFUL, CANCELLED = "APPLICATION_SUBMITTED", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"
+SUBMITTED, PROCESSING = "APPLICATION_SUBMITTED", "APPLICATION_PROCESSING"
+SUCCESSFUL, CANCELLED = "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"
 
 
 class Refusal(Exception):
@@ -38,13 +41,22 @@ class Refusal(Exception):
 
 class ReferenceBPP(Participant):
     own_faults = BPP_ONLY
+    own_variations = frozenset(BPP_VARIATIONS)
 
     def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine,
-                 faults: frozenset[str] = frozenset(), skew: int = 5, latency: float = 0.0) -> None:
-        super().__init__(key, engine=engine, faults=faults, skew=skew)
+                 faults: frozenset[str] = frozenset(), variations: frozenset[str] = frozenset(), skew: int = 5,
+                 latency: float = 0.0) -> None:
+        """`catalog`: a catalog file's content, in either shape (see load_catalog)."""
+        super().__init__(key, engine=engine, faults=faults, variations=variations, skew=skew)
         self.url = url
+        providers = providers_of(catalog)
+        if "other-ids" in variations:
+            providers = [with_other_ids(p) for p in providers]
+        self.providers: dict[str, dict[str, Any]] = {p["id"]: p for p in providers}
+        """By id, in the catalog's order."""
         self.catalog_descriptor = catalog.get("catalog_descriptor", {})
-        self.provider: dict[str, Any] = catalog["provider"]
+        self.first_state = PROCESSING if "first-state-processing" in variations else SUBMITTED
+        """The fulfillment state of a confirmed order, until status moves it on."""
         self.latency = latency
         self.orders: dict[str, dict[str, Any]] = {}
         """Confirmed orders by id."""
@@ -97,8 +109,8 @@ class ReferenceBPP(Participant):
         return url if isinstance(url, str) else None
 
     def catalog(self) -> dict[str, Any]:
-        """What on_search carries: this BPP's one provider."""
-        return {"catalog": {"descriptor": self.catalog_descriptor, "providers": [self.provider]}}
+        """What on_search carries: every provider of this BPP's catalog."""
+        return {"catalog": {"descriptor": self.catalog_descriptor, "providers": list(self.providers.values())}}
 
     def answer(self, action: str, doc: dict[str, Any]) -> dict[str, Any]:
         """The callback's message for a request, or a Refusal. Orders change state here.
@@ -121,31 +133,34 @@ class ReferenceBPP(Participant):
                 self.initialised.add(context.get("transaction_id"))
             if action == "confirm":
                 order["id"] = f"order-{uuid.uuid4()}"
-                self._set_state(order, SUBMITTED)
+                self._set_state(order, self.first_state)
                 self.orders[order["id"]] = order
             return {"order": copy.deepcopy(order)}
         if action == "support":  # like status: about an order of this BPP, so an unknown ref_id is refused
             ref = dig(message, "support", "ref_id")
             if not isinstance(ref, str) or ref not in self.orders:
                 raise Refusal(ORDER_NOT_FOUND, f"no order {ref!r} here to support", "$.message.support.ref_id")
+            if "support-ticket" in self.variations:  # the support request gets a ticket of its own
+                ref = f"support-{uuid.uuid4()}"
             return {"support": {"ref_id": ref, "phone": "+14155550123", "email": f"support@{self.key.subscriber_id}"}}
         order = self._known_order(message.get("order_id"))
         if action == "cancel":
             self._set_state(order, CANCELLED)
-        elif dig(order, "fulfillments", 0, "state", "descriptor", "code") == SUBMITTED:
+        elif dig(order, "fulfillments", 0, "state", "descriptor", "code") == self.first_state:
             self._set_state(order, SUCCESSFUL)
         return {"order": copy.deepcopy(order)}
 
     def _order_from(self, requested: dict[str, Any]) -> dict[str, Any]:
         provider_id = dig(requested, "provider", "id")
-        if provider_id != self.provider.get("id"):
+        provider = self.providers.get(provider_id) if isinstance(provider_id, str) else None
+        if provider is None:
             raise Refusal(PROVIDER_NOT_FOUND, f"provider {provider_id!r} is not published here",
                           "$.message.order.provider.id")
-        items = {i["id"]: i for _, i in objects(self.provider.get("items")) if "id" in i}
+        items = {i["id"]: i for _, i in objects(provider.get("items")) if "id" in i}
         chosen = []
         for n, (_, item) in enumerate(objects(requested.get("items"))):
             if not isinstance(item.get("id"), str) or item["id"] not in items:
-                raise Refusal(ITEM_NOT_FOUND, f"item {item.get('id')!r} is not published here",
+                raise Refusal(ITEM_NOT_FOUND, f"item {item.get('id')!r} is not one of {provider_id}'s",
                               f"$.message.order.items[{n}].id")
             full = copy.deepcopy(items[item["id"]])
             for field in ("location_ids", "category_ids", "fulfillment_ids"):
@@ -153,7 +168,7 @@ class ReferenceBPP(Participant):
             chosen.append(full)
         if not chosen:
             raise Refusal(ITEM_NOT_FOUND, "the order names no item", "$.message.order.items")
-        descriptor = self.provider.get("descriptor", {})
+        descriptor = provider.get("descriptor", {})
         fulfillments = [copy.deepcopy(f) for _, f in objects(requested.get("fulfillments"))]
         return {"provider": {"id": provider_id, "descriptor": descriptor}, "items": chosen,
                 "fulfillments": fulfillments}
@@ -174,24 +189,31 @@ class ReferenceBPP(Participant):
     async def call_back(self, action: str, request_context: dict[str, Any], content: dict[str, Any],
                         reply_to: Any) -> None:
         """Send on_<action> (`content` is its message, or an error) to the BAP that asked, or the gateway that
-        relayed its search, signed by this BPP."""
-        context = {**request_context, "action": f"on_{action}", "bpp_id": self.key.subscriber_id,
-                   "bpp_uri": self.url, "timestamp": now_rfc3339()}
-        if "wrong-callback-message-id" in self.faults:
-            context["message_id"] = str(uuid.uuid4())
-        if "wrong-callback-transaction-id" in self.faults:
-            context["transaction_id"] = str(uuid.uuid4())
+        relayed its search, signed by this BPP. One not due at once (latency, late-callback) waits deferred."""
         delay = self.latency
         if "late-callback" in self.faults:
             ttl = parse_duration(request_context.get("ttl"))
             delay += (ttl.total_seconds() if ttl is not None else 30.0) + 1.0
         if delay:
-            try:
-                await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                return  # the network is stopping: a callback not yet due is dropped, not logged as a crash
+            self.defer(self._call_back_after(delay, action, request_context, content, reply_to))
+        else:
+            await self._send_callback(action, request_context, content, reply_to)
+
+    async def _call_back_after(self, delay: float, action: str, request_context: dict[str, Any],
+                               content: dict[str, Any], reply_to: Any) -> None:
+        await asyncio.sleep(delay)
+        await self._send_callback(action, request_context, content, reply_to)
+
+    async def _send_callback(self, action: str, request_context: dict[str, Any], content: dict[str, Any],
+                             reply_to: Any) -> None:
         if not isinstance(reply_to, str):
             return
+        context = {**request_context, "action": f"on_{action}", "bpp_id": self.key.subscriber_id,
+                   "bpp_uri": self.url, "timestamp": now_rfc3339()}  # when it is sent, after any delay
+        if "wrong-callback-message-id" in self.faults:
+            context["message_id"] = str(uuid.uuid4())
+        if "wrong-callback-transaction-id" in self.faults:
+            context["transaction_id"] = str(uuid.uuid4())
         raw = json.dumps({"context": context, **content}, separators=(",", ":")).encode()
         headers = self.sign_headers(raw)
         for _ in range(2 if "duplicate-callback" in self.faults else 1):  # a duplicate: the same bytes and header

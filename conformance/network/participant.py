@@ -1,9 +1,10 @@
-"""What every reference participant shares: signed sending, verified receiving, ACK/NACK answers, faults."""
+"""What every reference participant shares: signed sending, verified receiving, ACK/NACK answers, faults, variations."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Any
+from typing import AbstractSet, Any, Coroutine
 
 import httpx
 import orjson
@@ -58,6 +59,26 @@ which participants have it (`deg-conformance sandbox --list-faults` prints them)
 BPP_ONLY = frozenset(BPP_FAULTS)
 BAP_ONLY = frozenset(BAP_FAULTS)
 
+BPP_VARIATIONS: dict[str, str] = {
+    "support-ticket": "on_support answers support.ref_id with a fresh support ticket id, as the guide's example "
+                      "does, instead of the order id",
+    "first-state-processing": "the first fulfillment state after confirm is APPLICATION_PROCESSING instead of "
+                              "APPLICATION_SUBMITTED (status still moves it on to APPLICATION_SUCCESSFUL)",
+    "other-ids": "the catalog is published with every id (providers, items, categories, fulfillments, locations and "
+                 "the references between them) replaced, consistently, by another",
+}
+"""How a BPP may differ from the guide's examples and the reference BPP, and still conform."""
+BAP_VARIATIONS: dict[str, str] = {
+    "thin-client": "its client endpoint forwards whatever it is told, as a protocol server's thin BAP client adapter "
+                   "does: an init or confirm after an error callback too (on the wire, the ignore-error-callback "
+                   "fault)",
+}
+"""How a BAP may differ from the reference BAP, and still conform."""
+VARIATIONS: dict[str, str] = {**{name: f"BPP only: {what}" for name, what in BPP_VARIATIONS.items()},
+                              **{name: f"BAP only: {what}" for name, what in BAP_VARIATIONS.items()}}
+"""The named ways a participant can be told to differ from the reference network while conforming, for the
+harness's own tests: none of them may get a failure (`deg-conformance sandbox --list-variations` prints them)."""
+
 
 MAX_DEPTH = 64
 """How deeply a message may nest. Beckn messages stay under 15 levels; far deeper JSON is refused before
@@ -108,25 +129,45 @@ class Participant:
     own_faults: frozenset[str] = frozenset()
     """Faults only this kind of participant has, beside SHARED_FAULTS; any other is refused. A BPP declares
     its callbacks', the BAP its requests'; the gateway has none of its own."""
+    own_variations: frozenset[str] = frozenset()
+    """The variations this kind of participant has; any other is refused. The gateway has none."""
 
-    def __init__(self, key: KeyPair, *, engine: Engine, faults: frozenset[str] = frozenset(), skew: int = 5) -> None:
-        known = SHARED_FAULTS.keys() | self.own_faults
-        unknown = faults - known
-        if unknown:
-            hint = "".join(f"; only a {'BAP' if name in BAP_ONLY else 'BPP'} has {name}"
-                           for name in sorted(unknown & FAULTS.keys()))
-            raise ValueError(f"unknown faults {sorted(unknown)}; known here: {', '.join(sorted(known))}{hint}")
+    def __init__(self, key: KeyPair, *, engine: Engine, faults: frozenset[str] = frozenset(),
+                 variations: frozenset[str] = frozenset(), skew: int = 5) -> None:
+        _refuse_unknown("faults", faults, SHARED_FAULTS.keys() | self.own_faults, bap=BAP_ONLY, bpp=BPP_ONLY)
+        _refuse_unknown("variations", variations, self.own_variations, bap=BAP_VARIATIONS.keys(),
+                        bpp=BPP_VARIATIONS.keys())
         self.key = key
         self.engine = engine
         self.faults = faults
+        self.variations = variations
         self.skew = skew
         self.http: httpx.AsyncClient | None = None
         self.registry: RegistryClient | None = None
+        self.shortcut: tuple[str, str] | None = None
         self._wrong_key = KeyPair.generate(key.subscriber_id, key.unique_key_id)
+        self._deferred: set[asyncio.Task[None]] = set()
 
-    def attach(self, http: httpx.AsyncClient, registry: RegistryClient) -> None:
-        """Called by the sandbox once its event loop runs: the shared HTTP client and registry."""
-        self.http, self.registry = http, registry
+    def attach(self, http: httpx.AsyncClient, registry: RegistryClient, *,
+               shortcut: tuple[str, str] | None = None) -> None:
+        """Called by the sandbox once its event loop runs: the shared HTTP client and registry. `shortcut` is the
+        (public, local) base URL of the server this participant is served by: what it sends under the public one
+        goes to the local one, for the public address may not be reachable from inside the server."""
+        self.http, self.registry, self.shortcut = http, registry, shortcut
+
+    async def detach(self) -> None:
+        """Called by the sandbox before its HTTP client closes: work deferred and not yet done (a callback not yet
+        due) is dropped."""
+        for task in self._deferred:
+            task.cancel()
+        await asyncio.gather(*self._deferred, return_exceptions=True)
+
+    def defer(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` apart from the request that caused it. A server stopping waits for its requests' work and
+        then cancels it with an error in its log; what is deferred, detach() drops quietly and at once."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
 
     async def authenticate(self, request: Request, body: bytes, sender: Any) -> JSONResponse | None:
         """Verify the sender's signature, and a gateway's when one relayed the message; None if both hold.
@@ -223,7 +264,21 @@ class Participant:
     async def forward(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST exact bytes with the given signature headers (a gateway relays what it received)."""
         assert self.http is not None, "the participant is not attached to a running network"
+        if self.shortcut is not None:
+            public, local = self.shortcut
+            url = local + url[len(public):] if url.startswith(f"{public}/") else url
         return await self.http.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+
+
+def _refuse_unknown(kind: str, given: frozenset[str], known: AbstractSet[str], *, bap: AbstractSet[str],
+                    bpp: AbstractSet[str]) -> None:
+    """A ValueError naming the `kind` (faults, variations) a participant was given and does not have, the ones it
+    has, and whose each stranger is (`bap`, `bpp`): a switch that would silently do nothing is refused."""
+    unknown = given - known
+    if unknown:
+        hint = "".join(f"; only a {'BAP' if name in bap else 'BPP'} has {name}"
+                       for name in sorted(unknown & (bap | bpp)))
+        raise ValueError(f"unknown {kind} {sorted(unknown)}; known here: {', '.join(sorted(known)) or 'none'}{hint}")
 
 
 def read_json(body: bytes) -> Any:

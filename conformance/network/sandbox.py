@@ -1,16 +1,17 @@
-"""The reference network in a box: registry, gateway, BPPs and a BAP on one loopback port, each under its path.
+"""The reference network in a box: registry, gateway, BPPs and a BAP on one loopback port, each under its path;
+or mounted in another server, beside what that server serves.
 
     with start(NetworkConfig()) as net:
         net.bap_client_url   # drive the BAP: POST {net.bap_client_url}/search
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 from starlette.applications import Starlette
@@ -20,14 +21,13 @@ from conformance.engine import Engine
 from conformance.errors import ConfigError, load_yaml
 from conformance.network.bap import ReferenceBAP
 from conformance.network.bpp import ReferenceBPP
+from conformance.network.catalog import CATALOGS, load_catalog
 from conformance.network.gateway import ReferenceGateway
 from conformance.network.participant import Participant
-from conformance.network.registry import Registry, Subscriber, check_registry_settings, registry_client
+from conformance.network.registry import Registry, RegistryClient, Subscriber, check_registry_settings, registry_client
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
 
-"""Seconds `Network.stop()` lets pending callbacks (a late-callback, say) finish before cancelling them."""
-CATALOGS = Path(__file__).resolve().parents[2] / "fixtures" / "demand-flexibility" / "catalogs"
 P = TypeVar("P", bound=Participant)
 
 
@@ -42,6 +42,9 @@ class NetworkConfig:
     domain: str = "flexibility"
     catalogs: tuple[Path, ...] = field(default_factory=lambda: tuple(sorted(CATALOGS.glob("*.json"))))
     faults: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Participant name -> the fault switches it is given (participant.FAULTS)."""
+    variations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Participant name -> the conformant variations it is given (participant.VARIATIONS)."""
     skew: int = 5
     """Seconds of clock difference allowed when verifying signatures."""
     latency: float = 0.0
@@ -60,7 +63,7 @@ class NetworkConfig:
 
     @classmethod
     def from_file(cls, path: Path, **overrides: Any) -> "NetworkConfig":
-        """Read a YAML file (host, port, domain, skew, latency, catalogs, faults, keys, registry_type,
+        """Read a YAML file (host, port, domain, skew, latency, catalogs, faults, variations, keys, registry_type,
         registry_name); `overrides` win."""
         doc = load_yaml(path)
         if doc is None:
@@ -82,9 +85,11 @@ class NetworkConfig:
         if "catalogs" in doc:
             catalogs = _typed(path, "catalogs", doc["catalogs"], list)
             values["catalogs"] = tuple((path.parent / str(c)).resolve() for c in catalogs)
-        if "faults" in doc:
-            faults = _typed(path, "faults", doc["faults"], dict)
-            values["faults"] = {str(k): frozenset(_typed(path, f"faults.{k}", v, list)) for k, v in faults.items()}
+        for name in ("faults", "variations"):
+            if name in doc:
+                chosen = _typed(path, name, doc[name], dict)
+                values[name] = {str(k): frozenset(str(s) for s in _typed(path, f"{name}.{k}", v, list))
+                                for k, v in chosen.items()}
         if "keys" in doc:
             values["keys"] = {str(k): str(v) for k, v in _typed(path, "keys", doc["keys"], dict).items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -112,28 +117,28 @@ class Endpoint:
     public_key: str
 
 
-class Network:
-    """A running reference network. Stop it with `stop()` or use it as a context manager; a stopped network
-    cannot be started again (make a new one)."""
+class MountableNetwork:
+    """The reference network's registry, gateway, BAP and BPPs, built for a public base URL and served by a server
+    someone else runs (the harness playing BPP serves them beside its own BPPs): mount `routes()` at the root of
+    that server, and run its lifespan inside `attach(http)`. `Network` is one that serves itself."""
 
-    def __init__(self, config: NetworkConfig) -> None:
+    def __init__(self, config: NetworkConfig, *, public_url: str, local_url: str | None = None) -> None:
+        """`public_url`: where others reach the server, and so what the registry lists and the participants
+        advertise. `local_url`: where the server listens (default `public_url`); traffic between what the server
+        serves goes there, since the public address may not be reachable from inside it."""
+        for what, url in (("public", public_url), ("local", local_url or public_url)):
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"the network's {what} URL {url!r} is not an http(s) URL")
         self.config = config
-        self._server = BackgroundServer(bind(config.host, config.port), name="reference network")
-        try:
-            self._build(config)
-        except BaseException:
-            self._server.stop()
-            raise
-
-    def _build(self, config: NetworkConfig) -> None:
-        self.base_url = self._server.url
+        self.base_url = public_url.rstrip("/")
+        self.local_url = (local_url or public_url).rstrip("/")
+        self.local_registry_url = f"{self.local_url}/registry"
         self.registry_url = f"{self.base_url}/registry"
         self.gateway_url = f"{self.base_url}/gateway"
         self.bap_url = f"{self.base_url}/bap"
         self.bap_client_url = f"{self.base_url}/bap-client"
         self.registry = Registry(name=config.registry_name)
         engine = Engine()
-        faults = config.faults
 
         def key(name: str) -> KeyPair:
             subscriber, key_id = f"{name}.deg-sandbox.local", f"{name}-key-1"
@@ -144,28 +149,29 @@ class Network:
             except ValueError as exc:
                 raise ConfigError(f"the key for {name}: {exc}") from None
 
-        def participant(name: str, make: Callable[[frozenset[str]], P]) -> P:
+        def participant(name: str, make: Callable[[frozenset[str], frozenset[str]], P]) -> P:
             try:
-                return make(frozenset(faults.get(name, ())))
-            except ValueError as exc:  # the participant checks its faults
+                return make(frozenset(config.faults.get(name, ())), frozenset(config.variations.get(name, ())))
+            except ValueError as exc:  # the participant checks its faults and variations
                 raise ConfigError(f"{name}: {exc}") from None
 
-        self.gateway = participant("gateway", lambda f: ReferenceGateway(
-            key("gateway"), directory=self.registry, engine=engine, faults=f, skew=config.skew))
-        self.bap = participant("bap", lambda f: ReferenceBAP(
+        self.gateway = participant("gateway", lambda f, v: ReferenceGateway(
+            key("gateway"), directory=self.registry, engine=engine, faults=f, variations=v, skew=config.skew))
+        self.bap = participant("bap", lambda f, v: ReferenceBAP(
             key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain, engine=engine,
-            faults=f, skew=config.skew))
+            faults=f, variations=v, skew=config.skew))
         self.bpps: dict[str, ReferenceBPP] = {}
         for path in config.catalogs:
             catalog = load_catalog(path)
             name = path.stem
-            self.bpps[name] = participant(name, lambda f: ReferenceBPP(
+            self.bpps[name] = participant(name, lambda f, v: ReferenceBPP(
                 key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog, engine=engine, faults=f,
-                skew=config.skew, latency=config.latency))
-        strangers = set(faults) - {"gateway", "bap", *self.bpps}
-        if strangers:
-            raise ConfigError(f"faults for unknown participants {sorted(strangers)}; "
-                              f"participants: gateway, bap, {', '.join(sorted(self.bpps))}")
+                variations=v, skew=config.skew, latency=config.latency))
+        for kind, chosen in (("faults", config.faults), ("variations", config.variations)):
+            strangers = set(chosen) - {"gateway", "bap", *self.bpps}
+            if strangers:
+                raise ConfigError(f"{kind} for unknown participants {sorted(strangers)}; "
+                                  f"participants: {', '.join(['gateway', 'bap', *sorted(self.bpps)])}")
         self.registry.subscribers += [
             Subscriber.for_key(self.gateway.key, url=self.gateway_url, type="BG", domain=config.domain),
             Subscriber.for_key(self.bap.key, url=self.bap_url, type="BAP", domain=config.domain),
@@ -185,21 +191,57 @@ class Network:
         out += [Endpoint(name, "BPP", b.key.subscriber_id, b.url, b.key.public_key) for name, b in self.bpps.items()]
         return out
 
+    def add_subscriber(self, subscriber: Subscriber) -> None:
+        """Register someone else in this network's registry (the host's own BPPs, say), replacing an entry with
+        the same subscriber_id and key_id. Possible at any time: participants look keys up when they need them."""
+        self.registry.subscribe(subscriber)
+
+    def routes(self) -> list[Mount]:
+        """The participants' endpoints, to mount at the root of the server `public_url` and `local_url` reach:
+        /registry, /gateway, /bap, /bap-client and /bpp/<name>."""
+        routes = [Mount("/registry", app=self.registry.app()), Mount("/gateway", app=self.gateway.app()),
+                  Mount("/bap-client", app=self.bap.client_app()), Mount("/bap", app=self.bap.network_app())]
+        return routes + [Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in self.bpps.items()]
+
+    @asynccontextmanager
+    async def attach(self, http: httpx.AsyncClient, *,
+                     also: Iterable[Participant] = ()) -> AsyncIterator[RegistryClient]:
+        """Make the participants, and `also` (the host's own, served by the same server), ready to send: enter it
+        in the server's lifespan, once its event loop runs. They share `http` and one registry client (yielded,
+        for the host's use too) that asks the registry at its local URL; what they send to a URL under
+        `public_url` goes to `local_url`. On leaving, callbacks not yet due are dropped."""
+        registry = registry_client(self.local_registry_url, http, kind=self.config.registry_type,
+                                   name=self.config.registry_name)
+        attached = [*self.participants, *also]
+        for participant in attached:
+            participant.attach(http, registry, shortcut=(self.base_url, self.local_url))
+        try:
+            yield registry
+        finally:
+            await asyncio.gather(*(p.detach() for p in attached))
+
     def app(self) -> Starlette:
+        """The whole network as one ASGI app: `routes()`, attached in the lifespan to an HTTP client of its own."""
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
-            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
-                registry = registry_client(self.registry_url, http, kind=self.config.registry_type,
-                                           name=self.config.registry_name)
-                for participant in self.participants:
-                    participant.attach(http, registry)
+            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http, self.attach(http):
                 yield
 
-        routes = [Mount("/registry", app=self.registry.app()), Mount("/gateway", app=self.gateway.app()),
-                  Mount("/bap-client", app=self.bap.client_app()), Mount("/bap", app=self.bap.network_app())]
-        routes += [Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in self.bpps.items()]
-        return Starlette(routes=routes, lifespan=lifespan)
+        return Starlette(routes=self.routes(), lifespan=lifespan)
+
+
+class Network(MountableNetwork):
+    """A reference network that serves itself, on a loopback port of its own. Stop it with `stop()` or use it as
+    a context manager; a stopped network cannot be started again (make a new one)."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        self._server = BackgroundServer(bind(config.host, config.port), name="reference network")
+        try:
+            super().__init__(config, public_url=self._server.url)
+        except BaseException:
+            self._server.stop()
+            raise
 
     def start(self) -> "Network":
         """Serve in a background thread; returns once the network answers. Starting a running network does
@@ -210,8 +252,8 @@ class Network:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port. Callbacks still pending get SHUTDOWN_GRACE seconds, then are
-        cancelled."""
+        """Stop serving and release the port. Callbacks not yet due are dropped at once; those being sent get
+        SHUTDOWN_GRACE seconds."""
         self._server.stop()
 
     def __enter__(self) -> "Network":
@@ -219,18 +261,6 @@ class Network:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def load_catalog(path: Path) -> dict[str, Any]:
-    """A BPP's catalog file ({catalog_descriptor, provider}), or a ConfigError saying why it is not one."""
-    try:
-        catalog = json.loads(path.read_text(encoding="utf-8"))
-        catalog["provider"]["id"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}}): {exc}") from None
-    if not isinstance(catalog, dict):
-        raise ConfigError(f"{path}: not a catalog file ({{catalog_descriptor, provider}})")
-    return catalog
 
 
 def start(config: NetworkConfig | None = None) -> Network:
