@@ -146,6 +146,15 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
                         help="wait at most this long for any callback, whatever the ttl says")
     parser.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
                         help="with the reference network: make a participant misbehave (see sandbox --list-faults)")
+    parser.add_argument("--vary", action="append", default=[], metavar="PARTICIPANT=VARIATION",
+                        help="with the reference network: make a participant differ from it while conforming (see "
+                             "sandbox --list-variations)")
+    parser.add_argument("--register", action="append", default=[], type=Path, metavar="FILE",
+                        help="registry entries (what `keys new` prints) for the registry the harness runs: as BPP, "
+                             "the BAP under test's key; repeatable")
+    parser.add_argument("--print-network", action="store_true",
+                        help="as BPP: print the addresses of the registry, gateway and BPPs the run will serve (for "
+                             "configuring the BAP under test first), and exit")
     parser.add_argument("--report-dir", type=Path, metavar="DIR",
                         help="where reports go (default reports/<run-id>/)")
     parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
@@ -278,7 +287,8 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     from conformance.network import NetworkConfig
     from conformance.reporting.live import run_text, step_line, write_reports
     from conformance.reporting.run_summary import summary
-    from conformance.runner import Harness, RunConfig, load_key_file, new_run_id
+    from conformance.keys import load_key_file, registrations
+    from conformance.runner import Harness, RunConfig, bpp_addresses, new_run_id
 
     probing = args.command == "probe"
     scenarios = [] if probing else _scenarios(args.scenarios or [scenario.SCENARIOS], args.role)
@@ -289,6 +299,11 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     if args.role == "bap" and (args.catalog or args.drive != "trigger"):
         raise ConfigError("--catalog and --drive are for --role bpp")
     faults = _per_participant(args.fault, "--fault", "FAULT", "no-callback")
+    variations = _per_participant(args.vary, "--vary", "VARIATION", "support-ticket")
+    if variations and (args.target or args.gateway):
+        raise ConfigError("--vary applies to the reference network, which --target/--gateway replace")
+    if args.print_network and args.role != "bpp":
+        raise ConfigError("--print-network is for --role bpp: as BAP the harness serves only its callback URL")
     config = RunConfig(
         role=args.role, drive=args.drive, catalogs=tuple(args.catalog),
         target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
@@ -297,7 +312,16 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         private_key=load_key_file(args.key_file) if args.key_file else None, signatures=args.signatures,
         ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout, concurrency=args.concurrency,
         variables=_variables(args.var, args.vars),
-        network=NetworkConfig(faults=faults) if faults else None)
+        registrations=tuple(entry for path in args.register for entry in registrations(path)),
+        network=NetworkConfig(faults=faults, variations=variations) if faults or variations else None)
+    if args.print_network:
+        rows = bpp_addresses(config)
+        width = max(len(r[0]) for r in rows)
+        for what, subscriber, url, public in rows:
+            print(f"{what:{width}}  {subscriber:44} {url:50} {public}")
+        print("the BAP under test: use this gateway and registry; put its registry entry in a file for --register "
+              "(what `deg-conformance keys new` prints)", file=sys.stderr)
+        return EXIT_OK
     run_id = new_run_id()
     report_dir = args.report_dir or REPORTS / run_id
     try:  # before the run, not after it: a run whose reports cannot be written is lost

@@ -14,10 +14,9 @@ from typing import Any
 
 import httpx
 
-from conformance.errors import ConfigError
-from conformance.messages import format_timestamp
+from conformance.errors import ConfigError, load_yaml
+from conformance.messages import dig, format_timestamp
 from conformance.network.registry import Subscriber
-from conformance.runner import load_key_file
 from conformance.signing import KeyPair
 
 VALIDITY = timedelta(days=365)
@@ -26,6 +25,42 @@ SUBSCRIBE_TIMEOUT = 10.0
 """Seconds to wait for a registry's answer to /subscribe."""
 ANSWER_SHOWN = 300
 """Characters of a refusing registry's answer shown in the one-line error."""
+
+
+def load_key_file(path: Path) -> str:
+    """The base64 private key in a key file (the first non-empty line that is not a comment)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"--key-file {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--key-file {path}: not text (a base64 private key on one line)") from None
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.strip()
+    raise ConfigError(f"--key-file {path}: no key in the file")
+
+
+def registrations(path: Path) -> tuple[Subscriber, ...]:
+    """The registry entries in a file (JSON or YAML): what `keys new` or `keys show` printed (its
+    `beckn_subscribe`), a bare Beckn `/subscribe` body, or a list of either. The harness's own registry takes
+    them, so that a participant configured before the run (a BAP under test) is known to it."""
+    doc = load_yaml(path)
+    out = []
+    for n, item in enumerate(doc if isinstance(doc, list) else [doc]):
+        body = item.get("beckn_subscribe", item) if isinstance(item, dict) else None
+        try:
+            assert isinstance(body, dict)
+            fields = {name: body[name] for name in ("subscriber_id", "url", "type", "domain", "key_id",
+                                                    "signing_public_key")}
+            if not all(isinstance(v, str) and v for v in fields.values()):
+                raise ValueError
+        except (AssertionError, KeyError, ValueError):
+            raise ConfigError(f"--register {path}: entry {n + 1} is not a registry entry (subscriber_id, url, type, "
+                              "domain, key_id, signing_public_key; what `deg-conformance keys new` prints)") from None
+        city = dig(body, "location", "city", "code")
+        out.append(Subscriber(**fields, city=city if isinstance(city, str) else None))
+    return tuple(out)
 
 
 def new_key_file(path: Path, subscriber_id: str, key_id: str, *, force: bool = False) -> KeyPair:

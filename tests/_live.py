@@ -47,10 +47,7 @@ def serve(app: Any) -> Iterator[str]:
 
 def closed_port_url() -> str:
     """A loopback URL nobody listens on (the port was free a moment ago and is closed again)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -208,3 +205,10 @@ def signed_search(net: Network, key: KeyPair, bpp: str, *, gateway_key: KeyPair 
     if gateway_key is not None:
         headers["X-Gateway-Authorization"] = signing.sign(raw, gateway_key)
     return httpx.post(f"{net.bpps[bpp].url}/search", content=raw, headers=headers, timeout=5)
+
+
+def free_port() -> int:
+    """A loopback port free a moment ago: for a test that must name the port before the server starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

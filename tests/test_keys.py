@@ -16,7 +16,7 @@ from starlette.routing import Route
 from conformance.cli import main
 from conformance.messages import parse_timestamp
 from conformance.network import Network, NetworkConfig, start
-from conformance.runner import load_key_file
+from conformance.keys import load_key_file
 from conformance.signing import KeyPair
 from tests._live import closed_port_url, serve, signed_search
 

@@ -7,25 +7,31 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from conformance import scenario
 from conformance.cli import main
 from conformance.engine import Engine
 from conformance.errors import ConfigError
+from conformance.keys import entry, publication
+from conformance.network.bap import ReferenceBAP
+from conformance.network.registry import registry_client
 from conformance.findings import Severity
 from conformance.network import NetworkConfig
 from conformance.runner import Harness, RunConfig, RunResult, ScenarioResult
 from conformance.runner.results import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
-from tests._live import SHIPPED, closed_port_url, serve, write
+from conformance.signing import KeyPair
+from conformance.transport import BackgroundServer, bind
+from tests._live import SHIPPED, closed_port_url, free_port, serve, write
 from tests._person import Person
 
 BPP_ROLE = SHIPPED / "bpp-role"
@@ -427,3 +433,51 @@ def test_passive_drive_is_one_scenario_at_a_time(capsys: pytest.CaptureFixture[s
 def test_bpp_only_flags_are_refused_for_role_bap(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--drive", "passive"]) == 2
     assert "--catalog and --drive are for --role bpp" in capsys.readouterr().err
+
+
+# ---- a BAP that is not the reference one -------------------------------------------------------------------------
+
+def test_a_thin_bap_client_passes_every_scenario_that_applies_in_trigger_drive(engine: Engine) -> None:
+    """A protocol-server style client forwards whatever it is told, an init or confirm after a refusal included:
+    in trigger drive the harness is the one deciding, so only what applies there is played."""
+    scenarios = [scenario.load(p) for p in scenario.discover([BPP_ROLE])]
+    run = play(scenarios, engine, concurrency=len(scenarios),
+               network=NetworkConfig(variations={"bap": frozenset({"thin-client"})}))
+    assert {s.scenario.id: s.status for s in run.scenarios} == {
+        s.id: "skipped" if s.id == PASSIVE_ONLY else "passed" for s in scenarios}, [
+        (s.scenario.id, s.why, [f.text() for f in s.findings]) for s in run.scenarios]
+    assert run.exit_code == EXIT_OK
+
+
+def test_a_bap_configured_from_the_printed_addresses_before_the_run(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The BAP under test is set up first, with the gateway and registry `run --role bpp --print-network` gives,
+    and its registry entry (what `keys new` prints) handed to the run with --register; then the run."""
+    listen = f"127.0.0.1:{free_port()}"
+    assert main(["run", "--role", "bpp", "--print-network", "--listen", listen]) == 0
+    printed = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    gateway, registry = printed["gateway"], printed["registry"]
+
+    server = BackgroundServer(bind("127.0.0.1", 0), name="the BAP under test")
+    key = KeyPair.generate("bap-under-test.example", "k1")
+    bap = ReferenceBAP(key, url=f"{server.url}/bap", gateway_url=gateway, domain="flexibility", engine=Engine())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+            bap.attach(http, registry_client(registry, http))
+            yield
+
+    (tmp_path / "bap.json").write_text(json.dumps(publication(entry(key, url=bap.url, type="BAP",
+                                                                    domain="flexibility"))))
+    server.start(Starlette(routes=[Mount("/bap", bap.network_app()), Mount("/bap-client", bap.client_app())],
+                           lifespan=lifespan))
+    try:
+        code = main(["run", "--role", "bpp", str(MANUAL), "--listen", listen, "--target", f"{server.url}/bap-client",
+                     "--register", str(tmp_path / "bap.json"), "--callback-timeout", "5",
+                     "--report-dir", str(tmp_path / "r")])
+    finally:
+        server.stop()
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK, out + err
+    assert f"gateway {gateway}, registry {registry}" in err and "1 passed" in out

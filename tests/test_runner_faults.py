@@ -229,4 +229,41 @@ def test_every_bpp_fault_switch_is_covered() -> None:
     # no-signature-check makes a BPP lenient about what it receives: nothing a conformant BAP can see.
     # no-validation is played above: refusals come as error callbacks, which the scenarios accept.
     from conformance.network.participant import BAP_ONLY
-    assert set(FAULTS) - set(BPP_FAULTS) - BAP_ONLY == {"no-signature-check", "no-validation"}
+    broken = {f for faults, _ in BREAKS.values() for p in faults.values() for f in p} - {"no-signature-check"}
+    assert set(FAULTS) - set(BPP_FAULTS) - BAP_ONLY - broken == {"no-signature-check", "no-validation"}
+
+
+# ---- every shipped scenario fails, with the right rule, against a target that breaks what it proves ------------
+
+BOTH = ("sf-grid-loadflex", "flexigrid-aggregator")
+BREAKS: dict[str, tuple[dict[str, frozenset[str]], str]] = {
+    "manual-optin": ({"sf-grid-loadflex": frozenset({"enum-out-of-range"})}, "L2_FULFILLMENT_STATE"),
+    "automated-control": ({"flexigrid-aggregator": frozenset({"enum-out-of-range"})}, "L2_FULFILLMENT_STATE"),
+    "gateway-search": ({"gateway": frozenset({"bad-signature"}), **{b: frozenset({"no-signature-check"}) for b in BOTH}},
+                       "SIG_GATEWAY_INVALID"),
+    "status-after-cancel": ({b: frozenset({"forget-cancellation"}) for b in BOTH}, "ORD_STATUS_AFTER_CANCEL"),
+    "unknown-order": ({b: frozenset({"invent-orders"}) for b in BOTH}, "RUN_OUTCOME"),
+}
+
+
+@pytest.fixture(scope="module")
+def broken(engine: Engine) -> dict[str, ScenarioResult]:
+    def one(name: str) -> ScenarioResult:
+        faults, _ = BREAKS[name]
+        config = RunConfig(network=NetworkConfig(faults=faults), callback_timeout=WINDOW, settle=0.2)
+        with Harness(config, engine=engine) as harness:
+            return harness.run([scenario.load(SHIPPED / f"{name}.yaml")]).scenarios[0]
+
+    with ThreadPoolExecutor(max_workers=len(BREAKS)) as pool:
+        return dict(zip(BREAKS, pool.map(one, BREAKS)))
+
+
+def test_the_table_holds_every_shipped_role_bap_scenario() -> None:
+    shipped = {p.stem for p in scenario.discover([SHIPPED]) if scenario.load(p).role == "bap"}
+    assert set(BREAKS) == shipped
+
+
+@pytest.mark.parametrize("name", list(BREAKS))
+def test_a_shipped_scenario_fails_against_a_target_that_breaks_it(broken: dict[str, ScenarioResult], name: str) -> None:
+    result = broken[name]
+    assert result.status == "failed" and BREAKS[name][1] in errors(result), (name, sorted(errors(result)))

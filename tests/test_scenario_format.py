@@ -556,3 +556,12 @@ def test_a_later_step_may_use_what_an_offer_saved(tmp_path: Path) -> None:
           - send: init
     """))
     assert [st.send for st in s.steps] == ["search", "init"]
+
+
+def test_the_examples_in_the_docs_load(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for n, block in enumerate(blocks):
+        (tmp_path / f"{n}.yaml").write_text(block, encoding="utf-8")
+        assert load(tmp_path / f"{n}.yaml").steps

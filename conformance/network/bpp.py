@@ -138,17 +138,35 @@ class ReferenceBPP(Participant):
             return {"order": copy.deepcopy(order)}
         if action == "support":  # like status: about an order of this BPP, so an unknown ref_id is refused
             ref = dig(message, "support", "ref_id")
+            if "invent-orders" in self.faults and isinstance(ref, str):
+                self.orders.setdefault(ref, self._invented(ref))
             if not isinstance(ref, str) or ref not in self.orders:
                 raise Refusal(ORDER_NOT_FOUND, f"no order {ref!r} here to support", "$.message.support.ref_id")
             if "support-ticket" in self.variations:  # the support request gets a ticket of its own
                 ref = f"support-{uuid.uuid4()}"
             return {"support": {"ref_id": ref, "phone": "+14155550123", "email": f"support@{self.key.subscriber_id}"}}
-        order = self._known_order(message.get("order_id"))
+        order_id = message.get("order_id")
+        if "invent-orders" in self.faults and isinstance(order_id, str):
+            self.orders.setdefault(order_id, self._invented(order_id))
+        order = self._known_order(order_id)
+        state = dig(order, "fulfillments", 0, "state", "descriptor", "code")
         if action == "cancel":
             self._set_state(order, CANCELLED)
-        elif dig(order, "fulfillments", 0, "state", "descriptor", "code") == self.first_state:
+        elif state == self.first_state:
             self._set_state(order, SUCCESSFUL)
+        elif state == CANCELLED and "forget-cancellation" in self.faults:
+            answer = copy.deepcopy(order)
+            self._set_state(answer, SUCCESSFUL)
+            return {"order": answer}
         return {"order": copy.deepcopy(order)}
+
+    def _invented(self, order_id: str) -> dict[str, Any]:
+        """The invent-orders fault: an order nobody confirmed, of this BPP's first item."""
+        provider = next(iter(self.providers.values()))
+        item = next((copy.deepcopy(i) for _, i in objects(provider.get("items"))), {})
+        order = {"id": order_id, "provider": {"id": provider.get("id")}, "items": [item], "fulfillments": []}
+        self._set_state(order, SUCCESSFUL)
+        return order
 
     def _order_from(self, requested: dict[str, Any]) -> dict[str, Any]:
         provider_id = dig(requested, "provider", "id")

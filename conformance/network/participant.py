@@ -32,6 +32,8 @@ BPP_FAULTS: dict[str, str] = {
     "no-callback": "requests are ACKed but never answered",
     "late-callback": "callbacks are sent after the request's ttl has passed",
     "duplicate-callback": "every callback is sent twice",
+    "forget-cancellation": "a status after the order was cancelled shows it as it was before the cancellation",
+    "invent-orders": "status, cancel and support of an order it never confirmed are answered as if it existed",
 }
 """Faults of a BPP's callbacks: the gateway only relays callbacks and the BAP sends none."""
 SHARED_FAULTS: dict[str, str] = {

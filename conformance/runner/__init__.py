@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from conformance.engine import Engine
 from conformance.errors import ConfigError
 from conformance.messages import dig
-from conformance.network import Network, NetworkConfig
+from conformance.network import MountableNetwork, Network, NetworkConfig
 from conformance.network.participant import join
 from conformance.network.registry import RegistryClient, Subscriber, check_registry_settings, registry_client
 from conformance.network.sandbox import CATALOGS, load_catalog
@@ -91,6 +91,9 @@ class RunConfig:
     """Seconds to keep listening after a scenario's last step, to catch duplicates and late callbacks."""
     skew: int = 5
     concurrency: int = 1
+    registrations: tuple[Subscriber, ...] = ()
+    """Entries for the registry the harness runs (role bpp, or the reference network): participants configured
+    before the run, such as the BAP under test, whose keys the harness's BPPs must find."""
     variables: Mapping[str, Any] = field(default_factory=dict)
     """Values for every scenario's templates, over its own (--var, --vars): they also pin the offer a scenario
     picks from the target's catalog."""
@@ -147,7 +150,8 @@ class Harness:
         self.bpps: dict[str, bpp.HarnessBPP] = {}
         self.answers: dict[tuple[str, str], tuple[str, str]] = {}
         """As BPP: the answers scenario steps script, by (transaction_id, action)."""
-        self.network: Network | None = None
+        self.network: MountableNetwork | None = None
+        """The reference network: one of its own as BAP (without a target), mounted in the harness's server as BPP."""
         self.gateway, self.target, self.registry = config.gateway, config.target, config.registry
         self._server: BackgroundServer | None = None
         self.callback_url = ""
@@ -186,41 +190,41 @@ class Harness:
                             realm=self.key.subscriber_id)
         self._server.start(listener.app())
         if self.network is not None:
-            self.network.registry.subscribers.append(Subscriber.for_key(
-                self.key, url=self.callback_url, type="BAP", domain=self.network.config.domain))
+            for entry in (Subscriber.for_key(self.key, url=self.callback_url, type="BAP",
+                                             domain=self.network.config.domain), *self.config.registrations):
+                self.network.add_subscriber(entry)
+        elif self.config.registrations:
+            raise ConfigError("--register fills the registry the harness runs; with --target or --gateway it runs none "
+                              "(subscribe in the network's own registry: `deg-conformance keys subscribe`)")
 
     def _start_as_bpp(self, server: BackgroundServer) -> None:
-        """The reference registry, gateway and BAP (no BPPs of theirs), and the harness's BPPs registered there."""
-        base = self.config.network or NetworkConfig()
-        # The gateway passes everything on, so that the harness's BPPs see (and judge) what the BAP sent.
-        lenient = {**base.faults, "gateway": base.faults.get("gateway", frozenset()) | GATEWAY_PASSES_ALL}
-        self.network = Network(replace(base, catalogs=(), faults=lenient)).start()
-        self.gateway = self.network.gateway_url
-        self.registry = self.registry or self.network.registry_url
-        self.target = self.target or self.network.bap_client_url
-        verifier = Verifier(self.registry, signatures=self.config.signatures, skew=self.config.skew, sender="bap_id",
-                            registry_type=self.config.registry_type, registry_name=self.config.registry_name)
+        """Everything the harness serves as BPP, under its one address (--listen, --callback-url): the reference
+        registry, gateway and BAP at /registry, /gateway, /bap, /bap-client, and its BPPs at /bpp/<name>, so that
+        a BAP can be configured with them before the run (`run --role bpp --print-network`)."""
+        net = self.network = bpp_network(self.config, public_url=self.callback_url, local_url=server.url)
+        self.gateway = net.gateway_url
+        self.registry = self.registry or net.registry_url
+        self.target = self.target or f"{net.local_url}/bap-client"
+        verifier = Verifier(self.config.registry or net.local_registry_url, signatures=self.config.signatures,
+                            skew=self.config.skew, sender="bap_id", registry_type=self.config.registry_type,
+                            registry_name=self.config.registry_name)
         engine = Engine()  # the BPPs' own admission checks run in the server's thread, apart from the run's engine
-        for path in self.config.catalogs or tuple(sorted(CATALOGS.glob("*.json"))):
-            key = self._bpp_key(path.stem)
-            self.bpps[path.stem] = bpp.HarnessBPP(
-                key, url=f"{self.callback_url}/bpp/{path.stem}", catalog=load_catalog(path), engine=engine,
+        for name, path in bpp_catalogs(self.config).items():
+            self.bpps[name] = bpp.HarnessBPP(
+                self._bpp_key(name), url=f"{self.callback_url}/bpp/{name}", catalog=load_catalog(path), engine=engine,
                 verifier=verifier, inbox=self.inbox, outbox=self.outbox, skew=self.config.skew, answers=self.answers)
-            self.network.registry.subscribers.append(Subscriber.for_key(
-                key, url=self.bpps[path.stem].url, type="BPP", domain=self.network.config.domain))
-        registry_url = self.network.registry_url
+        for entry in (*(Subscriber.for_key(b.key, url=b.url, type="BPP", domain=net.config.domain)
+                        for b in self.bpps.values()), *self.config.registrations):
+            net.add_subscriber(entry)
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
-                # The reference registry started here answers the wildcard, whatever name --registry's has.
-                registry = registry_client(registry_url, http, kind=self.config.registry_type)
-                for participant in self.bpps.values():
-                    participant.attach(http, registry)
+            async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http, \
+                    net.attach(http, also=self.bpps.values()):
                 verifier.attach(http)
                 yield
 
-        server.start(bpp.bpp_app(self.bpps, lifespan))
+        server.start(Starlette(routes=[*net.routes(), *bpp.bpp_routes(self.bpps)], lifespan=lifespan))
 
     def _bpp_key(self, name: str) -> KeyPair:
         """One key per harness BPP; with --key-file, that key for each (registered under each BPP's id)."""
@@ -232,7 +236,7 @@ class Harness:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
-        if self.network is not None:
+        if isinstance(self.network, Network):  # one mounted in the harness's server stopped with it
             self.network.stop()
 
     @property
@@ -401,15 +405,35 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def load_key_file(path: Path) -> str:
-    """The base64 private key in a key file (the first non-empty line that is not a comment)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"--key-file {path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"--key-file {path}: not text (a base64 private key on one line)") from None
-    for line in lines:
-        if line.strip() and not line.lstrip().startswith("#"):
-            return line.strip()
-    raise ConfigError(f"--key-file {path}: no key in the file")
+def bpp_catalogs(config: RunConfig) -> dict[str, Path]:
+    """As BPP, the harness's BPPs by name (a catalog file's stem), each serving one catalog file."""
+    return {path.stem: path for path in config.catalogs or tuple(sorted(CATALOGS.glob("*.json")))}
+
+
+def bpp_network(config: RunConfig, *, public_url: str, local_url: str | None = None) -> MountableNetwork:
+    """The reference registry, gateway and BAP that the harness serves as BPP, under `public_url`; the gateway
+    passes everything on, so that the harness's BPPs see (and judge) what the BAP sent."""
+    base = config.network or NetworkConfig()
+    lenient = {**base.faults, "gateway": base.faults.get("gateway", frozenset()) | GATEWAY_PASSES_ALL}
+    return MountableNetwork(replace(base, catalogs=(), faults=lenient), public_url=public_url, local_url=local_url)
+
+
+def bpp_addresses(config: RunConfig) -> list[tuple[str, str, str, str]]:
+    """(what, subscriber id, URL, public key) of everything a run as BPP serves, without starting it: what a BAP
+    is configured with before the run. Needs the address the run will have: --callback-url, or a --listen with
+    a fixed port."""
+    host, _, port = config.listen.rpartition(":")
+    if config.callback_url is None and (not port.isdigit() or int(port) == 0):
+        raise ConfigError("--print-network needs the run's address before it starts: a fixed --listen port "
+                          "(e.g. --listen 0.0.0.0:8082) or --callback-url")
+    base = (config.callback_url or f"http://{host}:{port}").rstrip("/")
+    net = bpp_network(config, public_url=base)
+    out = [("registry", "-", net.registry_url,
+            f"Beckn POST /lookup; DeDi GET /lookup/{{subscriber}}/{net.registry.name}/{{key id}}"),
+           ("gateway", net.gateway.key.subscriber_id, net.gateway_url, "(its key: in the registry, at run time)")]
+    for name in bpp_catalogs(config):
+        subscriber = f"{name}.{config.subscriber_id}"
+        public = (KeyPair.from_private_key(subscriber, config.key_id, config.private_key).public_key
+                  if config.private_key else "(a fresh key each run: --key-file keeps it)")
+        out.append((f"BPP {name}", subscriber, f"{base}/bpp/{name}", public))
+    return out

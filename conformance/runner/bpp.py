@@ -14,10 +14,9 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, AsyncContextManager, Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse
@@ -41,7 +40,6 @@ from conformance.transport import Reply, encode
 if TYPE_CHECKING:
     from conformance.runner import Harness
 
-Lifespan = Callable[[Starlette], AsyncContextManager[None]]
 DEFAULT_WINDOW = 30.0
 SLICE = 0.25
 """Seconds between looks for a request sent under another transaction_id."""
@@ -113,9 +111,9 @@ class HarnessBPP(ReferenceBPP):
         return response
 
 
-def bpp_app(bpps: dict[str, HarnessBPP], lifespan: Lifespan) -> Starlette:
+def bpp_routes(bpps: dict[str, HarnessBPP]) -> list[Mount]:
     """The harness's BPPs, one under each `/bpp/<name>`."""
-    return Starlette(routes=[Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in bpps.items()], lifespan=lifespan)
+    return [Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in bpps.items()]
 
 
 def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
