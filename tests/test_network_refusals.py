@@ -558,8 +558,42 @@ def test_a_callback_that_cannot_be_delivered_is_logged(net: Network, dead_url: s
 def test_every_documented_fault_is_covered_here() -> None:
     covered = {"wrong-callback-message-id", "wrong-callback-transaction-id", "enum-out-of-range", "no-callback",
                "late-callback", "duplicate-callback", "bad-signature", "unsigned", "no-signature-check",
-               "no-validation", "nack-everything"}
+               "no-validation", "nack-everything", "forget-cancellation", "invent-orders"}
     assert set(FAULTS) - BAP_ONLY == covered  # the BAP's own faults are played in tests/test_runner_bpp.py
+
+
+def _state(callback: dict[str, Any]) -> str:
+    return str(callback["body"]["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"])
+
+
+@pytest.mark.parametrize("fault, after_cancel", [(None, "APPLICATION_CANCELLED"),
+                                                 ("forget-cancellation", "APPLICATION_SUCCESSFUL")])
+def test_fault_forget_cancellation(networks: Callable[..., Network], fault: str | None, after_cancel: str) -> None:
+    net = faulty(networks, fault) if fault else networks()
+    confirm = confirmable(net)
+    txn = confirm["context"]["transaction_id"]
+    assert to_bpp(net, "confirm", confirm).json() == ACK
+    order_id = wait_for(net, transaction_id=txn, action="on_confirm")[0]["body"]["message"]["order"]["id"]
+    for name, action in (("11-cancel.json", "cancel"), ("07-status.json", "status")):
+        body = request_body(net, name, transaction_id=txn)
+        body["message"]["order_id"] = order_id
+        assert to_bpp(net, action, body).json() == ACK
+    assert _state(wait_for(net, transaction_id=txn, action="on_cancel")[0]) == "APPLICATION_CANCELLED"
+    assert _state(wait_for(net, transaction_id=txn, action="on_status")[0]) == after_cancel
+
+
+@pytest.mark.parametrize("fault", [None, "invent-orders"])
+def test_fault_invent_orders(networks: Callable[..., Network], fault: str | None) -> None:
+    net = faulty(networks, fault) if fault else networks()
+    body = request_body(net, "07-status.json")
+    body["message"]["order_id"] = "order-nobody-confirmed"
+    answer = to_bpp(net, "status", body)
+    if fault is None:
+        nacked(answer, 400, "30010")
+        return
+    assert answer.json() == ACK
+    [callback] = wait_for(net, transaction_id=body["context"]["transaction_id"], action="on_status")
+    assert callback["body"]["message"]["order"]["id"] == "order-nobody-confirmed"
 
 
 def test_a_bap_only_fault_is_refused_for_a_bpp() -> None:

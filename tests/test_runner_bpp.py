@@ -481,3 +481,13 @@ def test_a_bap_configured_from_the_printed_addresses_before_the_run(tmp_path: Pa
     out, err = capsys.readouterr()
     assert code == EXIT_OK, out + err
     assert f"gateway {gateway}, registry {registry}" in err and "1 passed" in out
+
+
+@pytest.mark.parametrize("signatures, passes", [("off", True), ("optional", True), ("required", False)])
+def test_signatures_mode_applies_to_the_baps_requests(engine: Engine, signatures: str, passes: bool) -> None:
+    run = play([scenario.load(MANUAL)], engine, signatures=signatures,
+               network=NetworkConfig(faults={"bap": frozenset({"unsigned"})}))
+    [s] = run.scenarios
+    assert (s.status == "passed") is passes, [f.text() for f in s.findings]
+    if not passes:
+        assert "SIG_MISSING" in errors(s)
