@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import isodate
+import orjson
 
 from conformance._types import JSONObject
 from conformance.findings import ABSENT
@@ -24,6 +25,11 @@ ACTIONS: frozenset[str] = frozenset(REQUEST_ACTIONS + CALLBACK_ACTIONS)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Records larger than this are reported, not decoded: no Beckn message comes close."""
+MAX_DEPTH = 64
+"""How deeply a message may nest. Beckn messages stay under 15 levels; far deeper JSON is reported, not decoded,
+before anything recursive (schema validation, deepcopy, writing it back out) can hit a recursion limit."""
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+"""The decode error of a message over MAX_DEPTH (SCH_TOO_DEEP)."""
 
 FLOW_ORDER: dict[str, int] = {a: i for i, a in enumerate(REQUEST_ACTIONS)}
 """Position of each request in the Beckn flow: breaks timestamp ties when ordering a transcript."""
@@ -31,6 +37,27 @@ FLOW_ORDER: dict[str, int] = {a: i for i, a in enumerate(REQUEST_ACTIONS)}
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
                type(None): "null"}
+
+
+def decode_json(raw: bytes) -> tuple[Any, str | None]:
+    """The JSON value of a body, or None and why not: the one way every message enters the harness (listener,
+    replies, captures, the reference network), so that the same limits hold everywhere. A body over
+    MAX_MESSAGE_BYTES is not decoded at all; one nested deeper than MAX_DEPTH is decoded (orjson does not
+    recurse) and then refused, whole, as TOO_DEEP."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return None, f"over {MAX_MESSAGE_BYTES} bytes ({len(raw)})"
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return None, str(exc) or "not JSON"
+    level, todo = 0, [doc]
+    while todo:
+        level += 1
+        if level > MAX_DEPTH:
+            return None, TOO_DEEP
+        todo = [v for node in todo if isinstance(node, (dict, list))
+                for v in (node.values() if isinstance(node, dict) else node) if isinstance(v, (dict, list))]
+    return doc, None
 
 
 def json_type(value: Any) -> str:

@@ -16,7 +16,7 @@ import orjson
 from conformance._perf import paused_gc
 from conformance.errors import ConfigError
 from conformance.findings import ABSENT
-from conformance.messages import MAX_MESSAGE_BYTES, Message, parse_timestamp
+from conformance.messages import MAX_MESSAGE_BYTES, Message, decode_json, parse_timestamp
 
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".har")
 MAX_HAR_BYTES = 512 * 1024 * 1024
@@ -76,10 +76,8 @@ def _decode(raw: bytes, source: str, index: int | None) -> Message:
         return Message(None, source, index, size=len(raw))
     if not raw.strip():
         return Message(None, source, index, decode_error="empty", size=len(raw))
-    try:
-        return Message(orjson.loads(raw), source, index, size=len(raw))
-    except orjson.JSONDecodeError as exc:
-        return Message(None, source, index, decode_error=str(exc), size=len(raw))
+    doc, error = decode_json(raw)
+    return Message(doc, source, index, decode_error=error, size=len(raw))
 
 
 def _read_single(file: Path, size: int) -> Message:

@@ -485,7 +485,7 @@ def test_deeply_nested_json_is_refused_everywhere(crashing_networks: Callable[..
     net = crashing_networks()
     for url in (f"{net.bpps[BPP].url}/init", f"{net.gateway_url}/search", f"{net.bap_url}/on_init"):
         error = nacked(post_raw(url, DEEP, signing.sign(DEEP, net.bap.key)), 400, "30000")
-        assert error["message"].startswith("the body is not JSON"), (url, error)
+        assert error["message"].startswith("the body is not usable JSON"), (url, error)
     for url in (f"{net.registry_url}/lookup", f"{net.registry_url}/subscribe", f"{net.bap_client_url}/init"):
         response = post_raw(url, DEEP, None)
         assert response.status_code == 400 and "error" in response.json(), (url, response.text)
@@ -493,7 +493,7 @@ def test_deeply_nested_json_is_refused_everywhere(crashing_networks: Callable[..
     body = request_body(net, "03-init.json")
     body["message"]["order"]["tags"] = [nested(70)]
     error = nacked(to_bpp(net, "init", body), 400, "30000")
-    assert error["message"] == "the body nests deeper than 64 levels"
+    assert error["message"] == "the body is not usable JSON: nested deeper than 64 levels"
     assert silent(net, body) == []
 
 

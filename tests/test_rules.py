@@ -313,6 +313,9 @@ STATUS_AFTER_CANCEL = (
 
 FIRING: list[Case] = [
     # ---- schema -------------------------------------------------------------------------------------------
+    case("on_status nested 70 levels deep", [],
+         Expect("SCH_TOO_DEEP", E, ON_STATUS, "$", "<= 64 levels", "nested deeper than 64 levels"),
+         capture=record(ON_STATUS, None, decode_error="nested deeper than 64 levels", size=500)),
     case("on_cancel record over the size limit", [],
          Expect("SCH_TOO_LARGE", E, ON_CANCEL, "$", f"<= {MAX_MESSAGE_BYTES} bytes", f"{MAX_MESSAGE_BYTES + 1} bytes"),
          capture=record(ON_CANCEL, None, size=MAX_MESSAGE_BYTES + 1)),

@@ -7,14 +7,13 @@ import logging
 from typing import AbstractSet, Any, Coroutine
 
 import httpx
-import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from conformance import signing
 from conformance.engine import Engine
 from conformance.findings import Severity
-from conformance.messages import Message, format_timestamp
+from conformance.messages import Message, decode_json, format_timestamp
 from conformance.network.registry import RegistryClient
 from conformance.signing import KeyPair, SignatureError
 
@@ -81,10 +80,6 @@ VARIATIONS: dict[str, str] = {**{name: f"BPP only: {what}" for name, what in BPP
 """The named ways a participant can be told to differ from the reference network while conforming, for the
 harness's own tests: none of them may get a failure (`deg-conformance sandbox --list-variations` prints them)."""
 
-
-MAX_DEPTH = 64
-"""How deeply a message may nest. Beckn messages stay under 15 levels; far deeper JSON is refused before
-anything recursive (the rule engine, deepcopy, json.dumps) can hit Python's recursion limit."""
 
 log = logging.getLogger("conformance.network")
 """Where failures of background work (callbacks, relays, fan-out) are reported: nobody waits for them."""
@@ -284,19 +279,10 @@ def _refuse_unknown(kind: str, given: frozenset[str], known: AbstractSet[str], *
 
 
 def read_json(body: bytes) -> Any:
-    """The decoded JSON of a body, or a ValueError saying why it is not usable (not JSON, or nested deeper than
-    MAX_DEPTH). orjson has no recursion to exhaust: the stdlib parser raises RecursionError on deep input."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"the body is not JSON: {exc}") from None
-    level, todo = 0, [doc]
-    while todo:
-        level += 1
-        if level > MAX_DEPTH:
-            raise ValueError(f"the body nests deeper than {MAX_DEPTH} levels")
-        todo = [v for node in todo if isinstance(node, (dict, list))
-                for v in (node.values() if isinstance(node, dict) else node) if isinstance(v, (dict, list))]
+    """The decoded JSON of a body, or a ValueError saying why it is not usable (messages.decode_json's limits)."""
+    doc, error = decode_json(body)
+    if error is not None:
+        raise ValueError(f"the body is not usable JSON: {error}")
     return doc
 
 

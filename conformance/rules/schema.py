@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from conformance.findings import ABSENT, Violation
-from conformance.messages import MAX_MESSAGE_BYTES, Message, json_type
+from conformance.messages import MAX_DEPTH, MAX_MESSAGE_BYTES, TOO_DEEP, Message, json_type
 from conformance.rules.registry import CheckContext, has_core_errors, rule
 
 CORE = "Beckn core 1.1.0, transaction API (POST /{action} request body schema)"
@@ -19,11 +19,20 @@ def too_large(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
         yield Violation((), f"<= {MAX_MESSAGE_BYTES} bytes", f"{msg.size} bytes")
 
 
+@rule("SCH_TOO_DEEP", group="schema", envelope=True,
+      title="A message nests no deeper than the harness decodes",
+      clause=f"deg-conformance input limit ({MAX_DEPTH} levels of nesting; Beckn messages stay under 15)",
+      must=f"nest at most {MAX_DEPTH} levels deep")
+def too_deep(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+    if msg.decode_error == TOO_DEEP:
+        yield Violation((), f"<= {MAX_DEPTH} levels", TOO_DEEP)
+
+
 @rule("SCH_NOT_JSON", group="schema", envelope=True,
       title="A message body is well-formed JSON", clause="Beckn core 1.1.0: bodies are application/json",
       must="be well-formed JSON")
 def not_json(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    if msg.decode_error is not None:
+    if msg.decode_error is not None and msg.decode_error != TOO_DEEP:
         yield Violation((), "a JSON document", msg.decode_error)
 
 
