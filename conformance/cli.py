@@ -8,19 +8,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import tempfile
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import orjson
 
 from conformance import reporting, transcript
 from conformance.engine import Engine, Progress
-from conformance.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_SETUP, EXIT_USAGE, ConfigError, SetupError
+from conformance.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_USAGE,
+                               ConfigError, SetupError)
 from conformance.layer2 import Layer2
 from conformance.messages import parse_duration
 from conformance.rules import Settings
@@ -342,7 +345,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
             sys.stderr.flush()
 
     try:
-        with Harness(config, engine=engine, progress=progress, notify=notify) as harness:
+        with Harness(config, engine=engine, progress=progress, notify=notify) as harness, _interruptible(harness):
             if args.role == "bpp":
                 where = args.target or "the reference BAP"
                 print(f"run {run_id}: {len(scenarios)} scenario(s) against {where} as BPP; the harness's BPPs: "
@@ -363,8 +366,34 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         print(orjson.dumps(summary(result), option=orjson.OPT_INDENT_2, default=str).decode())
     else:
         print(run_text(result))
+    if any(s.internal_error for s in result.scenarios):
+        print(f"deg-conformance: internal error: a bug of the harness, not a verdict on the target; the traceback "
+              f"is in {report_dir / 'harness-error.log'}", file=sys.stderr)
     print(f"reports in {report_dir}/", file=sys.stderr)
     return result.exit_code
+
+
+@contextmanager
+def _interruptible(harness: Any) -> Iterator[None]:
+    """Ctrl-C once: no new step or scenario starts, every wait ends, and the run reports what finished (exit
+    130); twice: quit at once. Only the main thread receives signals (elsewhere, nothing is installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if harness.interrupted:
+            print("deg-conformance: interrupted again: quitting without reports", file=sys.stderr, flush=True)
+            os._exit(EXIT_INTERRUPTED)
+        print("deg-conformance: interrupted: ending the steps under way, then writing the reports (Ctrl-C again "
+              "to quit at once)", file=sys.stderr, flush=True)
+        harness.interrupt()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Crashed(Exception):
@@ -442,6 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `deg-conformance rules | head`: the reader left, which is not an error
         sys.stderr.close()
         return EXIT_OK
+    except KeyboardInterrupt:  # before a run could be told (starting up, reading files)
+        print("deg-conformance: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except SetupError as exc:
         print(f"deg-conformance: set-up error: {exc}", file=sys.stderr)
         return EXIT_SETUP

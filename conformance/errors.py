@@ -6,12 +6,12 @@ from pathlib import Path
 import yaml
 
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_SETUP, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_SETUP, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 """What every command exits with, so that CI can tell the target's failures from everyone else's: all passed;
 the target broke a rule; unusable input (or a scenario that could not be played to its end); the target could
 not be reached at all; the run's set-up is wrong (the harness's key unknown to the registry or the target, the
 registry unreachable), so no verdict on the target is possible; the harness itself failed (a bug: the message
-says where the traceback was written)."""
+says where the traceback was written); the run was interrupted (Ctrl-C, as shells report a SIGINT)."""
 
 
 class ConfigError(Exception):

@@ -5,6 +5,7 @@ A server binds its socket first, so its URL is known (and connections queue) bef
 """
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -14,9 +15,10 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
+from starlette.requests import ClientDisconnect, Request
 
 from conformance.errors import ConfigError
-from conformance.messages import dig
+from conformance.messages import MAX_MESSAGE_BYTES, decode_json, dig
 
 
 SHUTDOWN_GRACE = 2
@@ -129,21 +131,94 @@ class Reply:
         return code if isinstance(code, str) else None
 
 
-def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> Reply:
-    """POST exact bytes; never raises for what the far side does (refusing, hanging, answering garbage)."""
-    started = time.perf_counter()
+class Sender:
+    """POSTs exact bytes and measures the reply, with one deadline for the whole of it.
+
+    httpx's timeouts bound each read, not the reply: a target that trickles its headers or body a byte a second
+    would hold a sync client for good. So the request runs on an event loop of the sender's own, under
+    `asyncio.timeout`, which cancels it wherever it is. A reply body over MAX_MESSAGE_BYTES is not read past the
+    limit. One Sender per thread (a scenario, a probe): its loop is not shared."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False)
+
+    def __enter__(self) -> "Sender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._loop.run_until_complete(self._client.aclose())
+        finally:
+            self._loop.close()
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Reply:
+        """Never raises for what the far side does (refusing, trickling, hanging, answering garbage)."""
+        return self._loop.run_until_complete(self._post(url, body, headers))
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Reply:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self._client.stream("POST", url, content=body,
+                                               headers={"Content-Type": "application/json", **headers}) as response:
+                    content = await _bounded(response)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            return Reply(None, None, None, f"timeout: no whole reply within {self.timeout:g}s ({type(exc).__name__})")
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL (a bpp_uri from the target) is no HTTPError
+            return Reply(None, None, None, f"unreachable: {type(exc).__name__}: {exc}")
+        latency = time.perf_counter() - started
+        decoded, error = decode_json(content)
+        if error is not None:
+            decoded = content.decode("utf-8", "replace")[:MAX_REPLY_SHOWN]
+        return Reply(response.status_code, decoded, latency, challenge=response.headers.get("WWW-Authenticate"))
+
+
+MAX_REPLY_SHOWN = 64 * 1024
+"""Characters of a reply that is not JSON kept for the report (an HTML error page, say)."""
+
+
+async def _bounded(response: httpx.Response) -> bytes:
+    """The body, read no further than MAX_MESSAGE_BYTES (what is over is not a Beckn reply: decode_json says so)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_MESSAGE_BYTES:
+            break
+    return b"".join(chunks)
+
+
+BODY_TIMEOUT = 10.0
+"""Seconds a server of the harness or the reference network gives a sender to finish a request body."""
+
+
+async def read_body(request: Request, timeout: float = BODY_TIMEOUT) -> tuple[bytes, str | None]:
+    """A request's body, read within `timeout` and no further than MAX_MESSAGE_BYTES; with why it is not whole
+    (unfinished in time, cut off by the sender, over the limit), so that what arrived is still kept and
+    reported. The bytes stay on the request, as Starlette keeps a body it read itself, for whoever reads next."""
+    chunks: list[bytes] = []
+    size, problem = 0, None
     try:
-        response = client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
-    except httpx.TimeoutException as exc:
-        return Reply(None, None, None, f"timeout: no reply within {client.timeout.read}s ({type(exc).__name__})")
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL (a bpp_uri from the target) is no HTTPError
-        return Reply(None, None, None, f"unreachable: {type(exc).__name__}: {exc}")
-    latency = time.perf_counter() - started
-    try:
-        decoded: Any = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        decoded = response.text
-    return Reply(response.status_code, decoded, latency, challenge=response.headers.get("WWW-Authenticate"))
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_MESSAGE_BYTES:
+                    problem = f"over {MAX_MESSAGE_BYTES} bytes: not read beyond"
+                    break
+                chunks.append(chunk)
+    except TimeoutError:
+        problem = f"unfinished: the body did not end within {timeout:g} s ({size} bytes came)"
+    except ClientDisconnect:
+        problem = f"unfinished: the sender closed the connection before the body ended ({size} bytes came)"
+    raw = b"".join(chunks)
+    request._body = raw  # noqa: SLF001 - Starlette's own cache of a body read once
+    return raw, problem
 
 
 def encode(doc: Any) -> bytes:

@@ -151,7 +151,7 @@ def test_slow_target_exits_1_without_waiting_for_it(capsys: Capture, tmp_path: P
                            str(tmp_path / "r"))
         took = time.monotonic() - started
         slow.release.set()
-    assert code == 1 and "TIM_NO_ACK" in out and "timeout: no reply within 0.2s" in out
+    assert code == 1 and "TIM_NO_ACK" in out and "timeout: no whole reply within 0.2s" in out
     assert took < 2.5  # not the 5 s the target takes
 
 

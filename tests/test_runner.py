@@ -19,7 +19,7 @@ from conformance.findings import ABSENT, Severity
 from conformance.reporting.live import run_text, write_reports
 from conformance.runner import Harness, RunConfig, RunResult, ScenarioResult
 from conformance.runner.results import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
-from conformance.transport import post
+from conformance.transport import Sender
 from tests._live import ONE_SEARCH, SHIPPED, TinyBPP, closed_port_url, serve, write
 
 STRAY_TXN = "txn-no-scenario-started"
@@ -203,7 +203,7 @@ def test_slow_target_is_given_up_on(one_search: scenario.Scenario, engine: Engin
     s = run.scenarios[0]
     assert run.exit_code == EXIT_FAILED
     assert errors_of(s) == [("TIM_NO_ACK", "search", "$")]
-    assert s.findings[0].found == "timeout: no reply within 0.2s (ReadTimeout)"
+    assert s.findings[0].found == "timeout: no whole reply within 0.2s (TimeoutError)"
     assert took < 2  # the harness did not wait the 5 s for the target
 
 
@@ -404,7 +404,7 @@ def test_bad_listen_address_and_key(engine: Engine) -> None:
         Harness(RunConfig(target="http://127.0.0.1:9", private_key="not base64 at all"), engine=engine)
 
 
-# --- transport.post, stubbed at the transport ------------------------------------------------------------
+# --- transport.Sender, stubbed at the transport ----------------------------------------------------------
 
 @respx.mock
 def test_post_never_raises_for_what_the_far_side_does() -> None:
@@ -414,14 +414,14 @@ def test_post_never_raises_for_what_the_far_side_does() -> None:
     respx.post("http://bpp.test/text").respond(200, text="OK")
     respx.post("http://bpp.test/slow").mock(side_effect=httpx.ReadTimeout("slow"))
     respx.post("http://bpp.test/down").mock(side_effect=httpx.ConnectError("refused"))
-    with httpx.Client(timeout=0.5) as client:
-        replies = {name: post(client, f"http://bpp.test/{name}", b"{}", {"Authorization": "x"})
+    with Sender(0.5) as sender:
+        replies = {name: sender.post(f"http://bpp.test/{name}", b"{}", {"Authorization": "x"})
                    for name in ("ack", "nack", "text", "slow", "down")}
     assert (replies["ack"].status, replies["ack"].ack, replies["ack"].error) == (200, "ACK", None)
     assert replies["ack"].latency is not None and replies["ack"].latency >= 0
     assert (replies["nack"].ack, replies["nack"].error_code) == ("NACK", "30000")
     assert (replies["text"].body, replies["text"].ack) == ("OK", None)
-    assert (replies["slow"].status, replies["slow"].error) == (None, "timeout: no reply within 0.5s (ReadTimeout)")
+    assert (replies["slow"].status, replies["slow"].error) == (None, "timeout: no whole reply within 0.5s (ReadTimeout)")
     assert replies["down"].error == "unreachable: ConnectError: refused" and replies["down"].latency is None
     sent = respx.calls[0].request
     assert sent.headers["Authorization"] == "x" and sent.headers["Content-Type"] == "application/json"

@@ -16,6 +16,7 @@ from conformance.findings import Severity
 from conformance.messages import Message, decode_json, format_timestamp
 from conformance.network.registry import RegistryClient
 from conformance.signing import KeyPair, SignatureError
+from conformance.transport import read_body
 
 # BECKN-005 codes the reference network answers with.
 INVALID_REQUEST = "30000"
@@ -221,7 +222,9 @@ class Participant:
         Returns the body and message, or the NACK to answer with."""
         if "nack-everything" in self.faults:
             return nack(INVALID_REQUEST, "this participant refuses everything (fault: nack-everything)")
-        body = await request.body()
+        body, unfinished = await read_body(request)
+        if unfinished is not None:
+            return nack(INVALID_REQUEST, f"the body is not usable: {unfinished}")
         try:
             doc = read_json(body)
         except ValueError as exc:

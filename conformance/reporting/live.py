@@ -63,10 +63,24 @@ def run_text(run: RunResult) -> str:
 
 
 def write_reports(run: RunResult, directory: Path, *, participant: str) -> None:
-    """Allure results, junit.xml and summary.json under `directory` (made if missing)."""
-    allure = AllureWriter(directory / "allure-results", participant=participant)
-    for scenario in run.scenarios:
-        allure.scenario(scenario)
-    allure.run(run)
-    (directory / "junit.xml").write_bytes(junit_xml(run))
-    (directory / "summary.json").write_bytes(orjson.dumps(summary(run), option=orjson.OPT_INDENT_2, default=str))
+    """summary.json, junit.xml and the Allure results under `directory` (made if missing), each on its own: one
+    that fails (a bug) does not keep the others from being written; the first failure is raised after."""
+    def allure() -> None:
+        writer = AllureWriter(directory / "allure-results", participant=participant)
+        for scenario in run.scenarios:
+            writer.scenario(scenario)
+        writer.run(run)
+
+    failures: list[Exception] = []
+    for write in (lambda: (directory / "summary.json").write_bytes(
+                      orjson.dumps(summary(run), option=orjson.OPT_INDENT_2, default=str)),
+                  lambda: (directory / "junit.xml").write_bytes(junit_xml(run)), allure):
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 - raised below, once every report has been tried
+            failures.append(exc)
+    internal = [s.internal_error for s in run.scenarios if s.internal_error is not None]
+    if internal:
+        (directory / "harness-error.log").write_text("\n".join(internal), encoding="utf-8")
+    if failures:
+        raise failures[0]

@@ -21,6 +21,7 @@ def summary(run: RunResult) -> dict[str, Any]:
         "broken": statuses.count("broken"),
         "skipped": statuses.count("skipped"),
         "setup_errors": run.setup_errors + [s.setup_error for s in run.scenarios if s.setup_error is not None],
+        "interrupted": run.interrupted,
         "exit_code": run.exit_code,
         "scenarios": [_scenario(s) for s in run.scenarios],
         "findings": [finding_record(s, f) for s in run.scenarios for f in s.findings],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -38,7 +39,7 @@ from conformance.runner.results import RunResult, ScenarioResult, StepResult
 from conformance.runner.transcript import unsolicited
 from conformance.scenario import REQUIREMENTS, Scenario
 from conformance.signing import KeyPair
-from conformance.transport import BackgroundServer, Reply, bind, post
+from conformance.transport import BackgroundServer, Reply, Sender, bind
 
 __all__ = ["Harness", "RunConfig", "RunResult", "ScenarioResult", "StepResult"]
 
@@ -187,7 +188,7 @@ class Harness:
         listener = Listener(self.inbox, Verifier(self.registry, signatures=self.config.signatures,
                                                  skew=self.config.skew, registry_type=self.config.registry_type,
                                                  registry_name=self.config.registry_name),
-                            realm=self.key.subscriber_id)
+                            realm=self.key.subscriber_id, body_timeout=self.config.ack_timeout)
         self._server.start(listener.app())
         if self.network is not None:
             for entry in (Subscriber.for_key(self.key, url=self.callback_url, type="BAP",
@@ -212,7 +213,8 @@ class Harness:
         for name, path in bpp_catalogs(self.config).items():
             self.bpps[name] = bpp.HarnessBPP(
                 self._bpp_key(name), url=f"{self.callback_url}/bpp/{name}", catalog=load_catalog(path), engine=engine,
-                verifier=verifier, inbox=self.inbox, outbox=self.outbox, skew=self.config.skew, answers=self.answers)
+                verifier=verifier, inbox=self.inbox, outbox=self.outbox, skew=self.config.skew, answers=self.answers,
+                body_timeout=self.config.ack_timeout)
         for entry in (*(Subscriber.for_key(b.key, url=b.url, type="BPP", domain=net.config.domain)
                         for b in self.bpps.values()), *self.config.registrations):
             net.add_subscriber(entry)
@@ -264,13 +266,13 @@ class Harness:
         if self._progress is not None:
             self._progress(scenario, step)
 
-    def client(self) -> httpx.Client:
-        """The HTTP client a scenario or probe sends with: each reply waited for up to --ack-timeout."""
-        return httpx.Client(timeout=httpx.Timeout(self.config.ack_timeout), trust_env=False)
+    def client(self) -> Sender:
+        """What a scenario or probe sends with: each whole reply waited for up to --ack-timeout."""
+        return Sender(self.config.ack_timeout)
 
-    def post(self, client: httpx.Client, url: str, raw: bytes, headers: dict[str, str]) -> Reply:
+    def post(self, sender: Sender, url: str, raw: bytes, headers: dict[str, str]) -> Reply:
         """POST exact bytes, noting that the host answered (so that a later silence reads as a crash)."""
-        reply = post(client, url, raw, headers)
+        reply = sender.post(url, raw, headers)
         if reply.status is not None:
             self.health.answered(url)
         return reply
@@ -333,12 +335,16 @@ class Harness:
             raise ConfigError(f"these scenarios play {'bpp' if self.config.role == 'bap' else 'bap'}, not "
                               f"{self.config.role} (run them with --role): {', '.join(misfits)}")
         result = RunResult(run_id or new_run_id(), time.time(), settings=self.describe())
+        self.inbox.reopen()
         result.setup_errors = self.preflight()
         if not result.setup_errors:
             with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="scenario") as pool:
                 result.scenarios = list(pool.map(self.play, scenarios))
-            if probes:
+            if probes and not self.interrupted:
                 result.scenarios += probe.play_all(self)
+        # Nothing more is taken, and what is being received is filed: every message ACKed is in the report.
+        self.inbox.close(time.monotonic() + self.config.ack_timeout + Verifier.LOOKUP_TIMEOUT + 1)
+        result.interrupted = self.interrupted
         strays = self.inbox.strays()
         result.strays = [r.message("unexpected", n) for n, r in enumerate(strays, 1)]
         judged = unsolicited(self, strays)
@@ -348,14 +354,36 @@ class Harness:
         return result
 
     def play(self, scenario: Scenario) -> ScenarioResult:
-        """One scenario, or its skip when the run cannot offer what it requires."""
+        """One scenario, or its skip when the run cannot offer what it requires, or why it was not played (the
+        run was interrupted before it). A bug of the harness while playing it is kept with the result (exit 5),
+        and the run goes on with the others."""
+        ended = ScenarioResult(scenario, "", time.time(), stopped=time.time())
         unmet = [name for name in scenario.requires if not self._offers(name)]
         if unmet:
-            skipped = ScenarioResult(scenario, "", time.time(), stopped=time.time(),
-                                     skipped=f"it needs {'; and '.join(REQUIREMENTS[n] for n in unmet)}")
-            self.progress(skipped, None)
-            return skipped
-        return (bpp if self.config.role == "bpp" else bap).play(scenario, self)
+            ended.skipped = f"it needs {'; and '.join(REQUIREMENTS[n] for n in unmet)}"
+        elif self.interrupted:
+            ended.error = "not run: the run was interrupted (Ctrl-C)"
+        else:
+            try:
+                return (bpp if self.config.role == "bpp" else bap).play(scenario, self)
+            except Exception as exc:  # noqa: BLE001 - a bug of the harness must not take the run's results with it
+                ended.internal_error = traceback.format_exc()
+                ended.error = f"internal error ({type(exc).__name__}: {exc}): a bug of the harness, no verdict"
+        self.progress(ended, None)
+        return ended
+
+    @property
+    def interrupted(self) -> bool:
+        return self.inbox.interrupted
+
+    def interrupt(self) -> None:
+        """Ctrl-C: every wait ends now, no new step or scenario starts; the run reports what it has."""
+        self.inbox.interrupt()
+        self.outbox.interrupt()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, unless the run is interrupted."""
+        self.inbox.wait("", lambda msgs: False, time.monotonic() + seconds)
 
     def _offers(self, requirement: str) -> bool:
         if requirement == "gateway":

@@ -10,7 +10,6 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-import httpx
 import jsonpath
 
 from conformance import signing
@@ -23,7 +22,7 @@ from conformance.rules import timing
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.runner.transcript import Play, assert_and_save, close, pick, play_steps, window
 from conformance.scenario import Scenario, Step, build_body
-from conformance.transport import encode
+from conformance.transport import Sender, encode
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -45,7 +44,7 @@ def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
     return result
 
 
-def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> bool:
+def _step(state: Play, step: Step, out: StepResult, client: Sender) -> bool:
     """One step; False when the scenario cannot meaningfully go on."""
     harness, result = state.harness, state.result
     body = build_body(step, state.variables)

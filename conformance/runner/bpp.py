@@ -25,17 +25,17 @@ from starlette.routing import Mount
 from conformance.engine import Engine
 from conformance.errors import ConfigError
 from conformance.findings import Violation
-from conformance.messages import UNCHECKABLE, Message, dig, parse_duration
+from conformance.messages import UNCHECKABLE, Message, decode_json, dig, parse_duration
 from conformance.network.bpp import ReferenceBPP
-from conformance.network.participant import error, join, nack
+from conformance.network.participant import INVALID_REQUEST, error, join, nack
 from conformance.rules import scenario as expect_rules
 from conformance.rules import timing, transaction
-from conformance.runner.listener import Inbox, Received, Verifier, decode
+from conformance.runner.listener import Inbox, Received, Verifier, closed
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.runner.transcript import Play, assert_and_save, close, pick, play_steps, window
 from conformance.scenario import Scenario, Step, build_body, render
 from conformance.signing import KeyPair
-from conformance.transport import Reply, encode
+from conformance.transport import Reply, Sender, encode, read_body
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -51,9 +51,11 @@ class HarnessBPP(ReferenceBPP):
     """A reference BPP that records what crosses its endpoint: requests into `inbox`, callbacks into `outbox`."""
 
     def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine, verifier: Verifier,
-                 inbox: Inbox, outbox: Inbox, skew: int, answers: dict[tuple[str, str], tuple[str, str]]) -> None:
+                 inbox: Inbox, outbox: Inbox, skew: int, answers: dict[tuple[str, str], tuple[str, str]],
+                 body_timeout: float) -> None:
         super().__init__(key, url=url, catalog=catalog, engine=engine, skew=skew)
         self.verifier, self.inbox, self.outbox = verifier, inbox, outbox
+        self.body_timeout = body_timeout
         self.answers = answers
         """(transaction_id, action) -> a step's `answer` ("nack" | "error", code), set before the step asks."""
 
@@ -65,18 +67,24 @@ class HarnessBPP(ReferenceBPP):
         return await super().authenticate(request, body, sender)
 
     async def handle(self, request: Request) -> JSONResponse:
-        received_at = datetime.now(timezone.utc)
-        started = time.perf_counter()
-        raw = await request.body()  # cached by Starlette: the reference BPP reads the same bytes
-        doc, undecodable = decode(raw)
-        headers = dict(request.headers.items())
-        checks = await self.verifier.verify(raw, doc, headers)
-        scripted = self.answers.get((str(dig(doc, "context", "transaction_id")), request.path_params["action"]))
-        response = await (self._scripted(request, *scripted) if scripted else super().handle(request))
-        answer, _ = decode(bytes(response.body))
-        self.inbox.add(Received(received_at, request.url.path, raw, doc, undecodable, headers, checks,
-                                party=self.key.subscriber_id,
-                                reply=Reply(response.status_code, answer, time.perf_counter() - started)))
+        with self.inbox.receiving() as taken:
+            if not taken:
+                return closed()
+            received_at = datetime.now(timezone.utc)
+            started = time.perf_counter()
+            raw, unfinished = await read_body(request, self.body_timeout)  # kept: the reference BPP reads it again
+            doc, undecodable = decode_json(raw) if unfinished is None else (None, unfinished)
+            headers = dict(request.headers.items())
+            checks = await self.verifier.verify(raw, doc, headers) if unfinished is None else ()
+            scripted = self.answers.get((str(dig(doc, "context", "transaction_id")), request.path_params["action"]))
+            if unfinished is not None:
+                response = nack(INVALID_REQUEST, f"the body is not usable: {unfinished}")
+            else:
+                response = await (self._scripted(request, *scripted) if scripted else super().handle(request))
+            answer, _ = decode_json(bytes(response.body))
+            self.inbox.add(Received(received_at, request.url.path, raw, doc, undecodable, headers, checks,
+                                    party=self.key.subscriber_id,
+                                    reply=Reply(response.status_code, answer, time.perf_counter() - started)))
         return response
 
     async def _scripted(self, request: Request, kind: str, code: str) -> JSONResponse:
@@ -96,7 +104,7 @@ class HarnessBPP(ReferenceBPP):
     async def forward(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         sent_at = datetime.now(timezone.utc)
         started = time.perf_counter()
-        doc, undecodable = decode(body)
+        doc, undecodable = decode_json(body)
         record = Received(sent_at, url, body, doc, undecodable, headers, (), party=self.key.subscriber_id)
         try:
             response = await super().forward(url, body, headers)
@@ -104,7 +112,7 @@ class HarnessBPP(ReferenceBPP):
             record.reply = Reply(None, None, None, f"unreachable: {type(exc).__name__}: {exc}")
             self.outbox.add(record)
             raise
-        answer, _ = decode(response.content)
+        answer, _ = decode_json(response.content)
         record.reply = Reply(response.status_code, response.text if answer is None else answer,
                              time.perf_counter() - started)
         self.outbox.add(record)
@@ -135,7 +143,7 @@ def _sent(state: Play) -> list[Received]:
     return outbox.messages(state.result.transaction_id) + outbox.answering(adopted, state.result.transaction_id)
 
 
-def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> bool:
+def _step(state: Play, step: Step, out: StepResult, client: Sender) -> bool:
     """Ask for the request, take what arrives, check the answers both ways. False when the scenario cannot go on."""
     harness = state.harness
     body = build_body(step, state.variables)
@@ -175,7 +183,7 @@ def _step(state: Play, step: Step, out: StepResult, client: httpx.Client) -> boo
     return chosen is not None and assert_and_save(state, step, out, *chosen)
 
 
-def _trigger(state: Play, step: Step, out: StepResult, client: httpx.Client, body: dict[str, Any], *,
+def _trigger(state: Play, step: Step, out: StepResult, client: Sender, body: dict[str, Any], *,
              refusal_expected: bool = False) -> bool:
     """POST the step's body to the BAP's client endpoint; the trigger and its answer are shown in the report,
     but are not part of the Beckn transaction. A client that refuses to send is a finding, unless the step

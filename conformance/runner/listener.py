@@ -7,15 +7,15 @@ the ones in force.
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import httpx
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -23,11 +23,11 @@ from starlette.routing import Route
 
 from conformance import signing
 from conformance.findings import ABSENT
-from conformance.messages import UNCHECKABLE, Message, SignatureCheck, dig
+from conformance.messages import UNCHECKABLE, Message, SignatureCheck, decode_json, dig
 from conformance.network.participant import INVALID_REQUEST, ack, nack
 from conformance.network.registry import RegistryClient, registry_client
 from conformance.signing import SignatureError
-from conformance.transport import Reply
+from conformance.transport import BODY_TIMEOUT, Reply, read_body
 
 SIGNATURE_MODES = ("required", "optional", "off")
 
@@ -80,9 +80,16 @@ class Received:
 
 @dataclass(slots=True)
 class Inbox:
-    """Everything received, by transaction_id, with a way to wait for what a step expects."""
+    """Everything received, by transaction_id, with a way to wait for what a step expects.
+
+    Lossless at the edges: `close()` turns new messages away (the sender gets a 503, not an ACK) and waits for
+    those being received to be filed, so that what is collected after it is everything the harness ACKed."""
 
     by_transaction: dict[str | None, list[Received]] = field(default_factory=dict)
+    closed: bool = False
+    interrupted: bool = False
+    """Every wait ends at once (Ctrl-C): the run reports what it has."""
+    _busy: int = 0
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def add(self, received: Received) -> None:
@@ -90,13 +97,43 @@ class Inbox:
             self.by_transaction.setdefault(received.transaction_id, []).append(received)
             self._cond.notify_all()
 
+    @contextmanager
+    def receiving(self) -> Iterator[bool]:
+        """Whether a message may be taken now; while the block runs, `close()` waits for it to be filed."""
+        with self._cond:
+            taken = not self.closed
+            self._busy += taken
+        try:
+            yield taken
+        finally:
+            with self._cond:
+                self._busy -= taken
+                self._cond.notify_all()
+
+    def close(self, deadline: float) -> None:
+        """Take no more; wait (until the monotonic deadline) for the messages being received to be filed."""
+        with self._cond:
+            self.closed = True
+            while self._busy and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(timeout=left)
+
+    def reopen(self) -> None:
+        with self._cond:
+            self.closed = False
+
+    def interrupt(self) -> None:
+        with self._cond:
+            self.interrupted = True
+            self._cond.notify_all()
+
     def wait(self, transaction_id: str, ready: Callable[[list[Received]], bool], deadline: float) -> list[Received]:
-        """Block until `ready(messages of the transaction)` or the monotonic deadline; return those messages."""
+        """Block until `ready(messages of the transaction)`, the monotonic deadline, or an interruption; return
+        those messages."""
         with self._cond:
             while True:
                 messages = list(self.by_transaction.get(transaction_id, []))
                 left = deadline - time.monotonic()
-                if ready(messages) or left <= 0:
+                if ready(messages) or left <= 0 or self.interrupted:
                     return messages
                 self._cond.wait(timeout=left)
 
@@ -138,7 +175,7 @@ class Inbox:
                 found = next((r for msgs in self.by_transaction.values() for r in msgs
                               if r.message_id == message_id and r.action == action and r.party == party), None)
                 left = deadline - time.monotonic()
-                if found is not None or left <= 0:
+                if found is not None or left <= 0 or self.interrupted:
                     return found
                 self._cond.wait(timeout=left)
 
@@ -165,6 +202,9 @@ class Inbox:
 class Verifier:
     """Checks the signature headers of what the target sent against the registry's keys, at arrival. Shared by
     the callback listener (the harness as BAP) and the harness's BPPs (the harness as BPP)."""
+
+    LOOKUP_TIMEOUT = 5.0
+    """Seconds a key lookup may take, whole; a registry slower than that cannot be asked (a set-up problem)."""
 
     def __init__(self, registry_url: str | None, *, signatures: str = "required", skew: int = 5,
                  sender: str = "bpp_id", registry_type: str = "beckn", registry_name: str | None = None) -> None:
@@ -200,8 +240,9 @@ class Verifier:
         try:
             params = signing.parse(header)
             try:
-                public = await self._registry.public_key(params.subscriber_id, params.unique_key_id, type=role)
-            except (httpx.HTTPError, ValueError) as exc:  # not the sender's fault: the run's set-up reports it
+                async with asyncio.timeout(self.LOOKUP_TIMEOUT):
+                    public = await self._registry.public_key(params.subscriber_id, params.unique_key_id, type=role)
+            except (httpx.HTTPError, ValueError, TimeoutError) as exc:  # not the sender's fault: set-up reports it
                 return SignatureCheck(name, UNCHECKABLE, f"the registry at {self.registry_url} could not be asked "
                                                          f"for {params.subscriber_id}|{params.unique_key_id} "
                                                          f"({type(exc).__name__}: {exc})")
@@ -214,21 +255,15 @@ class Verifier:
         return SignatureCheck(name, None)
 
 
-def decode(raw: bytes) -> tuple[Any, str | None]:
-    """The JSON in a body, or None and why not: a body that is not JSON is kept and reported, not refused."""
-    try:
-        return orjson.loads(raw), None
-    except orjson.JSONDecodeError as exc:
-        return None, str(exc)
-
-
 class Listener:
     """The Starlette app behind the harness's callback URL. Any path is accepted (`{bap_uri}/on_search`)."""
 
-    def __init__(self, inbox: Inbox, verifier: Verifier, *, realm: str = "deg-conformance") -> None:
+    def __init__(self, inbox: Inbox, verifier: Verifier, *, realm: str = "deg-conformance",
+                 body_timeout: float = BODY_TIMEOUT) -> None:
         self.inbox = inbox
         self.verifier = verifier
         self.realm = realm
+        self.body_timeout = body_timeout
 
     def app(self) -> Starlette:
         @asynccontextmanager
@@ -240,15 +275,24 @@ class Listener:
         return Starlette(routes=[Route("/{path:path}", self.receive, methods=["POST"])], lifespan=lifespan)
 
     async def receive(self, request: Request) -> JSONResponse:
-        received_at = datetime.now(timezone.utc)
-        raw = await request.body()
-        doc, error = decode(raw)
-        headers = {k: v for k, v in request.headers.items()}
-        checks = await self.verifier.verify(raw, doc, headers)
-        self.inbox.add(Received(received_at, request.url.path, raw, doc, error, headers, checks))
+        with self.inbox.receiving() as taken:
+            if not taken:
+                return closed()
+            received_at = datetime.now(timezone.utc)
+            raw, unfinished = await read_body(request, self.body_timeout)
+            doc, error = decode_json(raw) if unfinished is None else (None, unfinished)
+            headers = {k: v for k, v in request.headers.items()}
+            checks = await self.verifier.verify(raw, doc, headers) if unfinished is None else ()
+            self.inbox.add(Received(received_at, request.url.path, raw, doc, error, headers, checks))
         if error is not None or not isinstance(doc, dict) or not isinstance(doc.get("context"), dict):
             return nack(INVALID_REQUEST, "the body is not a Beckn message ({context, message})")
         failed = next((c for c in checks if c.reason not in (None, UNCHECKABLE)), None)
         if failed is not None:
             return nack(INVALID_REQUEST, f"{failed.reason}: {failed.detail}", status=401, realm=self.realm)
         return ack()
+
+
+def closed() -> JSONResponse:
+    """What a message gets once the run has stopped listening: not an ACK, so nothing ACKed is missing from the
+    report."""
+    return JSONResponse({"error": "the conformance run has ended: this message was not taken"}, status_code=503)

@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from conformance import signing
@@ -30,6 +29,7 @@ from conformance.rules.registry import Rule
 from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.scenario import DEFAULT_USE_CASE, FIXTURES, Scenario, read_fixture, render
+from conformance.transport import Sender
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -113,8 +113,9 @@ def _play(harness: "Harness", probe: Probe, variables: dict[str, Any], target: s
     body = _body(harness, probe.action, variables)
     body["context"]["transaction_id"] = result.transaction_id
     down = harness.health.down_since(target)
-    if down is not None:
-        result.error = f"not run: {target} has not answered since {down}"
+    if down is not None or harness.interrupted:
+        result.error = ("not run: the run was interrupted (Ctrl-C)" if down is None
+                        else f"not run: {target} has not answered since {down}")
         result.stopped = time.time()
         harness.progress(result, None)
         return result
@@ -145,7 +146,7 @@ def _send_all(harness: "Harness", result: ScenarioResult, probe: Probe, sendings
                 return
 
 
-def _send(harness: "Harness", client: httpx.Client, result: ScenarioResult, n: int, sending: Sending,
+def _send(harness: "Harness", client: Sender, result: ScenarioResult, n: int, sending: Sending,
           target: str) -> StepResult:
     step = StepResult(n, "a valid request the probe needs first" if sending.setup else "the probe", sending.action,
                       time.time(), url=join(target, sending.action))
@@ -201,7 +202,7 @@ def _silence(harness: "Harness", result: ScenarioResult, probe: Probe, answers_p
 def _claim_all(harness: "Harness", transaction_id: str) -> None:
     """Everything of a set-up transaction is the set-up's, including what a gateway brings a moment later
     (the other BPPs' answers, or their copies of the search): kept out of the run's strays."""
-    time.sleep(harness.config.settle)
+    harness.pause(harness.config.settle)
     for received in harness.inbox.messages(transaction_id):
         received.claimed = True
 
@@ -254,8 +255,9 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
     body = render(read_fixture(FIXTURES / DEFAULT_USE_CASE / "requests" / "search.json"), {})
     body["context"].update(transaction_id=result.transaction_id, action="search")
     down = harness.health.down_since(harness.target)
-    if down is not None:
-        result.error = f"not run: {harness.target} has not answered since {down}"
+    if down is not None or harness.interrupted:
+        result.error = ("not run: the run was interrupted (Ctrl-C)" if down is None
+                        else f"not run: {harness.target} has not answered since {down}")
         return None
     with harness.client() as client:
         step = _send(harness, client, result, 1, Sending("search", encode(body), {}, setup=True), harness.target)

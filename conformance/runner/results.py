@@ -12,7 +12,8 @@ from conformance.messages import Message
 from conformance.scenario import Scenario
 from conformance.transport import Reply
 
-from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_SETUP, EXIT_UNREACHABLE, EXIT_USAGE
+from conformance.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_UNREACHABLE,
+                               EXIT_USAGE)
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "EXIT_UNREACHABLE", "EXIT_USAGE", "RunResult", "ScenarioResult",
            "StepResult"]
@@ -64,6 +65,8 @@ class ScenarioResult:
     """Why the scenario does not apply to this target or run (it needs a gateway, the target publishes no
     such offer): reported, never counted either way."""
     unreachable: bool = False
+    internal_error: str | None = None
+    """The traceback of a bug of the harness met while playing this scenario (exit 5)."""
 
     @property
     def errors(self) -> list[Finding]:
@@ -108,12 +111,19 @@ class RunResult:
     settings: dict[str, Any] = field(default_factory=dict)
     setup_errors: list[str] = field(default_factory=list)
     """Set-up problems found before any scenario was played (the harness's key is not in the registry)."""
+    interrupted: bool = False
+    """Stopped by Ctrl-C: what finished is reported, the rest says it was not run."""
 
     @property
     def exit_code(self) -> int:
-        """4 when the set-up keeps the run from judging the target; else 3 when the target could not be reached
-        at all; else 1 when it broke a rule; else 2 when a scenario could not be played to the end (it proves
-        nothing about the target); else 0. Skipped scenarios count for nothing."""
+        """130 when interrupted; else 5 when the harness met a bug; else 4 when the set-up keeps the run from
+        judging the target; else 3 when the target could not be reached at all; else 1 when it broke a rule;
+        else 2 when a scenario could not be played to the end (it proves nothing about the target); else 0.
+        Skipped scenarios count for nothing."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if any(s.internal_error is not None for s in self.scenarios):
+            return EXIT_INTERNAL
         if self.setup_errors or any(s.setup_error is not None for s in self.scenarios):
             return EXIT_SETUP
         if any(s.unreachable for s in self.scenarios):

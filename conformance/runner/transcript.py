@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import httpx
 import jsonpath
 
 from conformance import offers
@@ -25,6 +24,7 @@ from conformance.rules.registry import Rule
 from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.scenario import Scenario, Step
+from conformance.transport import Sender
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -71,7 +71,7 @@ class Play:
         return f"{self.result.scenario.id} step {step.index} ({step.action}, message_id {msg.message_id})"
 
 
-StepPlayer = Callable[[Play, Step, StepResult, httpx.Client], bool]
+StepPlayer = Callable[[Play, Step, StepResult, Sender], bool]
 """How a role plays one step; False when the scenario cannot go on."""
 
 
@@ -83,6 +83,9 @@ def play_steps(state: Play, play_step: StepPlayer) -> None:
     harness.transactions.add(result.transaction_id)
     with harness.client() as client:
         for index, step in enumerate(scenario.steps):
+            if harness.interrupted:
+                result.error = f"interrupted (Ctrl-C) before step {index + 1} ({step.name})"
+                return
             outcome = StepResult(index + 1, step.name, step.send, time.time())
             result.steps.append(outcome)
             try:
@@ -91,6 +94,9 @@ def play_steps(state: Play, play_step: StepPlayer) -> None:
                 result.error = f"step {index + 1} ({step.name}), {scenario.path}:{step.line}: {exc}"
                 go_on = False
             outcome.stopped = time.time()
+            if harness.interrupted and result.error is None:
+                result.error = f"interrupted (Ctrl-C) during step {index + 1} ({step.name})"
+                go_on = False
             harness.progress(result, outcome)
             if not go_on:
                 return
@@ -185,7 +191,7 @@ def close(state: Play, sent_by_harness: Callable[[], list[Message]]) -> None:
     """After the last step: let stragglers land, then check the whole transaction and report leftovers.
     `sent_by_harness` gives every message the harness sent in the transaction, once the stragglers are in."""
     harness, result = state.harness, state.result
-    time.sleep(harness.config.settle)
+    harness.pause(harness.config.settle)
     sent = sent_by_harness()
     ours = {m.message_id for m in sent}
     received = harness.inbox.messages(result.transaction_id) + harness.inbox.answering(ours, result.transaction_id)
