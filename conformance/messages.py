@@ -48,8 +48,8 @@ def decode_json(raw: bytes) -> tuple[Any, str | None]:
         return None, f"over {MAX_MESSAGE_BYTES} bytes ({len(raw)})"
     try:
         doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return None, str(exc) or "not JSON"
+    except orjson.JSONDecodeError as exc:  # orjson stops at 1024 levels: that is too deep, not malformed
+        return None, TOO_DEEP if str(exc).startswith("depth limit exceeded") else (str(exc) or "not JSON")
     level, todo = 0, [doc]
     while todo:
         level += 1

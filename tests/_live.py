@@ -84,6 +84,15 @@ class TinyBPP:
     received: list[dict[str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     key: KeyPair | None = None
+    gateway_key: KeyPair | None = None
+    """When given, callbacks also carry an X-Gateway-Authorization signed with it (as if a gateway relayed them)."""
+    bodies: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
+    """action -> what to POST as its callback instead of JSON, given the callback's context: bytes, or an async
+    iterator of bytes (a body sent in chunks, or one that never ends)."""
+    delay: float = 0.0
+    """Seconds between the ACK and the callback."""
+    statuses: list[int | str] = field(default_factory=list)
+    """The harness's HTTP status for each callback sent (or why none came)."""
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/{action}", self.handle, methods=["POST"])])
@@ -119,12 +128,21 @@ class TinyBPP:
         context = {**request["context"], "action": f"on_{action}",
                    "bpp_id": self.key.subscriber_id if self.key else "tiny.bpp.test",
                    "bpp_uri": "http://127.0.0.1:9/tiny", "timestamp": now_rfc3339()}
+        if self.delay:
+            await asyncio.sleep(self.delay)
         raw = orjson.dumps({"context": context, **self.callbacks.get(action, {"message": {}})})
+        content = self.bodies[action](context) if action in self.bodies else raw
         headers = {"Content-Type": "application/json"}
-        if self.key is not None:
-            headers["Authorization"] = signing.sign(raw, self.key)
-        async with httpx.AsyncClient(trust_env=False) as client:
-            await client.post(f"{context['bap_uri']}/on_{action}", content=raw, headers=headers)
+        if self.key is not None and isinstance(content, bytes):
+            headers["Authorization"] = signing.sign(content, self.key)
+        if self.gateway_key is not None and isinstance(content, bytes):
+            headers["X-Gateway-Authorization"] = signing.sign(content, self.gateway_key)
+        try:
+            async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
+                answer = await client.post(f"{context['bap_uri']}/on_{action}", content=content, headers=headers)
+            self.statuses.append(answer.status_code)
+        except httpx.HTTPError as exc:  # a hostile sender's own trouble: noted, never raised in the server
+            self.statuses.append(type(exc).__name__)
 
 
 class Crashing:
@@ -212,3 +230,53 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Trickling:
+    """A target at the socket level that answers every POST with an ACK, one byte every `every` seconds: its
+    headers (`part="headers"`) or, after whole headers, its body (`part="body"`). Per-read timeouts never fire on
+    it; only a deadline for the whole reply does."""
+
+    def __init__(self, part: str, every: float = 0.5) -> None:
+        self.part, self.every = part, every
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="trickling target")
+
+    def __enter__(self) -> "Trickling":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.sock.close()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        body = orjson.dumps(ACK)
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n").encode()
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn, head, body), daemon=True).start()
+
+    def _answer(self, conn: socket.socket, head: bytes, body: bytes) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                if self.part == "body":
+                    conn.sendall(head)
+                for byte in head if self.part == "headers" else body:
+                    if self.stop.wait(self.every):
+                        return
+                    conn.sendall(bytes([byte]))
+                if self.part == "headers":
+                    conn.sendall(body)
+            except OSError:
+                return
