@@ -95,6 +95,11 @@ class Finding:
         }
 
 
+class Prose(str):
+    """A description written by the runner ("on_search within 30 s"), shown as it is; a value from a message is
+    shown quoted, so that `'30'` and `30` differ. Quoting prose that quotes values would quote twice."""
+
+
 class _Absent:
     """Marks a value that is not in the message at all, as distinct from a JSON null."""
 
@@ -122,6 +127,8 @@ def _show(value: Any) -> str:
         return "(absent)"
     if value is None:
         return "null"
+    if isinstance(value, Prose):
+        return value if len(value) <= 400 else value[:400] + "…"
     if isinstance(value, str):
         return repr(value) if len(value) <= 200 else repr(value[:200] + "…")
     text = repr(value)

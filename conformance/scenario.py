@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jsonpath
 import jsonschema_rs
@@ -49,6 +49,8 @@ class Assertion:
     value: Any
     clause: str | None = None
     """The spec clause that makes this assertion a requirement, shown in its finding."""
+    line: int | None = None
+    """Where it is written in its scenario file: its finding points there."""
 
     def describe(self, variables: Mapping[str, Any] | None = None) -> str:
         """`path op value`, with templates filled in from `variables` when given."""
@@ -185,9 +187,11 @@ def load(path: Path, fixtures: Path = FIXTURES) -> Scenario:
                 _known_templates(raw[key], known, f"{path}:{lines.get(('steps', n, key), line)}: steps/{n}/{key}")
         steps.append(Step(
             name=raw.get("name", raw["send"]), send=raw["send"], body=body, line=line, set=raw.get("set", {}),
-            expect=_expect(raw.get("expect", {}), path, line), choose=_assertion(raw.get("choose"), path, line),
-            offer=_offer(raw.get("offer"), path, line),
-            asserts=tuple(a for a in (_assertion(x, path, line) for x in raw.get("assert", [])) if a is not None),
+            expect=_expect(raw.get("expect", {}), path, line),
+            choose=_assertion(raw.get("choose"), path, lines.get(("steps", n, "choose"), line)),
+            offer=_offer(raw.get("offer"), path, lambda k: lines.get(("steps", n, "offer", "where", k), line)),
+            asserts=tuple(a for k, x in enumerate(raw.get("assert", []))
+                          if (a := _assertion(x, path, lines.get(("steps", n, "assert", k), line))) is not None),
             save=raw.get("save", {}), prompt=raw.get("prompt"),
             answer=next(iter(raw["answer"].items())) if "answer" in raw else None))
         offered = steps[-1].offer.save if steps[-1].offer is not None else {}
@@ -296,13 +300,14 @@ def _assertion(raw: dict[str, Any] | None, path: Path, line: int) -> Assertion |
             re.compile(raw[op])
         except re.error as exc:
             raise ConfigError(f"{path}:{line}: matches {raw[op]!r} is not a regular expression: {exc}") from None
-    return Assertion(raw["path"], op, raw[op], raw.get("clause"))
+    return Assertion(raw["path"], op, raw[op], raw.get("clause"), line)
 
 
-def _offer(raw: dict[str, Any] | None, path: Path, line: int) -> Offer | None:
+def _offer(raw: dict[str, Any] | None, path: Path, line_of: Callable[[int], int]) -> Offer | None:
     if raw is None:
         return None
-    where = tuple(a for a in (_assertion(x, path, line) for x in raw.get("where", [])) if a is not None)
+    where = tuple(a for k, x in enumerate(raw.get("where", []))
+                  if (a := _assertion(x, path, line_of(k))) is not None)
     return Offer(where=where, save=raw.get("save", {}))
 
 

@@ -62,7 +62,7 @@ def test_a_failing_scenario_reports_its_findings(pytester: pytest.Pytester) -> N
         "    choose: {path: '$.message.catalog.providers[*].id', contains: no-such-provider}\n")
     result = pytester.runpytest("--deg-callback-timeout", "1", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["FAIL   wrong  (wrong provider; transaction *", "*ERROR   RUN_ASSERTION  wrong:*on_search*"])
+    result.stdout.fnmatch_lines(["FAIL   wrong  (wrong provider; transaction *", "*ERROR   RUN_ASSERTION  scenarios/wrong.yaml:*on_search*"])
     out = result.stdout.str()
-    assert "expected: \"a on_search where $.message.catalog.providers[*].id contains 'no-such-provider'\"" in out
-    assert "found:    'none of " in out and "Traceback" not in out
+    assert "expected: a on_search where $.message.catalog.providers[*].id contains 'no-such-provider'\n" in out
+    assert "found:    none of " in out and "Traceback" not in out

@@ -28,7 +28,7 @@ def step_line(scenario: ScenarioResult, step: StepResult | None) -> str:
         latency = f" {reply.latency * 1000:.0f} ms" if reply.latency is not None else ""
         sent = f"{reply.ack or f'HTTP {reply.status}'}{code}{latency}"
     got = f" · {step.callbacks[0].action or 'callback'} ×{len(step.callbacks)}" if step.callbacks else ""
-    errors = sorted({f.rule_id for f in step.findings if f.severity is Severity.ERROR})
+    errors = sorted({f.rule_id for f in step.findings + step.previewed if f.severity is Severity.ERROR})
     verdict = "FAIL " + ", ".join(errors) if errors else "ok"
     if not errors and step is scenario.steps[-1] and scenario.why is not None:
         verdict = scenario.why

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator
 
-from conformance.findings import Finding, Severity, Violation, json_path
+from conformance.findings import Finding, Prose, Severity, Violation, json_path
 from conformance.messages import ACTIONS, Message
 from conformance.transaction import Transaction
 from conformance.validation import Outcome, Validation
@@ -104,8 +104,11 @@ class Rule:
         if msg is not None:
             where = {"action": msg.action or _text(msg.context.get("action")), "transaction_id": msg.transaction_id,
                      "message_id": msg.message_id, "source": msg.source, "index": msg.index, **where}
+        expected, found = v.expected, v.found
+        if self.check is None:  # the runner's own rules describe what they expected and found, in words
+            expected, found = (Prose(x) if isinstance(x, str) else x for x in (expected, found))
         return Finding(rule_id=self.id, severity=self.severity, title=self.title, clause=clause or self.clause,
-                       path=path or json_path(v.path), must=v.must or self.must, expected=v.expected, found=v.found,
+                       path=path or json_path(v.path), must=v.must or self.must, expected=expected, found=found,
                        **where)
 
 

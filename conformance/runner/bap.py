@@ -38,8 +38,11 @@ def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
     state = Play(harness, result, {**scenario.variables, **harness.config.variables, "transaction_id": transaction_id,
                                     "bap_id": harness.key.subscriber_id, "bap_uri": harness.callback_url},
                  pinned=frozenset(harness.config.variables))
-    play_steps(state, _step)
-    close(state, lambda: [s.request for s in result.steps if s.request is not None])
+    def sent() -> list[Message]:
+        return [s.request for s in result.steps if s.request is not None]
+
+    play_steps(state, _step, sent)
+    close(state, sent)
     result.stopped = time.time()
     return result
 

@@ -130,8 +130,11 @@ def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
     result = ScenarioResult(scenario, transaction_id, time.time())
     state = Play(harness, result, {**scenario.variables, **harness.config.variables, "transaction_id": transaction_id},
                  pinned=frozenset(harness.config.variables))
-    play_steps(state, _step)
-    close(state, lambda: [state.message(r, "out") for r in _sent(state)])
+    def sent() -> list[Message]:
+        return [state.message(r, "out") for r in _sent(state)]
+
+    play_steps(state, _step, sent)
+    close(state, sent)
     result.stopped = time.time()
     return result
 

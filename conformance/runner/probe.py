@@ -270,8 +270,11 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
                                                               reply.describe()))
         return None
     window = _wait(harness, body)
-    arrived = harness.inbox.wait(result.transaction_id, lambda msgs: any(r.action == "search" for r in msgs),
-                                 time.monotonic() + window)
+
+    def relayed_to_all(msgs: list[Received]) -> bool:  # the gateway relays it to every one of the harness's BPPs
+        return len({r.party for r in msgs if r.action == "search"}) >= len(harness.bpps)
+
+    arrived = harness.inbox.wait(result.transaction_id, relayed_to_all, time.monotonic() + window)
     request = next((r for r in arrived if r.action == "search" and r.reply is not None and r.reply.ack == "ACK"), None)
     _claim_all(harness, result.transaction_id)
     if request is None:

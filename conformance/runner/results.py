@@ -4,7 +4,8 @@ Reports (Allure, JUnit, summary.json, the terminal) are all drawn from these val
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from conformance.findings import Finding, Severity
@@ -35,6 +36,9 @@ class StepResult:
     answers: list[Message] = field(default_factory=list)
     """Harness as BPP: the callbacks the harness sent, each with the target's reply to it."""
     findings: list[Finding] = field(default_factory=list)
+    previewed: list[Finding] = field(default_factory=list)
+    """What the rule catalogue found on the step's messages as soon as it ended (for the live line); the
+    scenario's end-of-run check, over the whole transaction, is what counts."""
 
     @property
     def passed(self) -> bool:
@@ -89,11 +93,24 @@ class ScenarioResult:
             return f"set-up: {self.setup_error}"
         return self.error or (f"skipped: {self.skipped}" if self.skipped is not None else None)
 
-    def report(self, finding: Finding, step: StepResult | None = None) -> None:
-        """Record a finding of the runner's own, on the step it belongs to (None: a message no step expected)."""
+    def report(self, finding: Finding, step: StepResult | None = None, *, line: int | None = None) -> Finding:
+        """Record a finding on the step it belongs to (None: a message no step expected), located where a
+        participant reads it: the scenario file, and the YAML line of the step (or `line`, an assertion's)."""
+        located = self.locate(finding, step, line)
         if step is not None:
-            step.findings.append(finding)
-        self.findings.append(finding)
+            step.findings.append(located)
+        self.findings.append(located)
+        return located
+
+    def locate(self, finding: Finding, step: StepResult | None, line: int | None = None) -> Finding:
+        """The finding at `scenario file:line`; one of a scenario without a file (a probe) keeps where it is."""
+        steps = self.scenario.steps
+        if not steps:
+            return finding
+        if line is None and step is not None and step.index <= len(steps):
+            line = steps[step.index - 1].line
+        return replace(finding, source=shown(self.scenario.path), index=line)
+
 
     def step_of(self, finding: Finding) -> StepResult | None:
         return next((s for s in self.steps if any(f is finding for f in s.findings)), None)
@@ -133,3 +150,11 @@ class RunResult:
         if any(s.status == "broken" for s in self.scenarios):
             return EXIT_USAGE
         return EXIT_OK
+
+
+def shown(path: Path) -> str:
+    """A file as a reader finds it: relative to the working folder when it is under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)

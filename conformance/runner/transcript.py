@@ -17,7 +17,7 @@ import jsonpath
 
 from conformance import offers
 from conformance.errors import ConfigError
-from conformance.findings import ABSENT, Violation
+from conformance.findings import ABSENT, Finding, Violation
 from conformance.messages import UNCHECKABLE, Message, dig
 from conformance.rules import scenario as expect_rules
 from conformance.rules.registry import Rule
@@ -62,9 +62,10 @@ class Play:
         return known
 
     def report(self, step: StepResult | None, rule: Rule, violation: Violation, msg: Message,
-               path: str | None = None, clause: str | None = None) -> None:
-        """A finding of the runner's own; `step` None for a message no step expected."""
-        self.result.report(rule.finding(violation, msg, path=path, clause=clause), step)
+               path: str | None = None, clause: str | None = None, line: int | None = None) -> None:
+        """A finding of the runner's own; `step` None for a message no step expected; `line` the YAML line it
+        comes from when it is not the step's (an assertion's)."""
+        self.result.report(rule.finding(violation, msg, path=path, clause=clause), step, line=line)
 
     def where(self, step: StepResult, msg: Message) -> str:
         """A step as a finding elsewhere names it: the scenario, the step and the message it sent."""
@@ -73,11 +74,14 @@ class Play:
 
 StepPlayer = Callable[[Play, Step, StepResult, Sender], bool]
 """How a role plays one step; False when the scenario cannot go on."""
+Sent = Callable[[], list[Message]]
+"""Every message the harness has sent in the scenario's transaction so far."""
 
 
-def play_steps(state: Play, play_step: StepPlayer) -> None:
-    """Every step in order, each reported as it ends, until one says the scenario cannot go on. A mistake of
-    the scenario's own (a ConfigError) stops it as broken, with the file and line."""
+def play_steps(state: Play, play_step: StepPlayer, sent_by_harness: Sent) -> None:
+    """Every step in order, each reported as it ends (with what the rule catalogue finds on its messages by
+    then), until one says the scenario cannot go on. A mistake of the scenario's own (a ConfigError) stops it as
+    broken, with the file and line."""
     harness, result = state.harness, state.result
     scenario = result.scenario
     harness.transactions.add(result.transaction_id)
@@ -97,9 +101,25 @@ def play_steps(state: Play, play_step: StepPlayer) -> None:
             if harness.interrupted and result.error is None:
                 result.error = f"interrupted (Ctrl-C) during step {index + 1} ({step.name})"
                 go_on = False
+            outcome.previewed = _preview(state, outcome, sent_by_harness())
             harness.progress(result, outcome)
             if not go_on:
                 return
+
+
+def _preview(state: Play, step: StepResult, sent: list[Message]) -> list[Finding]:
+    """The catalogue's findings against the target on `step`'s messages, from the transaction so far: rules see
+    only the past, so these are the findings the end-of-run check gives them, unless something comes late."""
+    transcript = sorted({id(m): m for m in sent + list(state.messages.values())}.values(), key=lambda m: m.seq)
+    mine = {seq for seq, owner in state.steps_of.items() if owner is step}
+    by_seq = {m.seq: m for m in transcript}
+    return [f for f in state.harness.engine.check(transcript).findings
+            if f.index in mine and _against_target(by_seq[f.index], f)]
+
+
+def _against_target(msg: Message, finding: Finding) -> bool:
+    """Whether a finding counts against the target: on its message, or on its reply to the harness's."""
+    return (msg.direction == "out") == (finding.rule_id in RESPONSE_RULES)
 
 
 def window(state: Play, step: Step, default: float, ttl: timedelta | None) -> tuple[float, str | None]:
@@ -141,7 +161,7 @@ def pick(state: Play, step: Step, out: StepResult, candidates: list[Candidate],
         state.report(out, expect_rules.ASSERTION,
                      Violation((), f"a {candidates[0][0].action} where {step.choose.describe(state.variables)}",
                                f"none of {len(candidates)}"), candidates[0][0], path=step.choose.where(state.variables),
-                     clause=step.choose.clause)
+                     clause=step.choose.clause, line=step.choose.line)
         return None
     return fits[0]
 
@@ -177,7 +197,7 @@ def assert_and_save(state: Play, step: Step, out: StepResult, msg: Message, doc:
         if failed is not None:
             state.report(out, expect_rules.ASSERTION, Violation((), failed[0], failed[1],
                                                                f"satisfy {assertion.describe(state.variables)}"),
-                         msg, path=assertion.where(state.variables), clause=assertion.clause)
+                         msg, path=assertion.where(state.variables), clause=assertion.clause, line=assertion.line)
     for name, query in step.save.items():
         values = jsonpath.findall(query, doc)
         if not values:
@@ -210,13 +230,12 @@ def close(state: Play, sent_by_harness: Callable[[], list[Message]]) -> None:
     by_seq = {m.seq: m for m in transcript}
     for finding in report.findings:
         owner = by_seq.get(finding.index or -1)
-        if owner is not None and (owner.direction == "out") != (finding.rule_id in RESPONSE_RULES):
-            result.harness_findings.append(finding)  # on the harness's message, or on its reply to the target's
-            continue
         step = state.steps_of.get(finding.index or -1)
-        if step is not None:
-            step.findings.append(finding)
-        result.findings.append(finding)
+        if owner is not None and not _against_target(owner, finding):
+            # on the harness's message, or on its reply to the target's
+            result.harness_findings.append(result.locate(finding, step))
+            continue
+        result.report(finding, step)
     nacked = {m.message_id for m in sent if dig(m.response, "message", "ack", "status") == "NACK"}
     for msg in leftovers:
         rule = expect_rules.CALLBACK_AFTER_NACK if msg.message_id in nacked else expect_rules.UNCLAIMED
