@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import orjson
 
-from conformance import reporting, transcript
+from conformance import config, reporting, transcript
 from conformance.engine import Engine, Progress
 from conformance.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_USAGE,
                                ConfigError, SetupError)
@@ -168,7 +168,26 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
                              "scenario picks from the target's catalog (e.g. --var item_id=my-program); repeatable")
     parser.add_argument("--vars", type=Path, metavar="FILE",
                         help="a YAML file of NAME: VALUE pairs, as --var (which wins)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="a settings file for every option here (default ./deg-conformance.yaml, else "
+                             "[tool.deg-conformance] in ./pyproject.toml); DEG_CONFORMANCE_<OPTION> environment "
+                             "variables win over it, and flags over both")
+    parser.add_argument("--junitxml", type=Path, metavar="FILE", help="also write the JUnit XML report here")
+    parser.add_argument("--fail-on", choices=["error", "warning"], default="error",
+                        help="what fails the run (exit 1): findings of severity error (default), or warnings too")
+    parser.add_argument("--exclude-rules", metavar="ID,...",
+                        help="rules not to report, by id or pattern (L2_*); the reports list them")
+    parser.add_argument("--waivers", type=Path, metavar="FILE",
+                        help="a YAML list of waivers {rule, reason, scenario?, path?, until?}: waived findings are "
+                             "shown, with the reason, and do not count")
+    parser.add_argument("--ca-bundle", type=Path, metavar="FILE",
+                        help="CA certificates to trust for the target and registry (default: the system's, or "
+                             "SSL_CERT_FILE); proxies come from HTTPS_PROXY / NO_PROXY")
     _schema_options(parser)
+    # Every option's default is applied after the environment and the settings file (conformance/config.py): the
+    # parser leaves what the command line does not give as None, so that config.layer can tell.
+    defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}  # noqa: SLF001
+    parser.set_defaults(**{dest: None for dest in defaults}, live_parser=parser, live_defaults=defaults)
 
 
 def _keys_commands(sub: Any) -> None:
@@ -288,7 +307,11 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     # Imported here: the runner pulls in the network stack, which validate and rules do not need.
     from conformance import scenario
     from conformance.network import NetworkConfig
+    from conformance import waivers
+    from conformance.findings import Severity
+    from conformance.reporting.junit import junit_xml
     from conformance.reporting.live import run_text, step_line, write_reports
+    from conformance.waivers import Policy
     from conformance.reporting.run_summary import summary
     from conformance.keys import load_key_file, registrations
     from conformance.runner import Harness, RunConfig, bpp_addresses, new_run_id
@@ -316,6 +339,9 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout, concurrency=args.concurrency,
         variables=_variables(args.var, args.vars),
         registrations=tuple(entry for path in args.register for entry in registrations(path)),
+        ca_bundle=args.ca_bundle,
+        policy=Policy(exclude=waivers.patterns(args.exclude_rules), fail_on=Severity(args.fail_on),
+                      waivers=waivers.load(args.waivers) if args.waivers else ()),
         network=NetworkConfig(faults=faults, variations=variations) if faults or variations else None)
     if args.print_network:
         rows = bpp_addresses(config)
@@ -358,6 +384,9 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                       file=sys.stderr, flush=True)
             result = harness.run(scenarios, run_id, probes=probing or args.probes)
         write_reports(result, report_dir, participant=where or "?")
+        if args.junitxml is not None:
+            args.junitxml.parent.mkdir(parents=True, exist_ok=True)
+            args.junitxml.write_bytes(junit_xml(result))
     except (ConfigError, SetupError):
         raise
     except Exception as exc:  # a bug of the harness: its traceback goes with this run's reports
@@ -501,6 +530,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "keys":
             return _keys(args)
+        if args.command in ("run", "probe"):
+            config.layer(args.live_parser, args, args.live_defaults)
         engine = _engine(args)
         if args.command in ("run", "probe"):
             return _run(args, engine)

@@ -56,6 +56,8 @@ class Finding:
     message_id: str | None = None
     source: str | None = None
     index: int | None = None
+    waiver: str | None = None
+    """Why the run's waivers let this finding stand without failing (conformance/waivers.py)."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -67,14 +69,15 @@ class Finding:
 
     def text(self) -> str:
         """The finding as a reader sees it: `<path> must <predicate>`, then expected and found."""
+        label = f"{self.severity.value.upper():7}" if self.waiver is None else f"WAIVED {self.severity.value}"
         head = (
-            f"{self.severity.value.upper():7} {self.rule_id}  {self.where}  "
+            f"{label} {self.rule_id}  {self.where}  "
             f"{self.action or '?'} txn={self.transaction_id or '?'} msg={self.message_id or '?'}"
         )
         return (
             f"{head}\n  {self.path} must {self.must}\n"
             f"  expected: {_show(self.expected)}\n  found:    {_show(self.found)}\n"
-            f"  clause:   {self.clause}"
+            f"  clause:   {self.clause}" + (f"\n  waived:   {self.waiver}" if self.waiver is not None else "")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +95,7 @@ class Finding:
             "must": self.must,
             "expected": plain(self.expected),
             "found": plain(self.found),
+            "waiver": self.waiver,
         }
 
 

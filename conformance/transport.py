@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +133,25 @@ class Reply:
         return code if isinstance(code, str) else None
 
 
+LOOPBACK = ("all://127.0.0.1", "all://localhost", "all://[::1]")
+"""Where the harness's own servers are (its listener, the reference network): never through a proxy."""
+
+
+def client_options(ca_bundle: Path | None = None, *, sync: bool = False) -> dict[str, Any]:
+    """How the harness's clients reach a target or a registry: through the proxy the environment names
+    (HTTPS_PROXY, NO_PROXY), trusting the CAs it names (SSL_CERT_FILE) or `ca_bundle`, but straight to loopback,
+    where a proxy from the environment is never right."""
+    if ca_bundle is None:
+        verify: ssl.SSLContext | bool = True
+    else:
+        try:
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"--ca-bundle {ca_bundle}: not a readable bundle of PEM certificates ({exc})") from None
+    direct = httpx.HTTPTransport if sync else httpx.AsyncHTTPTransport
+    return {"trust_env": True, "verify": verify, "mounts": {pattern: direct(verify=verify) for pattern in LOOPBACK}}
+
+
 class Sender:
     """POSTs exact bytes and measures the reply, with one deadline for the whole of it.
 
@@ -139,10 +160,10 @@ class Sender:
     `asyncio.timeout`, which cancels it wherever it is. A reply body over MAX_MESSAGE_BYTES is not read past the
     limit. One Sender per thread (a scenario, a probe): its loop is not shared."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, ca_bundle: Path | None = None) -> None:
         self.timeout = timeout
         self._loop = asyncio.new_event_loop()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False)
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), **client_options(ca_bundle))
 
     def __enter__(self) -> "Sender":
         return self

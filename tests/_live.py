@@ -91,6 +91,8 @@ class TinyBPP:
     iterator of bytes (a body sent in chunks, or one that never ends)."""
     delay: float = 0.0
     """Seconds between the ACK and the callback."""
+    ack_after: float = 0.0
+    """Seconds before any synchronous answer (a slow ACK)."""
     statuses: list[int | str] = field(default_factory=list)
     """The harness's HTTP status for each callback sent (or why none came)."""
 
@@ -102,6 +104,8 @@ class TinyBPP:
         doc = orjson.loads(await request.body())
         self.received.append(doc)
         what = self.replies.get(action, "ack-only")
+        if self.ack_after:
+            await asyncio.sleep(self.ack_after)
         if what == "text":
             return PlainTextResponse("<html><body>502 Bad Gateway</body></html>", status_code=502)
         if what == "401":

@@ -44,7 +44,7 @@ def test_json_output_has_every_finding_field(capsys: pytest.CaptureFixture[str])
     assert doc["summary"]["errors"] == 12 and doc["summary"]["warnings"] == 7
     first = doc["findings"][0]
     assert set(first) == {"rule_id", "severity", "title", "clause", "action", "transaction_id", "message_id",
-                          "source", "index", "path", "must", "expected", "found"}
+                          "source", "index", "path", "must", "expected", "found", "waiver"}
     support = next(f for f in doc["findings"] if f["rule_id"] == "ORD_SUPPORT_REF_ID")
     assert support["found"] is None and support["expected"] == "order-flex-001"
 

@@ -98,7 +98,7 @@ def test_the_late_bpp_was_waited_for_not_failed(runs: dict[str, RunResult]) -> N
     """Callbacks 3 s after the ACK: each step waited for its callback (the ttl is PT30S), and no longer."""
     run = runs["callbacks 3 s after the ACK, ttl PT30S"]
     manual = next(s for s in run.scenarios if s.scenario.id == "manual-optin")
-    assert all(3.0 <= st.stopped - st.started < 6.0 for st in manual.steps)
+    assert all(3.0 <= st.stopped - st.started < 10.0 for st in manual.steps), [st.stopped - st.started for st in manual.steps]
 
 
 def test_the_offer_chosen_is_the_one_the_scenario_means(runs: dict[str, RunResult]) -> None:

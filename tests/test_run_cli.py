@@ -55,7 +55,7 @@ def test_a_fault_fails_the_right_scenario_and_every_report_says_so(capsys: Captu
         "action": "on_confirm", "transaction_id": manual["transaction_id"], "message_id": confirm["message_id"],
         "source": "scenarios/demand-flexibility/manual-optin.yaml", "index": 18,
         "path": "$.message.order.fulfillments[0].state.descriptor.code",
-        "expected": None, "found": "SMS", "title": None, "clause": None, "must": None}
+        "expected": None, "found": "SMS", "title": None, "clause": None, "must": None, "waiver": None}
     for f in summary["findings"]:
         assert f["scenario"] == "manual-optin"
         assert {"rule_id", "severity", "scenario", "step", "action", "transaction_id", "message_id", "path",

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import orjson
 
-from conformance.findings import Severity
 from conformance.reporting.allure import AllureWriter
 from conformance.reporting.junit import junit_xml
 from conformance.reporting.run_summary import summary
@@ -28,7 +27,7 @@ def step_line(scenario: ScenarioResult, step: StepResult | None) -> str:
         latency = f" {reply.latency * 1000:.0f} ms" if reply.latency is not None else ""
         sent = f"{reply.ack or f'HTTP {reply.status}'}{code}{latency}"
     got = f" · {step.callbacks[0].action or 'callback'} ×{len(step.callbacks)}" if step.callbacks else ""
-    errors = sorted({f.rule_id for f in step.findings + step.previewed if f.severity is Severity.ERROR})
+    errors = sorted({f.rule_id for f in step.findings + step.previewed if scenario.policy.fails(f)})
     verdict = "FAIL " + ", ".join(errors) if errors else "ok"
     if not errors and step is scenario.steps[-1] and scenario.why is not None:
         verdict = scenario.why

@@ -39,7 +39,8 @@ from conformance.runner.results import RunResult, ScenarioResult, StepResult
 from conformance.runner.transcript import unsolicited
 from conformance.scenario import REQUIREMENTS, Scenario
 from conformance.signing import KeyPair
-from conformance.transport import BackgroundServer, Reply, Sender, bind
+from conformance.transport import BackgroundServer, Reply, Sender, bind, client_options
+from conformance.waivers import Policy
 
 __all__ = ["Harness", "RunConfig", "RunResult", "ScenarioResult", "StepResult"]
 
@@ -92,6 +93,10 @@ class RunConfig:
     """Seconds to keep listening after a scenario's last step, to catch duplicates and late callbacks."""
     skew: int = 5
     concurrency: int = 1
+    ca_bundle: Path | None = None
+    """CA certificates to trust for the target and registry (default the system's, or SSL_CERT_FILE)."""
+    policy: Policy = field(default_factory=Policy)
+    """Which findings count: excluded rules, waivers, --fail-on."""
     registrations: tuple[Subscriber, ...] = ()
     """Entries for the registry the harness runs (role bpp, or the reference network): participants configured
     before the run, such as the BAP under test, whose keys the harness's BPPs must find."""
@@ -121,6 +126,8 @@ class RunConfig:
             if value is not None and not ((0 <= value if zero_ok else 0 < value) and value <= MAX_WAIT):
                 raise ConfigError(f"{name} {value!r} is not a number of seconds "
                                   f"{'from 0' if zero_ok else 'above 0'} up to {MAX_WAIT}")
+        if self.ca_bundle is not None:
+            client_options(self.ca_bundle)  # a bundle that does not load is refused here, not in a server thread
         for name in ("target", "gateway", "registry", "callback_url"):
             value = getattr(self, name)
             if value is not None and not value.startswith(("http://", "https://")):
@@ -188,7 +195,8 @@ class Harness:
         listener = Listener(self.inbox, Verifier(self.registry, signatures=self.config.signatures,
                                                  skew=self.config.skew, registry_type=self.config.registry_type,
                                                  registry_name=self.config.registry_name),
-                            realm=self.key.subscriber_id, body_timeout=self.config.ack_timeout)
+                            realm=self.key.subscriber_id, body_timeout=self.config.ack_timeout,
+                            ca_bundle=self.config.ca_bundle)
         self._server.start(listener.app())
         if self.network is not None:
             for entry in (Subscriber.for_key(self.key, url=self.callback_url, type="BAP",
@@ -221,7 +229,7 @@ class Harness:
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http, \
+            async with httpx.AsyncClient(timeout=self.config.ack_timeout, **client_options(self.config.ca_bundle)) as http, \
                     net.attach(http, also=self.bpps.values()):
                 verifier.attach(http)
                 yield
@@ -268,7 +276,7 @@ class Harness:
 
     def client(self) -> Sender:
         """What a scenario or probe sends with: each whole reply waited for up to --ack-timeout."""
-        return Sender(self.config.ack_timeout)
+        return Sender(self.config.ack_timeout, self.config.ca_bundle)
 
     def post(self, sender: Sender, url: str, raw: bytes, headers: dict[str, str]) -> Reply:
         """POST exact bytes, noting that the host answered (so that a later silence reads as a crash)."""
@@ -301,7 +309,7 @@ class Harness:
         return self._listings[where]
 
     async def _count_bpps(self, domain: Any, city: str | None) -> int | None:
-        async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
+        async with httpx.AsyncClient(timeout=self.config.ack_timeout, **client_options(self.config.ca_bundle)) as http:
             registry = self._registry(http)
             if not registry.can_list:  # a DeDi registry looks keys up; it does not list a domain's BPPs
                 return None
@@ -350,6 +358,8 @@ class Harness:
         judged = unsolicited(self, strays)
         if judged is not None:
             result.scenarios.append(judged)
+        for scenario_result in result.scenarios:  # the probes' and the unsolicited messages' too
+            scenario_result.judge(self.config.policy)
         result.stopped = time.time()
         return result
 
@@ -365,7 +375,9 @@ class Harness:
             ended.error = "not run: the run was interrupted (Ctrl-C)"
         else:
             try:
-                return (bpp if self.config.role == "bpp" else bap).play(scenario, self)
+                played = (bpp if self.config.role == "bpp" else bap).play(scenario, self)
+                played.judge(self.config.policy)
+                return played
             except Exception as exc:  # noqa: BLE001 - a bug of the harness must not take the run's results with it
                 ended.internal_error = traceback.format_exc()
                 ended.error = f"internal error ({type(exc).__name__}: {exc}): a bug of the harness, no verdict"
@@ -401,7 +413,7 @@ class Harness:
 
         async def lookup() -> str | None:
             assert self.registry is not None
-            async with httpx.AsyncClient(timeout=self.config.ack_timeout, trust_env=False) as http:
+            async with httpx.AsyncClient(timeout=self.config.ack_timeout, **client_options(self.config.ca_bundle)) as http:
                 return await self._registry(http).public_key(self.key.subscriber_id, self.key.unique_key_id)
         try:
             registered = asyncio.run(lookup())
@@ -424,6 +436,7 @@ class Harness:
                 "callback_url": self.callback_url, "subscriber_id": self.key.subscriber_id,
                 "signatures": self.config.signatures if self.verifies_signatures else "off",
                 "reference_network": self.network is not None, "concurrency": self.config.concurrency,
+                **self.config.policy.describe(),
                 **({"drive": self.config.drive, "bpps": ", ".join(b.key.subscriber_id for b in self.bpps.values())}
                    if self.config.role == "bpp" else {})}
 

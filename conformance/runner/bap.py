@@ -34,7 +34,7 @@ DEFAULT_WINDOW = 30.0
 def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
     """Run one scenario against the target, playing the BAP. Never raises for what the target does."""
     transaction_id = str(uuid.uuid4())
-    result = ScenarioResult(scenario, transaction_id, time.time())
+    result = ScenarioResult(scenario, transaction_id, time.time(), policy=harness.config.policy)
     state = Play(harness, result, {**scenario.variables, **harness.config.variables, "transaction_id": transaction_id,
                                     "bap_id": harness.key.subscriber_id, "bap_uri": harness.callback_url},
                  pinned=frozenset(harness.config.variables))

@@ -127,7 +127,7 @@ def bpp_routes(bpps: dict[str, HarnessBPP]) -> list[Mount]:
 def play(scenario: Scenario, harness: "Harness") -> ScenarioResult:
     """Run one scenario against the BAP, playing the BPP. Never raises for what the target does."""
     transaction_id = str(uuid.uuid4())
-    result = ScenarioResult(scenario, transaction_id, time.time())
+    result = ScenarioResult(scenario, transaction_id, time.time(), policy=harness.config.policy)
     state = Play(harness, result, {**scenario.variables, **harness.config.variables, "transaction_id": transaction_id},
                  pinned=frozenset(harness.config.variables))
     def sent() -> list[Message]:

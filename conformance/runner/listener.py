@@ -13,6 +13,7 @@ import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
 
 import httpx
@@ -27,7 +28,7 @@ from conformance.messages import UNCHECKABLE, Message, SignatureCheck, decode_js
 from conformance.network.participant import INVALID_REQUEST, ack, nack
 from conformance.network.registry import RegistryClient, registry_client
 from conformance.signing import SignatureError
-from conformance.transport import BODY_TIMEOUT, Reply, read_body
+from conformance.transport import BODY_TIMEOUT, Reply, client_options, read_body
 
 SIGNATURE_MODES = ("required", "optional", "off")
 
@@ -259,16 +260,18 @@ class Listener:
     """The Starlette app behind the harness's callback URL. Any path is accepted (`{bap_uri}/on_search`)."""
 
     def __init__(self, inbox: Inbox, verifier: Verifier, *, realm: str = "deg-conformance",
-                 body_timeout: float = BODY_TIMEOUT) -> None:
+                 body_timeout: float = BODY_TIMEOUT, ca_bundle: Path | None = None) -> None:
         self.inbox = inbox
         self.verifier = verifier
         self.realm = realm
         self.body_timeout = body_timeout
+        self.ca_bundle = ca_bundle
+        """What the registry's certificates are checked against (it may be remote)."""
 
     def app(self) -> Starlette:
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with httpx.AsyncClient(timeout=5.0, trust_env=False) as http:
+            async with httpx.AsyncClient(timeout=Verifier.LOOKUP_TIMEOUT, **client_options(self.ca_bundle)) as http:
                 self.verifier.attach(http)
                 yield
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.findings import Finding, Severity
+from conformance.waivers import Policy
 from conformance.messages import Message
 from conformance.scenario import Scenario
 from conformance.transport import Reply
@@ -42,7 +43,7 @@ class StepResult:
 
     @property
     def passed(self) -> bool:
-        return not any(f.severity is Severity.ERROR for f in self.findings)
+        return not any(f.severity is Severity.ERROR and f.waiver is None for f in self.findings)
 
 
 @dataclass(slots=True)
@@ -71,10 +72,23 @@ class ScenarioResult:
     unreachable: bool = False
     internal_error: str | None = None
     """The traceback of a bug of the harness met while playing this scenario (exit 5)."""
+    policy: Policy = field(default_factory=Policy)
+    """Which findings count (waivers, --fail-on), as applied by `judge`."""
 
     @property
     def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.ERROR]
+        """The findings that fail the scenario: errors (warnings too, with --fail-on warning), unless waived."""
+        return [f for f in self.findings if self.policy.fails(f)]
+
+    def judge(self, policy: Policy) -> None:
+        """Apply the run's policy: excluded rules' findings go, waived ones are marked; steps keep theirs alike."""
+        self.policy = policy
+        judged = {id(f): policy.judge(f, self.scenario.id) for f in self.findings}
+        self.findings = [j for j in judged.values() if j is not None]
+        for step in self.steps:
+            step.findings = [j for f in step.findings if (j := judged.get(id(f), policy.judge(f, self.scenario.id)))]
+            step.previewed = [j for f in step.previewed if (j := policy.judge(f, self.scenario.id))]
+        self.harness_findings = [j for f in self.harness_findings if (j := policy.judge(f, self.scenario.id))]
 
     @property
     def status(self) -> str:

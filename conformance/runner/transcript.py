@@ -113,8 +113,10 @@ def _preview(state: Play, step: StepResult, sent: list[Message]) -> list[Finding
     transcript = sorted({id(m): m for m in sent + list(state.messages.values())}.values(), key=lambda m: m.seq)
     mine = {seq for seq, owner in state.steps_of.items() if owner is step}
     by_seq = {m.seq: m for m in transcript}
-    return [f for f in state.harness.engine.check(transcript).findings
-            if f.index in mine and _against_target(by_seq[f.index], f)]
+    scenario = state.result.scenario.id
+    return [judged for f in state.harness.engine.check(transcript).findings
+            if f.index in mine and _against_target(by_seq[f.index], f)
+            and (judged := state.harness.config.policy.judge(f, scenario)) is not None]
 
 
 def _against_target(msg: Message, finding: Finding) -> bool:
