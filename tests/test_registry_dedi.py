@@ -342,8 +342,9 @@ def test_a_dedi_networks_lookups_go_through_the_dedi_path(deg_network_factory: N
     assert refused.json()["error"]["message"].startswith("SIG_KEY_UNKNOWN")
 
 
-def test_a_beckn_network_answers_a_dedi_lookup_but_its_participants_post(deg_network: Network) -> None:
-    assert all(isinstance(p.registry, BecknRegistryClient) for p in deg_network.participants)
+def test_a_beckn_network_answers_a_dedi_lookup_but_its_participants_read_it_in_process(deg_network: Network) -> None:
+    assert all(isinstance(p.registry, InProcessRegistryClient) and p.registry.registry is deg_network.registry
+               for p in deg_network.participants)
     bap = deg_network.bap.key
     response = httpx.get(f"{deg_network.registry_url}/lookup/{bap.subscriber_id}/deg-sandbox/{bap.unique_key_id}",
                          timeout=5)

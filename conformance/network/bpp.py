@@ -95,11 +95,12 @@ class ReferenceBPP(Participant):
 
     async def _gateway_url(self, header: str) -> str | None:
         """A search relayed by a gateway is answered through it (the gateway relays on_search to the BAP).
-        None when the header names no registered gateway (possible only when signatures are not checked)."""
+        None when the header names no registered gateway (possible only when signatures are not checked). The
+        entry is the cached one the gateway's signature was just checked against: no lookup per relayed search."""
         assert self.registry is not None
         try:
             params = signing.parse(header)
-            found = await self.registry.entry(params.subscriber_id, params.unique_key_id, type="BG")
+            found = await self.registry.known_entry(params.subscriber_id, params.unique_key_id, type="BG")
         except SignatureError:
             return None
         except (httpx.HTTPError, ValueError) as exc:

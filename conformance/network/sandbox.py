@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, TypeVar
@@ -23,12 +23,18 @@ from conformance.network.bap import ReferenceBAP
 from conformance.network.bpp import ReferenceBPP
 from conformance.network.catalog import CATALOGS, load_catalog
 from conformance.network.gateway import ReferenceGateway
-from conformance.network.participant import Participant
-from conformance.network.registry import Registry, RegistryClient, Subscriber, check_registry_settings, registry_client
+from conformance.network.participant import DELIVERY_DEADLINE, Participant, Turns
+from conformance.network.registry import (
+    InProcessRegistryClient, Registry, RegistryClient, Subscriber, check_registry_settings, registry_client,
+)
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
 
 P = TypeVar("P", bound=Participant)
+
+LOOKUP_TIMEOUT = 30.0
+"""Seconds a DeDi key lookup may take (connecting, the answer): generous, for a registry served beside a busy
+network is slow to answer, not gone, and a signature check must not turn into a 502 then."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,28 +213,44 @@ class MountableNetwork:
     async def attach(self, http: httpx.AsyncClient, *,
                      also: Iterable[Participant] = ()) -> AsyncIterator[RegistryClient]:
         """Make the participants, and `also` (the host's own, served by the same server), ready to send: enter it
-        in the server's lifespan, once its event loop runs. They share `http` and one registry client (yielded,
-        for the host's use too) that asks the registry at its local URL; what they send to a URL under
-        `public_url` goes to `local_url`. On leaving, callbacks not yet due are dropped."""
-        registry = registry_client(self.local_registry_url, http, kind=self.config.registry_type,
-                                   name=self.config.registry_name)
-        attached = [*self.participants, *also]
-        for participant in attached:
-            participant.attach(http, registry, shortcut=(self.base_url, self.local_url))
-        try:
-            yield registry
-        finally:
-            await asyncio.gather(*(p.detach() for p in attached))
+        in the server's lifespan, once its event loop runs. They send through `http`, and share one registry
+        client (yielded, for the host's use too): with registry_type beckn, one that reads this network's
+        Registry in process; with dedi, one that asks it the DeDi way at its local URL, through an HTTP client of
+        its own. Either way a key lookup never waits for a connection that callbacks and relays hold. What they
+        send to a URL under `public_url` goes to `local_url`. On leaving, callbacks not yet due are dropped."""
+        async with AsyncExitStack() as stack:
+            if self.config.registry_type == "dedi":  # the point of it: the DeDi lookup over HTTP, end to end
+                lookups = await stack.enter_async_context(_http_client(LOOKUP_TIMEOUT))
+                registry = registry_client(self.local_registry_url, lookups, kind="dedi",
+                                           name=self.config.registry_name)
+            else:
+                registry = InProcessRegistryClient(self.registry, url=self.local_registry_url)
+            attached = [*self.participants, *also]
+            turns = Turns()
+            for participant in attached:
+                participant.attach(http, registry, shortcut=(self.base_url, self.local_url), turns=turns)
+            try:
+                yield registry
+            finally:
+                await asyncio.gather(*(p.detach() for p in attached))
 
     def app(self) -> Starlette:
         """The whole network as one ASGI app: `routes()`, attached in the lifespan to an HTTP client of its own."""
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
-            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http, self.attach(http):
+            async with _http_client(DELIVERY_DEADLINE) as http, self.attach(http):
                 yield
 
         return Starlette(routes=self.routes(), lifespan=lifespan)
+
+
+def _http_client(timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for the network's own traffic. Its pool keeps every connection it opens alive (a burst
+    reuses them rather than open and close one per send) and sets no limit of its own: the participants' Turns
+    limit how many connections each address gets."""
+    # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
+    return httpx.AsyncClient(timeout=timeout, trust_env=False,
+                             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
 
 
 class Network(MountableNetwork):
