@@ -4,10 +4,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import AbstractSet, Any, Coroutine
+from typing import AbstractSet, Any, Callable, Coroutine
 from urllib.parse import urlsplit
 
 import httpx
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -176,6 +177,9 @@ class Participant:
         self.turns: Turns | None = None
         self._wrong_key = KeyPair.generate(key.subscriber_id, key.unique_key_id)
         self._deferred: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._dropped = 0
+        """Work dropped because the network stopped, not yet said in the log."""
 
     def attach(self, http: httpx.AsyncClient, registry: RegistryClient, *,
                shortcut: tuple[str, str] | None = None, turns: Turns | None = None) -> None:
@@ -187,18 +191,38 @@ class Participant:
         self.turns = turns or Turns()
 
     async def detach(self) -> None:
-        """Called by the sandbox before its HTTP client closes: work deferred and not yet done (a callback not yet
-        due) is dropped."""
-        for task in self._deferred:
+        """Called when the network stops, before its HTTP client closes: work not yet done (a callback not yet due,
+        or still being sent) is dropped at once, and so is work that comes later; one log line (INFO) says how
+        much."""
+        self._stopping = True
+        pending = list(self._deferred)
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._deferred, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._dropped += sum(task.cancelled() for task in pending)
+        if self._dropped:
+            log.info("%s: stopped; %d callbacks or relays not yet delivered were dropped", self.key.subscriber_id,
+                     self._dropped)
+            self._dropped = 0
 
     def defer(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` apart from the request that caused it. A server stopping waits for its requests' work and
-        then cancels it with an error in its log; what is deferred, detach() drops quietly and at once."""
+        """Run `work` as this participant's own task, apart from any request: stopping the network drops it at
+        once and quietly (detach), where a request's own work would hold the server's stop up for its grace and
+        then be cancelled with a traceback in its log."""
+        if self._stopping:
+            work.close()  # never started, and never to be
+            self._dropped += 1
+            return
         task = asyncio.get_running_loop().create_task(work)
         self._deferred.add(task)
         task.add_done_callback(self._deferred.discard)
+
+    def after_response(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> BackgroundTask:
+        """A response's background: `work(*args)` (a callback, a relay) starts once the response has been sent, so
+        a callback never overtakes its ACK, and then runs deferred (see defer)."""
+        async def start() -> None:
+            self.defer(work(*args))
+        return BackgroundTask(start)
 
     async def authenticate(self, request: Request, body: bytes, sender: Any) -> JSONResponse | None:
         """Verify the sender's signature, and a gateway's when one relayed the message; None if both hold.
