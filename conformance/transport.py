@@ -25,6 +25,10 @@ from conformance.messages import MAX_MESSAGE_BYTES, decode_json, dig
 
 SHUTDOWN_GRACE = 2
 """Seconds a stopping server gives requests and background tasks (pending callbacks) before cancelling them."""
+KEEP_ALIVE = 30
+"""Seconds a server keeps an idle connection open: far beyond the 5 s after which httpx stops reusing one, so that
+a client never sends on a connection the server is closing that moment (a ReadError for a request never read),
+even when a busy event loop reads requests late."""
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -70,7 +74,7 @@ class BackgroundServer:
         if self._server is not None:
             return
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
-                                timeout_graceful_shutdown=SHUTDOWN_GRACE)
+                                timeout_graceful_shutdown=SHUTDOWN_GRACE, timeout_keep_alive=KEEP_ALIVE)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, args=(self._server,), daemon=True,
                                         name=f"uvicorn {self.url}")

@@ -8,6 +8,7 @@ test's control; they are signed with the reference BAP's key, so the BPP's callb
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -18,12 +19,17 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from conformance import ConfigError, signing
 from conformance.network import FAULTS, Network, NetworkConfig, start
 from conformance.network.participant import BAP_ONLY, Participant
 from conformance.pytest_plugin import NetworkFactory
 from conformance.signing import KeyPair
+from tests._live import serve
 from tests.conftest import FIXTURES
 
 TRANSACTION = FIXTURES / "conformant-transaction"
@@ -456,9 +462,10 @@ def test_a_signature_that_expires_before_it_is_created_is_refused(net: Network) 
 
 
 def test_a_registry_that_cannot_be_reached_gets_502_not_401(
-        crashing_networks: Callable[..., Network], dead_url: str) -> None:
-    """The signature may be good: a 401 would blame the sender for the receiver's registry."""
-    net = crashing_networks()
+        deg_network_factory: NetworkFactory, dead_url: str) -> None:
+    """The signature may be good: a 401 would blame the sender for the receiver's registry. (Only a network that
+    looks keys up the DeDi way asks its registry over HTTP; the others read it in process.)"""
+    net = deg_network_factory(registry_type="dedi")
     registry = net.bpps[BPP].registry
     assert registry is not None
     registry.url = f"{dead_url}/registry"
@@ -551,6 +558,26 @@ def test_a_callback_that_cannot_be_delivered_is_logged(net: Network, dead_url: s
         time.sleep(POLL)
     assert [(r.name, r.levelname) for r in caplog.records if r.getMessage().startswith(wanted)] == [
         ("conformance.network", "WARNING")]
+
+
+def test_a_callback_past_its_deadline_is_given_up_and_logged(net: Network, caplog: pytest.LogCaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send may wait (for its turn, for the receiver): within a deadline, and never silently past it."""
+    monkeypatch.setattr("conformance.network.participant.DELIVERY_DEADLINE", 0.2)
+    caplog.set_level(logging.WARNING, logger="conformance.network")
+
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(1)
+        return JSONResponse(ACK)
+
+    with serve(Starlette(routes=[Route("/{action}", slow, methods=["POST"])])) as receiver:
+        body = request_body(net, "03-init.json", bap_uri=receiver)
+        assert to_bpp(net, "init", body).json() == ACK
+        wanted = f"sf-grid-loadflex.deg-sandbox.local: on_init to {receiver}: TimeoutException: no answer within 0.2 s"
+        deadline = time.monotonic() + 3
+        while not any(r.getMessage().startswith(wanted) for r in caplog.records) and time.monotonic() < deadline:
+            time.sleep(POLL)
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith(wanted)] == ["WARNING"]
 
 
 # ---- 3. fault switches ----------------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from conformance.messages import parse_timestamp
 from conformance.network import Network, NetworkConfig, start
 from conformance.network.participant import now_rfc3339
 from conformance.network.registry import (
-    WILDCARD, BecknRegistryClient, DediRegistryClient, ListingUnsupported, Registry, RegistryClient, Subscriber,
-    registry_client)
+    WILDCARD, BecknRegistryClient, DediRegistryClient, InProcessRegistryClient, ListingUnsupported, Registry,
+    RegistryClient, Subscriber, registry_client)
 from conformance.pytest_plugin import NetworkFactory
 from conformance.runner import RunConfig
 from conformance.signing import KeyPair
@@ -146,7 +146,7 @@ def test_the_dedi_client_asks_under_its_registry_name(registry_url: tuple[Regist
     assert lookup("dedi", url, ask, name="elsewhere") is None
 
 
-@pytest.mark.parametrize("kind", ["beckn", "dedi"])
+@pytest.mark.parametrize("kind", ["beckn", "dedi", "in-process"])
 def test_a_key_not_found_is_not_remembered_and_refresh_rereads_a_cached_one(
         registry_url: tuple[Registry, str], kind: str) -> None:
     registry, url = registry_url
@@ -162,7 +162,65 @@ def test_a_key_not_found_is_not_remembered_and_refresh_rereads_a_cached_one(
         seen.append(await client.public_key("bob.example.com", "bob-key-1", refresh=True))
         return seen
 
-    assert lookup(kind, url, story) == [None, bob.public_key, bob.public_key, rotated.public_key]
+    told = asyncio.run(story(InProcessRegistryClient(registry, url=url))) if kind == "in-process" else \
+        lookup(kind, url, story)
+    assert told == [None, bob.public_key, bob.public_key, rotated.public_key]
+
+
+def test_the_in_process_client_answers_as_the_beckn_one_does(registry_url: tuple[Registry, str]) -> None:
+    """What the reference network's own participants read: its Registry, with no HTTP in between."""
+    registry, url = registry_url
+
+    async def answers(client: RegistryClient) -> list[Any]:
+        return [await client.public_key("alice.example.com", "alice-key-1"),
+                await client.public_key("alice.example.com", "alice-key-1", type="BG"),  # not a gateway's
+                await client.public_key("nobody.example.com", "alice-key-1"),
+                await client.entry("alice.example.com", "alice-key-1", type="BAP"),
+                await client.find(type="BAP", domain="flexibility", location=None), client.can_list]
+
+    assert asyncio.run(answers(InProcessRegistryClient(registry, url=url))) == lookup("beckn", url, answers)
+
+
+def counting(app: Starlette, asked: list[str]) -> Callable[..., Awaitable[None]]:
+    """`app`, noting the path of every request in `asked` and answering it 50 ms late (lookups overlap)."""
+    async def counted(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            asked.append(scope["path"])
+            await asyncio.sleep(0.05)
+        await app(scope, receive, send)
+    return counted
+
+
+@pytest.mark.parametrize("kind", ["beckn", "dedi"])
+def test_lookups_of_one_key_made_at_once_share_one_request(kind: str) -> None:
+    """A burst of messages signed with one key costs one lookup, not one per message; a burst of refreshes (a
+    bad signature each, under a cached key) one more."""
+    asked: list[str] = []
+
+    async def burst(client: RegistryClient) -> list[str | None]:
+        keys = await asyncio.gather(*(client.public_key("alice.example.com", "alice-key-1") for _ in range(50)))
+        fresh = await asyncio.gather(*(client.public_key("alice.example.com", "alice-key-1", refresh=True)
+                                       for _ in range(50)))
+        return [*keys, *fresh]
+
+    with serve(counting(Registry([alice()]).app(), asked)) as url:
+        assert lookup(kind, url, burst) == [ALICE.public_key] * 100
+    assert len(asked) == 2
+
+
+def test_a_lookup_shared_by_several_goes_on_when_one_of_them_gives_up() -> None:
+    asked: list[str] = []
+
+    async def story(client: RegistryClient) -> list[str | None]:
+        first = asyncio.create_task(client.public_key("alice.example.com", "alice-key-1"))
+        others = [asyncio.create_task(client.public_key("alice.example.com", "alice-key-1")) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        first.cancel()  # the request that asked first is cancelled (its client went away)
+        return await asyncio.gather(*others)
+
+    with serve(counting(Registry([alice()]).app(), asked)) as url:
+        assert lookup("beckn", url, story) == [ALICE.public_key] * 3
+    assert len(asked) == 1
 
 
 def answering(status: int, body: bytes, media_type: str = "application/json") -> Starlette:
@@ -284,8 +342,9 @@ def test_a_dedi_networks_lookups_go_through_the_dedi_path(deg_network_factory: N
     assert refused.json()["error"]["message"].startswith("SIG_KEY_UNKNOWN")
 
 
-def test_a_beckn_network_answers_a_dedi_lookup_but_its_participants_post(deg_network: Network) -> None:
-    assert all(isinstance(p.registry, BecknRegistryClient) for p in deg_network.participants)
+def test_a_beckn_network_answers_a_dedi_lookup_but_its_participants_read_it_in_process(deg_network: Network) -> None:
+    assert all(isinstance(p.registry, InProcessRegistryClient) and p.registry.registry is deg_network.registry
+               for p in deg_network.participants)
     bap = deg_network.bap.key
     response = httpx.get(f"{deg_network.registry_url}/lookup/{bap.subscriber_id}/deg-sandbox/{bap.unique_key_id}",
                          timeout=5)

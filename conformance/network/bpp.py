@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -91,15 +90,16 @@ class ReferenceBPP(Participant):
         if action == "search" and gateway:
             reply_to = await self._gateway_url(gateway) or reply_to
         return JSONResponse({"message": {"ack": {"status": "ACK"}}},
-                            background=BackgroundTask(self.call_back, action, context, content, reply_to))
+                            background=self.after_response(self.call_back, action, context, content, reply_to))
 
     async def _gateway_url(self, header: str) -> str | None:
         """A search relayed by a gateway is answered through it (the gateway relays on_search to the BAP).
-        None when the header names no registered gateway (possible only when signatures are not checked)."""
+        None when the header names no registered gateway (possible only when signatures are not checked). The
+        entry is the cached one the gateway's signature was just checked against: no lookup per relayed search."""
         assert self.registry is not None
         try:
             params = signing.parse(header)
-            found = await self.registry.entry(params.subscriber_id, params.unique_key_id, type="BG")
+            found = await self.registry.known_entry(params.subscriber_id, params.unique_key_id, type="BG")
         except SignatureError:
             return None
         except (httpx.HTTPError, ValueError) as exc:
@@ -207,19 +207,14 @@ class ReferenceBPP(Participant):
     async def call_back(self, action: str, request_context: dict[str, Any], content: dict[str, Any],
                         reply_to: Any) -> None:
         """Send on_<action> (`content` is its message, or an error) to the BAP that asked, or the gateway that
-        relayed its search, signed by this BPP. One not due at once (latency, late-callback) waits deferred."""
+        relayed its search, signed by this BPP: after `latency` seconds, and after the ttl too with the
+        late-callback fault."""
         delay = self.latency
         if "late-callback" in self.faults:
             ttl = parse_duration(request_context.get("ttl"))
             delay += (ttl.total_seconds() if ttl is not None else 30.0) + 1.0
         if delay:
-            self.defer(self._call_back_after(delay, action, request_context, content, reply_to))
-        else:
-            await self._send_callback(action, request_context, content, reply_to)
-
-    async def _call_back_after(self, delay: float, action: str, request_context: dict[str, Any],
-                               content: dict[str, Any], reply_to: Any) -> None:
-        await asyncio.sleep(delay)
+            await asyncio.sleep(delay)
         await self._send_callback(action, request_context, content, reply_to)
 
     async def _send_callback(self, action: str, request_context: dict[str, Any], content: dict[str, Any],

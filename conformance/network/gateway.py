@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -39,7 +38,8 @@ class ReferenceGateway(Participant):
                                          "reused id)", paths="$.context.message_id")
         self.searches.add(search)
         return JSONResponse({"message": {"ack": {"status": "ACK"}}},
-                            background=BackgroundTask(self._fan_out, body, doc, request.headers.get("Authorization")))
+                            background=self.after_response(self._fan_out, body, doc,
+                                                           request.headers.get("Authorization")))
 
     async def _fan_out(self, body: bytes, doc: dict[str, Any], authorization: str | None) -> None:
         context = doc["context"]
@@ -58,8 +58,8 @@ class ReferenceGateway(Participant):
         if not isinstance(bap_uri, str):
             return nack(INVALID_REQUEST, "context.bap_uri is missing", paths="$.context.bap_uri")
         return JSONResponse({"message": {"ack": {"status": "ACK"}}},
-                            background=BackgroundTask(self._relay, join(bap_uri, "on_search"), body,
-                                                      request.headers.get("Authorization")))
+                            background=self.after_response(self._relay, join(bap_uri, "on_search"), body,
+                                                           request.headers.get("Authorization")))
 
     async def _relay(self, url: str, body: bytes, authorization: str | None) -> None:
         """Forward the exact bytes, keeping the sender's signature and adding the gateway's own."""

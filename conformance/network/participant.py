@@ -4,9 +4,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import AbstractSet, Any, Coroutine
+from typing import AbstractSet, Any, Callable, Coroutine
+from urllib.parse import urlsplit
 
 import httpx
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -85,6 +87,19 @@ harness's own tests: none of them may get a failure (`deg-conformance sandbox --
 log = logging.getLogger("conformance.network")
 """Where failures of background work (callbacks, relays, fan-out) are reported: nobody waits for them."""
 
+SENDS_PER_ADDRESS = 8
+"""Sends the participants sharing an HTTP client have under way at once to one address (scheme, host and port).
+A send beyond them waits for its turn, with no time limit of its own (DELIVERY_DEADLINE bounds each send as a
+whole): a burst queues rather than fails. Per address, so that a slow receiver holds up only the sends to it. Few,
+and waited for in a semaphore rather than in the HTTP client's pool, for httpcore's pool scans all its connections
+and queued requests whenever a request starts or ends: on 2 cores a burst of 2,000 requests took about 10 s with
+8 (tests/test_network_burst.py's `measure`), and half as long again with 16, twice with 32."""
+DELIVERY_DEADLINE = 60.0
+"""Seconds one send (a callback, a relay, the BAP client's request) may take in all: waiting for its turn,
+connecting, sending and the receiver's answer. Generous, for under a burst a send waits for its turn rather than
+fail; past it, the send fails with a TimeoutException, which a callback's or relay's log line names (never
+silently)."""
+
 
 def now_rfc3339() -> str:
     return format_timestamp()
@@ -117,6 +132,23 @@ def log_failure(what: str, exc: BaseException) -> None:
     log.warning("%s: %s: %s", what, type(exc).__name__, exc)
 
 
+class Turns:
+    """Turns to send, SENDS_PER_ADDRESS at a time to each address: one for all the participants that share an HTTP
+    client."""
+
+    def __init__(self) -> None:
+        self._by_address: dict[str, asyncio.Semaphore] = {}
+
+    def to(self, url: str) -> asyncio.Semaphore:
+        """The turns of the address `url` names (one for anything not a URL: sending there fails at once)."""
+        parts = urlsplit(url)
+        address = f"{parts.scheme}://{parts.netloc}"
+        turns = self._by_address.get(address)
+        if turns is None:
+            turns = self._by_address[address] = asyncio.Semaphore(SENDS_PER_ADDRESS)
+        return turns
+
+
 class RegistryUnavailable(Exception):
     """The registry could not be asked for a key: the signature is neither good nor bad, it cannot be checked."""
 
@@ -143,29 +175,55 @@ class Participant:
         self.http: httpx.AsyncClient | None = None
         self.registry: RegistryClient | None = None
         self.shortcut: tuple[str, str] | None = None
+        self.turns: Turns | None = None
         self._wrong_key = KeyPair.generate(key.subscriber_id, key.unique_key_id)
         self._deferred: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._dropped = 0
+        """Work dropped because the network stopped, not yet said in the log."""
 
     def attach(self, http: httpx.AsyncClient, registry: RegistryClient, *,
-               shortcut: tuple[str, str] | None = None) -> None:
+               shortcut: tuple[str, str] | None = None, turns: Turns | None = None) -> None:
         """Called by the sandbox once its event loop runs: the shared HTTP client and registry. `shortcut` is the
         (public, local) base URL of the server this participant is served by: what it sends under the public one
-        goes to the local one, for the public address may not be reachable from inside the server."""
+        goes to the local one, for the public address may not be reachable from inside the server. `turns` are
+        those of everyone sharing `http` (default: this participant's own)."""
         self.http, self.registry, self.shortcut = http, registry, shortcut
+        self.turns = turns or Turns()
 
     async def detach(self) -> None:
-        """Called by the sandbox before its HTTP client closes: work deferred and not yet done (a callback not yet
-        due) is dropped."""
-        for task in self._deferred:
+        """Called when the network stops, before its HTTP client closes: work not yet done (a callback not yet due,
+        or still being sent) is dropped at once, and so is work that comes later; one log line (INFO) says how
+        much."""
+        self._stopping = True
+        pending = list(self._deferred)
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._deferred, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._dropped += sum(task.cancelled() for task in pending)
+        if self._dropped:
+            log.info("%s: stopped; %d callbacks or relays not yet delivered were dropped", self.key.subscriber_id,
+                     self._dropped)
+            self._dropped = 0
 
     def defer(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` apart from the request that caused it. A server stopping waits for its requests' work and
-        then cancels it with an error in its log; what is deferred, detach() drops quietly and at once."""
+        """Run `work` as this participant's own task, apart from any request: stopping the network drops it at
+        once and quietly (detach), where a request's own work would hold the server's stop up for its grace and
+        then be cancelled with a traceback in its log."""
+        if self._stopping:
+            work.close()  # never started, and never to be
+            self._dropped += 1
+            return
         task = asyncio.get_running_loop().create_task(work)
         self._deferred.add(task)
         task.add_done_callback(self._deferred.discard)
+
+    def after_response(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> BackgroundTask:
+        """A response's background: `work(*args)` (a callback, a relay) starts once the response has been sent, so
+        a callback never overtakes its ACK, and then runs deferred (see defer)."""
+        async def start() -> None:
+            self.defer(work(*args))
+        return BackgroundTask(start)
 
     async def authenticate(self, request: Request, body: bytes, sender: Any) -> JSONResponse | None:
         """Verify the sender's signature, and a gateway's when one relayed the message; None if both hold.
@@ -262,12 +320,18 @@ class Participant:
         return await self.forward(url, raw, self.sign_headers(raw))
 
     async def forward(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        """POST exact bytes with the given signature headers (a gateway relays what it received)."""
-        assert self.http is not None, "the participant is not attached to a running network"
+        """POST exact bytes with the given signature headers (a gateway relays what it received), in its turn
+        (`turns`) and within DELIVERY_DEADLINE as a whole: past it, an httpx.TimeoutException saying so."""
+        assert self.http is not None and self.turns is not None, "the participant is not attached to a running network"
         if self.shortcut is not None:
             public, local = self.shortcut
             url = local + url[len(public):] if url.startswith(f"{public}/") else url
-        return await self.http.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+        try:
+            async with asyncio.timeout(DELIVERY_DEADLINE), self.turns.to(url):
+                return await self.http.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+        except TimeoutError:
+            raise httpx.TimeoutException(f"no answer within {DELIVERY_DEADLINE:g} s, the wait for its turn "
+                                         f"included") from None
 
 
 def _refuse_unknown(kind: str, given: frozenset[str], known: AbstractSet[str], *, bap: AbstractSet[str],

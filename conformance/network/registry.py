@@ -4,10 +4,12 @@ Two lookup APIs exist on Beckn 1.1.0 networks, and the harness speaks both. The 
 query (`POST /lookup`) and can list subscribers by type, domain and city. A DeDi registry, which the DEG sandbox
 runs, answers one record by path (`GET /lookup/{subscriber_id}/{registry_name}/{key_id}`, the shape beckn-onix's
 dediregistry plugin reads) and cannot list. The in-memory reference `Registry` answers in both shapes at once;
-`registry_client` makes a client of either kind behind one interface, `RegistryClient`.
+`registry_client` makes a client of either kind behind one interface, `RegistryClient`, which the reference
+network's own participants also use to read its `Registry` in process (`InProcessRegistryClient`).
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -186,9 +188,14 @@ class ListingUnsupported(NotImplementedError):
     """The registry cannot list subscribers (a DeDi registry answers one record by subscriber and key id)."""
 
 
+_Wanted = tuple[str, str, str | None]
+"""What a lookup asks for: subscriber_id, key_id, and the subscriber type required (None: any)."""
+
+
 class RegistryClient(ABC):
-    """Looks keys up in a registry over HTTP, caching the keys found (every signed message needs one). Make one
-    with `registry_client`.
+    """Looks keys up in a registry, caching the entries found (every signed message needs one). Make one that asks
+    over HTTP with `registry_client`; the reference network's own participants read its `Registry` in process
+    (`InProcessRegistryClient`).
 
     The contract, the same for every kind of registry:
 
@@ -199,31 +206,57 @@ class RegistryClient(ABC):
       signature cannot be checked", never as "key unknown": the key may well exist.
     - A key not found is not remembered, so a subscriber that registers later is accepted; `refresh` re-reads a
       cached key, so a rotated one is found.
+    - Lookups of one key made while one is under way share it (refreshes share a refresh): a burst of messages
+      signed with one key costs one lookup, not one per message.
     - Only a registry that `can_list` answers `find`; the others raise ListingUnsupported.
     """
 
     can_list = False
     """Whether `find` can list subscribers by type, domain and city."""
 
-    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.client = client
-        self._keys: dict[tuple[str, str, str | None], str] = {}
+        self._entries: dict[_Wanted, dict[str, Any]] = {}
+        self._reading: dict[tuple[_Wanted, bool], asyncio.Task[dict[str, Any] | None]] = {}
+        """The lookup under way for (key, refresh), which later askers join."""
 
     async def public_key(self, subscriber_id: str, key_id: str, *, type: str | None = None,
                          refresh: bool = False) -> str | None:
         """The signing key registered for (subscriber_id, key_id), of a subscriber of `type` if given."""
-        cache_key = (subscriber_id, key_id, type)
-        if refresh or cache_key not in self._keys:
-            found = await self.entry(subscriber_id, key_id, type=type)
-            if found is None:
-                self._keys.pop(cache_key, None)
-                return None
-            key = found.get("signing_public_key")
-            if not isinstance(key, str):
-                raise ValueError(f"the registry's entry for {subscriber_id}|{key_id} has no signing_public_key")
-            self._keys[cache_key] = key
-        return self._keys[cache_key]
+        found = await self.known_entry(subscriber_id, key_id, type=type, refresh=refresh)
+        return None if found is None else found["signing_public_key"]
+
+    async def known_entry(self, subscriber_id: str, key_id: str, *, type: str | None = None,
+                          refresh: bool = False) -> dict[str, Any] | None:
+        """`entry`, cached as `public_key` caches keys (it is what `public_key` reads): an entry without a signing
+        key is a ValueError, not an answer."""
+        wanted = (subscriber_id, key_id, type)
+        if not refresh and wanted in self._entries:
+            return self._entries[wanted]
+        flight = (wanted, refresh)
+        reading = self._reading.get(flight)
+        if reading is None:
+            reading = self._reading[flight] = asyncio.get_running_loop().create_task(self._read(wanted))
+            reading.add_done_callback(lambda done: self._landed(flight, done))
+        # Shielded: one asker giving up (its request cancelled) does not cancel the lookup the others wait for.
+        return await asyncio.shield(reading)
+
+    async def _read(self, wanted: _Wanted) -> dict[str, Any] | None:
+        subscriber_id, key_id, type = wanted
+        found = await self.entry(subscriber_id, key_id, type=type)
+        if found is None:
+            self._entries.pop(wanted, None)
+            return None
+        if not isinstance(found.get("signing_public_key"), str):
+            raise ValueError(f"the registry's entry for {subscriber_id}|{key_id} has no signing_public_key")
+        self._entries[wanted] = found
+        return found
+
+    def _landed(self, flight: tuple[_Wanted, bool], done: asyncio.Task[dict[str, Any] | None]) -> None:
+        if self._reading.get(flight) is done:
+            del self._reading[flight]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: when every asker gave up, asyncio would log it as lost
 
     @abstractmethod
     async def entry(self, subscriber_id: str, key_id: str, *, type: str | None = None) -> dict[str, Any] | None:
@@ -236,10 +269,36 @@ class RegistryClient(ABC):
                                  f"record by subscriber and key id): read the subscriber list another way")
 
 
+class InProcessRegistryClient(RegistryClient):
+    """The reference network's own `Registry`, read in process by the network's own participants: a key lookup
+    needs no connection, so it cannot wait behind callbacks for one, and a burst of requests cannot turn
+    signature checks into "registry unreachable". Answers as `BecknRegistryClient` does over HTTP."""
+
+    can_list = True
+
+    def __init__(self, registry: Registry, *, url: str) -> None:
+        """`url`: where the same registry is served, to name it in messages."""
+        super().__init__(url)
+        self.registry = registry
+
+    async def entry(self, subscriber_id: str, key_id: str, *, type: str | None = None) -> dict[str, Any] | None:
+        found = await self.find(subscriber_id=subscriber_id, key_id=key_id, type=type)
+        return found[0] if found else None
+
+    async def find(self, **query: Any) -> list[dict[str, Any]]:
+        """Entries matching every given field, as the registry's /lookup answers (a field given as None is left
+        out); a ValueError for a query it cannot read."""
+        return [s.as_record() for s in self.registry.lookup({k: v for k, v in query.items() if v is not None})]
+
+
 class BecknRegistryClient(RegistryClient):
     """The Beckn registry API: `POST {url}/lookup` with a JSON query, answered by a list of subscriptions."""
 
     can_list = True
+
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        super().__init__(url)
+        self.client = client
 
     async def entry(self, subscriber_id: str, key_id: str, *, type: str | None = None) -> dict[str, Any] | None:
         found = await self.find(subscriber_id=subscriber_id, key_id=key_id, type=type)
@@ -263,7 +322,8 @@ class DediRegistryClient(RegistryClient):
     `data.details` holds the key; 404 means there is no such record, any other status but 200 is a failure."""
 
     def __init__(self, url: str, client: httpx.AsyncClient, *, name: str = WILDCARD) -> None:
-        super().__init__(url, client)
+        super().__init__(url)
+        self.client = client
         self.name = name
         """The registry name asked for; the wildcard searches every registry the service holds."""
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance.engine import Engine
 from conformance.errors import ConfigError, load_yaml
@@ -23,12 +26,21 @@ from conformance.network.bap import ReferenceBAP
 from conformance.network.bpp import ReferenceBPP
 from conformance.network.catalog import CATALOGS, load_catalog
 from conformance.network.gateway import ReferenceGateway
-from conformance.network.participant import Participant
-from conformance.network.registry import Registry, RegistryClient, Subscriber, check_registry_settings, registry_client
+from conformance.network.participant import DELIVERY_DEADLINE, Participant, Turns
+from conformance.network.registry import (
+    InProcessRegistryClient, Registry, RegistryClient, Subscriber, check_registry_settings, registry_client,
+)
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
 
 P = TypeVar("P", bound=Participant)
+
+LOOKUP_TIMEOUT = 30.0
+"""Seconds a DeDi key lookup may take (connecting, the answer): generous, for a registry served beside a busy
+network is slow to answer, not gone, and a signature check must not turn into a 502 then."""
+HALT_TIMEOUT = 2.0
+"""Seconds stop() waits for the network to refuse new work and end what is in progress, before the server's own
+shutdown (which would follow anyway): it takes milliseconds, even mid-burst."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +150,10 @@ class MountableNetwork:
         self.bap_url = f"{self.base_url}/bap"
         self.bap_client_url = f"{self.base_url}/bap-client"
         self.registry = Registry(name=config.registry_name)
+        self._gate = Gate()
+        self._attached: list[Participant] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The event loop of the server that serves the network, once attached."""
         engine = Engine()
 
         def key(name: str) -> KeyPair:
@@ -199,36 +215,134 @@ class MountableNetwork:
     def routes(self) -> list[Mount]:
         """The participants' endpoints, to mount at the root of the server `public_url` and `local_url` reach:
         /registry, /gateway, /bap, /bap-client and /bpp/<name>."""
-        routes = [Mount("/registry", app=self.registry.app()), Mount("/gateway", app=self.gateway.app()),
-                  Mount("/bap-client", app=self.bap.client_app()), Mount("/bap", app=self.bap.network_app())]
-        return routes + [Mount(f"/bpp/{name}", app=bpp.app()) for name, bpp in self.bpps.items()]
+        apps = {"/registry": self.registry.app(), "/gateway": self.gateway.app(), "/bap-client": self.bap.client_app(),
+                "/bap": self.bap.network_app(), **{f"/bpp/{name}": bpp.app() for name, bpp in self.bpps.items()}}
+        return [Mount(path, app=self._gate.guard(app)) for path, app in apps.items()]
 
     @asynccontextmanager
     async def attach(self, http: httpx.AsyncClient, *,
                      also: Iterable[Participant] = ()) -> AsyncIterator[RegistryClient]:
         """Make the participants, and `also` (the host's own, served by the same server), ready to send: enter it
-        in the server's lifespan, once its event loop runs. They share `http` and one registry client (yielded,
-        for the host's use too) that asks the registry at its local URL; what they send to a URL under
-        `public_url` goes to `local_url`. On leaving, callbacks not yet due are dropped."""
-        registry = registry_client(self.local_registry_url, http, kind=self.config.registry_type,
-                                   name=self.config.registry_name)
-        attached = [*self.participants, *also]
-        for participant in attached:
-            participant.attach(http, registry, shortcut=(self.base_url, self.local_url))
+        in the server's lifespan, once its event loop runs. They send through `http`, and share one registry
+        client (yielded, for the host's use too): with registry_type beckn, one that reads this network's
+        Registry in process; with dedi, one that asks it the DeDi way at its local URL, through an HTTP client of
+        its own. Either way a key lookup never waits for a connection that callbacks and relays hold. What they
+        send to a URL under `public_url` goes to `local_url`. On leaving, callbacks not yet delivered are
+        dropped."""
+        async with AsyncExitStack() as stack:
+            if self.config.registry_type == "dedi":  # the point of it: the DeDi lookup over HTTP, end to end
+                lookups = await stack.enter_async_context(_http_client(LOOKUP_TIMEOUT))
+                registry = registry_client(self.local_registry_url, lookups, kind="dedi",
+                                           name=self.config.registry_name)
+            else:
+                registry = InProcessRegistryClient(self.registry, url=self.local_registry_url)
+            self._attached = [*self.participants, *also]
+            turns = Turns()
+            for participant in self._attached:
+                participant.attach(http, registry, shortcut=(self.base_url, self.local_url), turns=turns)
+            self._loop = asyncio.get_running_loop()
+            try:
+                yield registry
+            finally:
+                await self.halt()
+
+    async def halt(self) -> None:
+        """Take no more work and drop what is under way, quietly: every request from now on, and every one in
+        progress, is answered 503 (the network is stopping), and callbacks and relays not yet delivered are
+        dropped. What stopping does first, in the server's event loop, so that the server's own shutdown finds
+        nothing left to wait for, nor to cancel with an error in its log."""
+        await self._gate.close()
+        await asyncio.gather(*(p.detach() for p in self._attached))
+
+    def halt_now(self) -> None:
+        """`halt()` from another thread than the server's, waiting for it: what to call before stopping the server
+        that serves the network (Network.stop does). Nothing to do before the network is attached, or once the
+        server's event loop has ended."""
+        if self._loop is None or not self._loop.is_running():
+            return
         try:
-            yield registry
-        finally:
-            await asyncio.gather(*(p.detach() for p in attached))
+            halting = asyncio.run_coroutine_threadsafe(self.halt(), self._loop)
+        except RuntimeError:  # the loop ended in the meantime: so did the serving
+            return
+        try:
+            halting.result(timeout=HALT_TIMEOUT + 1)
+        except TimeoutError:  # a loop too stuck to halt: the server's own shutdown follows anyway
+            halting.cancel()
 
     def app(self) -> Starlette:
         """The whole network as one ASGI app: `routes()`, attached in the lifespan to an HTTP client of its own."""
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
-            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http, self.attach(http):
+            async with _http_client(DELIVERY_DEADLINE) as http, self.attach(http):
                 yield
 
         return Starlette(routes=self.routes(), lifespan=lifespan)
+
+
+def _http_client(timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for the network's own traffic. Its pool keeps every connection it opens alive (a burst
+    reuses them rather than open and close one per send) and sets no limit of its own: the participants' Turns
+    limit how many connections each address gets."""
+    # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
+    return httpx.AsyncClient(timeout=timeout, trust_env=False,
+                             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
+
+
+class Gate:
+    """Wraps the network's endpoints so that stopping is quiet. While open, it keeps track of the requests in
+    progress; closing it cancels them, and they and every later request are answered 503 with `Connection:
+    close`. A request whose client went away (ClientDisconnect), or whose task is cancelled because the server
+    stops, ends quietly, where otherwise uvicorn logs "Exception in ASGI application" with a traceback."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._serving: set[asyncio.Task[Any]] = set()
+
+    def guard(self, app: ASGIApp) -> ASGIApp:
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            if self.closed:
+                await _STOPPING(scope, receive, send)
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            started = False
+
+            async def watched(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+            self._serving.add(task)
+            try:
+                await app(scope, receive, watched)
+            except ClientDisconnect:
+                pass  # nobody is left to answer
+            except asyncio.CancelledError:
+                # Only a server that stops cancels a request (this gate closing, or uvicorn after its grace): the
+                # request is over, quietly, with the answer a stopping server gives if it had none yet.
+                task.uncancel()
+                if not started:
+                    await _STOPPING(scope, receive, send)
+            finally:
+                self._serving.discard(task)
+
+        return guarded
+
+    async def close(self) -> None:
+        """Refuse every request from now on, and end those in progress (within HALT_TIMEOUT)."""
+        self.closed = True
+        serving = self._serving - {asyncio.current_task()}
+        for task in serving:
+            task.cancel()
+        if serving:
+            await asyncio.wait(serving, timeout=HALT_TIMEOUT)
+
+
+_STOPPING = JSONResponse({"error": "the reference network is stopping"}, status_code=503,
+                         headers={"Connection": "close"})
 
 
 class Network(MountableNetwork):
@@ -252,8 +366,9 @@ class Network(MountableNetwork):
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port. Callbacks not yet due are dropped at once; those being sent get
-        SHUTDOWN_GRACE seconds."""
+        """Stop serving and release the port, quietly and at once, even mid-burst: new requests and those in
+        progress are answered 503, callbacks and relays not yet delivered are dropped (see `halt`)."""
+        self.halt_now()
         self._server.stop()
 
     def __enter__(self) -> "Network":

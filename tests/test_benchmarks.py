@@ -1,0 +1,15 @@
+"""The benchmarks still run: each in its `--smoke` form, seconds long, as `make bench` would run it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests._live import ROOT
+
+
+def test_the_reference_bpp_benchmark_runs_its_flows() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reference_bpp.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "flows: 20 full search->cancel flows, 240 signed messages" in done.stdout
+    assert " flows/s " in done.stdout
