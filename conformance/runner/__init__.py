@@ -229,9 +229,12 @@ class Harness:
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with httpx.AsyncClient(timeout=self.config.ack_timeout, **client_options(self.config.ca_bundle)) as http, \
+            # The verifier's key lookups have a client of their own: under a burst they never wait behind callbacks.
+            ca = self.config.ca_bundle
+            async with httpx.AsyncClient(timeout=self.config.ack_timeout, **client_options(ca)) as http, \
+                    httpx.AsyncClient(timeout=Verifier.LOOKUP_TIMEOUT, **client_options(ca)) as lookups, \
                     net.attach(http, also=self.bpps.values()):
-                verifier.attach(http)
+                verifier.attach(lookups)
                 yield
 
         server.start(Starlette(routes=[*net.routes(), *bpp.bpp_routes(self.bpps)], lifespan=lifespan))
@@ -244,10 +247,12 @@ class Harness:
         return KeyPair.generate(subscriber, self.config.key_id)
 
     def stop(self) -> None:
+        if isinstance(self.network, Network):
+            self.network.stop()
+        elif self.network is not None:  # mounted in the harness's server: it takes no more work, quietly, first
+            self.network.halt_now()
         if self._server is not None:
             self._server.stop()
-        if isinstance(self.network, Network):  # one mounted in the harness's server stopped with it
-            self.network.stop()
 
     @property
     def verifies_signatures(self) -> bool:

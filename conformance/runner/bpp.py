@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.requests import Request
-from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse
 from starlette.routing import Mount
 
@@ -98,7 +97,7 @@ class HarnessBPP(ReferenceBPP):
         refusal = f"refused as the scenario's step says (answer: {kind} {code})"
         if kind == "nack":
             return nack(code, refusal)
-        return JSONResponse({"message": {"ack": {"status": "ACK"}}}, background=BackgroundTask(
+        return JSONResponse({"message": {"ack": {"status": "ACK"}}}, background=self.after_response(
             self.call_back, action, context, {"error": error(code, refusal)}, context.get("bap_uri")))
 
     async def forward(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
