@@ -28,10 +28,9 @@ demo: $(STAMP)
 
 # The latest run's Allure results as one HTML report, with the allure npm package pinned in package.json (no
 # Java): `make report [RESULTS="dir..."] [OUT=dir]`; by default both roles of `make demo` to $(REPORT)/allure-report.
-report:
+report: $(STAMP)
 	@[ -x node_modules/.bin/allure ] || npm ci --no-audit --no-fund
-	@OUT=$(or $(OUT),$(REPORT)/allure-report) bash .ci/render-report \
-	  $(or $(RESULTS),$(REPORT)/bap/allure-results $(REPORT)/bpp/allure-results)
+	@$(BIN)/deg-conformance report $(or $(RESULTS),$(REPORT)/bap $(REPORT)/bpp) --out $(or $(OUT),$(REPORT)/allure-report)
 
 # mypy first, so that pytest's summary is the last line of the output.
 test: $(STAMP)

@@ -5,6 +5,8 @@ The names below are the public surface; everything else is internal and may chan
     from conformance import Engine, load_transcript
     report = Engine().check(load_transcript([Path("capture.jsonl")]))
 """
+from importlib import metadata
+
 from conformance.engine import Engine, Report
 from conformance.errors import ConfigError
 from conformance.findings import Finding, Severity
@@ -14,7 +16,12 @@ from conformance.rules import Rule, Settings, catalogue
 from conformance.schemas import SchemaSet
 from conformance.transcript import load as load_transcript
 
+try:
+    __version__ = metadata.version("deg-conformance")
+except metadata.PackageNotFoundError:  # imported from a checkout that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "ConfigError", "Engine", "Finding", "Layer2", "Message", "Report", "Rule", "SchemaSet", "Settings",
-    "Severity", "catalogue", "load_transcript",
+    "Severity", "__version__", "catalogue", "load_transcript",
 ]

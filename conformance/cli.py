@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import orjson
 
-from conformance import config, reporting, transcript
+from conformance import __version__, config, reporting, transcript
 from conformance.engine import Engine, Progress
 from conformance.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_USAGE,
                                ConfigError, SetupError)
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deg-conformance",
         description="Conformance checks for Beckn 1.1.0 apps on DEG networks.")
+    parser.add_argument("--version", action="version", version=f"deg-conformance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     rules = sub.add_parser("rules", help="list every rule the checks apply")
@@ -61,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--default-ttl", default="PT30S", metavar="DURATION",
                           help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
     _schema_options(validate)
+
+    report = sub.add_parser("report", help="render a run's Allure results as one HTML file (needs Node.js)",
+                            description="Render the Allure results of one or more runs (report folders, or their "
+                                        "allure-results) as one self-contained HTML report, with the Allure 3 "
+                                        "renderer (npm; no Java).")
+    report.add_argument("paths", nargs="+", type=Path, metavar="DIR", help="a run's report folder or allure-results")
+    report.add_argument("--out", type=Path, metavar="DIR",
+                        help="where the report goes (default allure-report beside the first results)")
 
     sandbox = sub.add_parser("sandbox", help="run the reference DEG network on loopback until Ctrl-C",
                              description="Start the reference network (registry, gateway, BPPs, BAP) in the "
@@ -454,6 +463,16 @@ def _keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(args: argparse.Namespace) -> int:
+    from conformance.reporting import html
+
+    folders = html.results_folders(args.paths)
+    out = args.out or folders[0].parent / "allure-report"
+    checkout = Path(__file__).resolve().parents[1]  # a checkout's package.json pins the renderer in node_modules
+    print(f"Allure report: {html.render(args.paths, out, checkout=checkout)}")
+    return EXIT_OK
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
     from conformance.network import FAULTS, VARIATIONS, Network, NetworkConfig
@@ -530,6 +549,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "keys":
             return _keys(args)
+        if args.command == "report":
+            return _report(args)
         if args.command in ("run", "probe"):
             config.layer(args.live_parser, args, args.live_defaults)
         engine = _engine(args)

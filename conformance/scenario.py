@@ -23,11 +23,8 @@ import yaml
 
 from conformance.errors import ConfigError, load_yaml
 from conformance.messages import parse_duration
+from conformance.shipped import FIXTURES, SCENARIOS
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-"""Where step bodies are found: fixtures/<use_case>/<body>."""
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-"""The shipped scenarios: what `deg-conformance run` plays when given none."""
 DEFAULT_USE_CASE = "demand-flexibility"
 REQUIREMENTS = {
     "gateway": "a gateway (role bap: --gateway, or the reference network), since the scenario is about the fan-out "

@@ -10,8 +10,9 @@ from typing import Any
 
 from conformance.errors import ConfigError
 from conformance.messages import objects
+from conformance.shipped import FIXTURES
 
-CATALOGS = Path(__file__).resolve().parents[2] / "fixtures" / "demand-flexibility" / "catalogs"
+CATALOGS = FIXTURES / "demand-flexibility" / "catalogs"
 """The guide's two programs, a file each: what the reference network and the harness playing BPP serve by default."""
 SHAPE = "{catalog_descriptor, provider: {...}} or {catalog_descriptor, providers: [{...}, ...]}"
 

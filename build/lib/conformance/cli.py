@@ -1,0 +1,561 @@
+"""`deg-conformance`: the command-line front end. Parses arguments, calls the engine, prints, exits.
+
+Exit codes (conformance/errors.py): 0 no errors, 1 the target broke a rule, 2 unusable input or arguments, 3
+target unreachable, 4 set-up error (no verdict possible), 5 the harness failed (a bug; the traceback is saved).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import orjson
+
+from conformance import __version__, config, reporting, transcript
+from conformance.engine import Engine, Progress
+from conformance.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_USAGE,
+                               ConfigError, SetupError)
+from conformance.layer2 import Layer2
+from conformance.messages import parse_duration
+from conformance.rules import Settings
+from conformance.schemas import SchemaSet
+
+REPORTS = Path("reports")
+
+
+def _schema_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spec", type=Path, metavar="FILE",
+                        help="a Beckn OpenAPI document to validate against instead of the built-in core 1.1.0 schemas")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--layer2", type=Path, metavar="FILE",
+                       help="a Layer-2 file applied to every message (overlay or full OpenAPI document)")
+    group.add_argument("--layer2-dir", type=Path, metavar="DIR",
+                       help="a folder of Layer-2 files named {domain}_{version}.yaml (':' and '/' as '_')")
+    group.add_argument("--no-layer2", action="store_true", help="skip Layer-2 checks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deg-conformance",
+        description="Conformance checks for Beckn 1.1.0 apps on DEG networks.")
+    parser.add_argument("--version", action="version", version=f"deg-conformance {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rules = sub.add_parser("rules", help="list every rule the checks apply")
+    rules.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    _schema_options(rules)
+
+    validate = sub.add_parser("validate", help="check captured traffic offline",
+                              description="Check captured Beckn messages: folders of JSON files, JSON Lines "
+                                          "(plain or wrapped as {received_at, direction, body}), or HAR files.")
+    validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    validate.add_argument("--json", action="store_true", help="print findings as JSON")
+    validate.add_argument("--default-ttl", default="PT30S", metavar="DURATION",
+                          help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
+    _schema_options(validate)
+
+    sandbox = sub.add_parser("sandbox", help="run the reference DEG network on loopback until Ctrl-C",
+                             description="Start the reference network (registry, gateway, BPPs, BAP) in the "
+                                         "foreground and print each participant's id, URL and public key.")
+    sandbox.add_argument("--config", type=Path, metavar="FILE", help="a YAML file of the settings below")
+    sandbox.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, help="port to listen on (default: a free one)")
+    sandbox.add_argument("--catalog", type=Path, action="append", metavar="FILE",
+                         help="a BPP's catalog ({catalog_descriptor, provider or providers}); repeat for several BPPs")
+    sandbox.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
+                         help="make a participant misbehave (see --list-faults); repeatable")
+    sandbox.add_argument("--vary", action="append", default=[], metavar="PARTICIPANT=VARIATION",
+                         help="make a participant differ from the reference while conforming (see --list-variations); "
+                              "repeatable")
+    sandbox.add_argument("--latency", type=float, help="seconds each BPP waits before a callback")
+    sandbox.add_argument("--skew", type=int, help="seconds of clock skew allowed on signatures (default 5)")
+    sandbox.add_argument("--registry-type", choices=["beckn", "dedi"],
+                         help="how the participants look keys up: beckn (POST /lookup, the default) or dedi (GET "
+                              "/lookup/{subscriber_id}/{name}/{key_id}); the registry answers both ways")
+    sandbox.add_argument("--registry-name", metavar="NAME",
+                         help="the registry's DeDi name, which the participants ask under (default deg-sandbox)")
+    sandbox.add_argument("--list-faults", action="store_true", help="print the fault switches and exit")
+    sandbox.add_argument("--list-variations", action="store_true", help="print the conformant variations and exit")
+
+    run = sub.add_parser("run", help="play scenarios live against a target (default: the reference network)",
+                         description="Play YAML scenarios and check every message both ways. As BAP (--role bap) "
+                                     "against a BPP or gateway: with no --target or --gateway, the reference network "
+                                     "is started and played against. As BPP (--role bpp) against a BAP: the harness "
+                                     "serves BPPs of its own, registered in a reference registry and gateway it "
+                                     "starts, and asks the BAP (by default the reference BAP) for each request.")
+    run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO",
+                     help="scenario files or folders (default: the shipped scenarios/ of the role)")
+    run.add_argument("--probes", action="store_true", help="after the scenarios, send the probes (see `probe`)")
+    _live_options(run)
+
+    probe = sub.add_parser("probe", help="send deliberately wrong messages: does the target refuse them?",
+                           description="Send the probe suite: one deliberately wrong, otherwise valid, signed "
+                                       "message per probe, each in a fresh transaction. As BAP (default) to a BPP "
+                                       "(--target; default the reference network's first BPP) or a gateway "
+                                       "(--gateway alone); as BPP (--role bpp) as on_search callbacks to the BAP. A "
+                                       "conformant target refuses each synchronously (a NACK, with the BECKN-005 "
+                                       "code for a BPP; HTTP 401 with WWW-Authenticate for signatures) and sends no "
+                                       "callback. Same flags, reports and exit codes as run.")
+    _live_options(probe)
+    _keys_commands(sub)
+    return parser
+
+
+def _live_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` and `probe` share: who the target is, who the harness is, how long to wait, reports."""
+    parser.add_argument("--role", choices=["bap", "bpp"], default="bap",
+                        help="the part the harness plays (default bap)")
+    parser.add_argument("--target", metavar="URL",
+                        help="as BAP: the BPP under test, where every request goes; as BPP: the BAP's client "
+                             "endpoint, asked to send each request")
+    parser.add_argument("--drive", choices=["trigger", "passive"], default="trigger",
+                        help="as BPP: POST each request to the BAP's client endpoint (trigger), or print what to do "
+                             "in the app and wait (passive)")
+    parser.add_argument("--catalog", action="append", default=[], type=Path, metavar="FILE",
+                        help="as BPP: a catalog for one of the harness's BPPs (repeat; default the guide's two)")
+    parser.add_argument("--gateway", metavar="URL", help="a gateway: searches go there, later requests to the "
+                                                         "chosen BPP's bpp_uri")
+    parser.add_argument("--registry", metavar="URL", help="the registry to look signing keys up in")
+    parser.add_argument("--registry-type", choices=["beckn", "dedi"], default="beckn",
+                        help="how keys are looked up there: beckn (POST /lookup, the default) or dedi (GET "
+                             "/lookup/{subscriber_id}/{name}/{key_id}, as the DEG sandbox's registry answers)")
+    parser.add_argument("--registry-name", metavar="NAME",
+                        help="with --registry-type dedi: the registry name to look keys up under (default "
+                             "subscribers.beckn.one, every registry)")
+    parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                        help="where the harness listens: for callbacks as BAP, as its BPPs as BPP "
+                             "(default 127.0.0.1, a free port)")
+    parser.add_argument("--callback-url", metavar="URL",
+                        help="the public URL the target reaches the harness at (bap_uri, or the BPPs' base), when it "
+                             "differs from --listen")
+    parser.add_argument("--subscriber-id", default="deg-conformance.local",
+                        help="the harness's subscriber id (as BPP, each BPP is <catalog name>.<this>)")
+    parser.add_argument("--key-id", default="deg-conformance-key-1", help="the unique key id of the harness's key")
+    parser.add_argument("--key-file", type=Path, metavar="FILE",
+                        help="the harness's base64 Ed25519 private key (default: a fresh key)")
+    parser.add_argument("--signatures", choices=["required", "optional", "off"], default="required",
+                        help="callbacks must be signed (required), are verified when signed (optional), or neither")
+    parser.add_argument("--ack-timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="wait this long for a synchronous ACK/NACK (default 5)")
+    parser.add_argument("--callback-timeout", type=float, metavar="SECONDS",
+                        help="wait at most this long for any callback, whatever the ttl says")
+    parser.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
+                        help="with the reference network: make a participant misbehave (see sandbox --list-faults)")
+    parser.add_argument("--vary", action="append", default=[], metavar="PARTICIPANT=VARIATION",
+                        help="with the reference network: make a participant differ from it while conforming (see "
+                             "sandbox --list-variations)")
+    parser.add_argument("--register", action="append", default=[], type=Path, metavar="FILE",
+                        help="registry entries (what `keys new` prints) for the registry the harness runs: as BPP, "
+                             "the BAP under test's key; repeatable")
+    parser.add_argument("--print-network", action="store_true",
+                        help="as BPP: print the addresses of the registry, gateway and BPPs the run will serve (for "
+                             "configuring the BAP under test first), and exit")
+    parser.add_argument("--report-dir", type=Path, metavar="DIR",
+                        help="where reports go (default reports/<run-id>/)")
+    parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    parser.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
+                        help="scenarios played at once (default 1)")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a value for the scenarios' templates, over their own; it also pins the offer a "
+                             "scenario picks from the target's catalog (e.g. --var item_id=my-program); repeatable")
+    parser.add_argument("--vars", type=Path, metavar="FILE",
+                        help="a YAML file of NAME: VALUE pairs, as --var (which wins)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="a settings file for every option here (default ./deg-conformance.yaml, else "
+                             "[tool.deg-conformance] in ./pyproject.toml); DEG_CONFORMANCE_<OPTION> environment "
+                             "variables win over it, and flags over both")
+    parser.add_argument("--junitxml", type=Path, metavar="FILE", help="also write the JUnit XML report here")
+    parser.add_argument("--fail-on", choices=["error", "warning"], default="error",
+                        help="what fails the run (exit 1): findings of severity error (default), or warnings too")
+    parser.add_argument("--exclude-rules", metavar="ID,...",
+                        help="rules not to report, by id or pattern (L2_*); the reports list them")
+    parser.add_argument("--waivers", type=Path, metavar="FILE",
+                        help="a YAML list of waivers {rule, reason, scenario?, path?, until?}: waived findings are "
+                             "shown, with the reason, and do not count")
+    parser.add_argument("--ca-bundle", type=Path, metavar="FILE",
+                        help="CA certificates to trust for the target and registry (default: the system's, or "
+                             "SSL_CERT_FILE); proxies come from HTTPS_PROXY / NO_PROXY")
+    _schema_options(parser)
+    # Every option's default is applied after the environment and the settings file (conformance/config.py): the
+    # parser leaves what the command line does not give as None, so that config.layer can tell.
+    defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}  # noqa: SLF001
+    parser.set_defaults(**{dest: None for dest in defaults}, live_parser=parser, live_defaults=defaults)
+
+
+def _keys_commands(sub: Any) -> None:
+    """`keys new|show|subscribe`: the harness's signing key, and the registry entry that publishes it."""
+    keys = sub.add_parser("keys", help="make a signing key and the registry entry that publishes it",
+                          description="Make the harness's identity on a network: an Ed25519 key in a file (what "
+                                      "--key-file reads) and the registry entry to publish, as a Beckn /subscribe "
+                                      "body and as a DeDi record's details.")
+    what = keys.add_subparsers(dest="keys_command", required=True)
+    new = what.add_parser("new", help="generate a key, write it to --out, print the entry to publish")
+    new.add_argument("--out", type=Path, required=True, metavar="FILE",
+                     help="where the private key goes (created with mode 0600; never printed)")
+    new.add_argument("--force", action="store_true", help="replace --out if it exists (its key is then lost)")
+    _entry_options(new, required=False)
+    show = what.add_parser("show", help="print the public key and the entry to publish of an existing key file")
+    show.add_argument("--key-file", type=Path, required=True, metavar="FILE", help="the base64 private key")
+    _entry_options(show, required=False)
+    subscribe = what.add_parser("subscribe", help="register the entry in a Beckn registry (POST {registry}/subscribe)")
+    subscribe.add_argument("--registry", required=True, metavar="URL", help="the registry's base URL")
+    subscribe.add_argument("--key-file", type=Path, required=True, metavar="FILE", help="the base64 private key")
+    _entry_options(subscribe, required=True)
+
+
+def _entry_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """Whose key it is, as the registry entry says; `subscribe` needs every part, `new` and `show` fill in the
+    harness's defaults."""
+    def default(value: str) -> str:
+        return "" if required else f" (default {value})"
+
+    parser.add_argument("--subscriber-id", required=required, default="deg-conformance.local",
+                        help=f"the subscriber id{default('deg-conformance.local')}")
+    parser.add_argument("--key-id", required=required, default="deg-conformance-key-1",
+                        help=f"the unique key id{default('deg-conformance-key-1')}")
+    parser.add_argument("--url", required=required, metavar="URL",
+                        help="the subscriber's URL: the harness's --callback-url as BAP, a BPP's base URL")
+    parser.add_argument("--type", required=required, default="BAP", choices=["BAP", "BPP", "BG"],
+                        help=f"the subscriber's role{default('BAP')}")
+    parser.add_argument("--domain", required=required, default="flexibility",
+                        help=f"the network domain{default('flexibility')}")
+    parser.add_argument("--city", metavar="CODE", help="the city code the subscriber serves, e.g. std:080")
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    schemas = SchemaSet.from_document(args.spec) if args.spec else SchemaSet.builtin()
+    layer2 = Layer2(schemas, file=args.layer2, directory=args.layer2_dir, builtin=not args.no_layer2)
+    ttl = parse_duration(getattr(args, "default_ttl", "PT30S"))
+    if ttl is None:
+        raise ConfigError(f"--default-ttl {args.default_ttl!r} is not an ISO 8601 duration (e.g. PT30S)")
+    return Engine(schemas=schemas, layer2=layer2, settings=Settings(default_ttl=ttl))
+
+
+def _progress(total: int) -> Progress | None:
+    if total < 5000 or not sys.stderr.isatty():
+        return None
+    started = time.monotonic()
+
+    def show(done: int) -> None:
+        rate = done / max(time.monotonic() - started, 1e-9)
+        print(f"\rchecked {done}/{total} messages ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _per_participant(items: list[str], flag: str, what: str, example: str) -> dict[str, frozenset[str]]:
+    """The values of a repeatable PARTICIPANT=`what` option (`--fault`, `--vary`), by participant."""
+    chosen: dict[str, set[str]] = {}
+    for item in items:
+        participant, sep, name = item.partition("=")
+        if not sep or not participant or not name:
+            raise ConfigError(f"{flag} {item!r}: write PARTICIPANT={what}, e.g. sf-grid-loadflex={example}")
+        chosen.setdefault(participant, set()).add(name)
+    return {p: frozenset(n) for p, n in chosen.items()}
+
+
+def _merged(configured: Mapping[str, frozenset[str]], given: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """The configuration file's faults (or variations) and the command line's, participant by participant."""
+    return {p: configured.get(p, frozenset()) | given.get(p, frozenset()) for p in {*configured, *given}}
+
+
+def _variables(pairs: list[str], file: Path | None) -> dict[str, Any]:
+    """--vars FILE, then every --var NAME=VALUE over it."""
+    from conformance.errors import load_yaml
+    from conformance.scenario import NAME
+
+    values: dict[str, Any] = {}
+    if file is not None:
+        doc = load_yaml(file)
+        if not isinstance(doc, dict):
+            raise ConfigError(f"--vars {file}: write a mapping of NAME: VALUE")
+        values.update({str(k): v for k, v in doc.items()})
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--var {pair!r}: write NAME=VALUE, e.g. item_id=my-program")
+        values[name.strip()] = value
+    bad = sorted(name for name in values if not NAME.fullmatch(name))
+    if bad:
+        raise ConfigError(f"variable names must be identifiers (letters, digits, _): {', '.join(map(repr, bad))}")
+    return values
+
+
+def _scenarios(paths: list[Path], role: str) -> list[Any]:
+    """The scenarios to play: every file named, and of each folder the scenarios of this role (a suite holds
+    both roles'); a file of the other role is refused when the run starts, naming it."""
+    from conformance import scenario
+
+    chosen = []
+    for path in paths:
+        loaded = [scenario.load(p) for p in scenario.discover([path])]
+        chosen += [s for s in loaded if s.role == role] if path.is_dir() else loaded
+    if not chosen:
+        raise ConfigError(f"no scenario in {', '.join(map(str, paths))} plays {role} (--role)")
+    return chosen
+
+
+def _run(args: argparse.Namespace, engine: Engine) -> int:
+    # Imported here: the runner pulls in the network stack, which validate and rules do not need.
+    from conformance import scenario
+    from conformance.network import NetworkConfig
+    from conformance import waivers
+    from conformance.findings import Severity
+    from conformance.reporting.junit import junit_xml
+    from conformance.reporting.live import run_text, step_line, write_reports
+    from conformance.waivers import Policy
+    from conformance.reporting.run_summary import summary
+    from conformance.keys import load_key_file, registrations
+    from conformance.runner import Harness, RunConfig, bpp_addresses, new_run_id
+
+    probing = args.command == "probe"
+    scenarios = [] if probing else _scenarios(args.scenarios or [scenario.SCENARIOS], args.role)
+    if args.fault and (args.target or args.gateway):
+        raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
+    if args.role == "bpp" and args.gateway:
+        raise ConfigError("--gateway is for --role bap; as BPP the harness starts its own gateway")
+    if args.role == "bap" and (args.catalog or args.drive != "trigger"):
+        raise ConfigError("--catalog and --drive are for --role bpp")
+    faults = _per_participant(args.fault, "--fault", "FAULT", "no-callback")
+    variations = _per_participant(args.vary, "--vary", "VARIATION", "support-ticket")
+    if variations and (args.target or args.gateway):
+        raise ConfigError("--vary applies to the reference network, which --target/--gateway replace")
+    if args.print_network and args.role != "bpp":
+        raise ConfigError("--print-network is for --role bpp: as BAP the harness serves only its callback URL")
+    config = RunConfig(
+        role=args.role, drive=args.drive, catalogs=tuple(args.catalog),
+        target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
+        registry_type=args.registry_type, registry_name=args.registry_name,
+        callback_url=args.callback_url, subscriber_id=args.subscriber_id, key_id=args.key_id,
+        private_key=load_key_file(args.key_file) if args.key_file else None, signatures=args.signatures,
+        ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout, concurrency=args.concurrency,
+        variables=_variables(args.var, args.vars),
+        registrations=tuple(entry for path in args.register for entry in registrations(path)),
+        ca_bundle=args.ca_bundle,
+        policy=Policy(exclude=waivers.patterns(args.exclude_rules), fail_on=Severity(args.fail_on),
+                      waivers=waivers.load(args.waivers) if args.waivers else ()),
+        network=NetworkConfig(faults=faults, variations=variations) if faults or variations else None)
+    if args.print_network:
+        rows = bpp_addresses(config)
+        width = max(len(r[0]) for r in rows)
+        for what, subscriber, url, public in rows:
+            print(f"{what:{width}}  {subscriber:44} {url:50} {public}")
+        print("the BAP under test: use this gateway and registry; put its registry entry in a file for --register "
+              "(what `deg-conformance keys new` prints)", file=sys.stderr)
+        return EXIT_OK
+    run_id = new_run_id()
+    report_dir = args.report_dir or REPORTS / run_id
+    try:  # before the run, not after it: a run whose reports cannot be written is lost
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--report-dir {report_dir}: cannot write reports there: {exc.strerror or exc}") from None
+
+    lock = threading.Lock()
+
+    def progress(scenario_result: Any, step: Any | None) -> None:
+        with lock:  # scenarios run on several threads: one whole line at a time
+            sys.stderr.write(step_line(scenario_result, step) + "\n")
+            sys.stderr.flush()
+
+    def notify(text: str) -> None:
+        with lock:
+            sys.stderr.write(f">>> {text}\n")
+            sys.stderr.flush()
+
+    try:
+        with Harness(config, engine=engine, progress=progress, notify=notify) as harness, _interruptible(harness):
+            if args.role == "bpp":
+                where = args.target or "the reference BAP"
+                print(f"run {run_id}: {len(scenarios)} scenario(s) against {where} as BPP; the harness's BPPs: "
+                      f"{', '.join(f'{b.key.subscriber_id} at {b.url}' for b in harness.bpps.values())}; "
+                      f"gateway {harness.gateway}, registry {harness.registry}", file=sys.stderr, flush=True)
+            else:
+                where = "the reference network" if harness.network else (args.target or args.gateway)
+                what = "the probes" if probing else f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
+                print(f"run {run_id}: {what} against {where}, callbacks at {harness.callback_url}",
+                      file=sys.stderr, flush=True)
+            result = harness.run(scenarios, run_id, probes=probing or args.probes)
+        write_reports(result, report_dir, participant=where or "?")
+        if args.junitxml is not None:
+            args.junitxml.parent.mkdir(parents=True, exist_ok=True)
+            args.junitxml.write_bytes(junit_xml(result))
+    except (ConfigError, SetupError):
+        raise
+    except Exception as exc:  # a bug of the harness: its traceback goes with this run's reports
+        raise Crashed(report_dir / "harness-error.log") from exc
+    if args.json:
+        print(orjson.dumps(summary(result), option=orjson.OPT_INDENT_2, default=str).decode())
+    else:
+        print(run_text(result))
+    if any(s.internal_error for s in result.scenarios):
+        print(f"deg-conformance: internal error: a bug of the harness, not a verdict on the target; the traceback "
+              f"is in {report_dir / 'harness-error.log'}", file=sys.stderr)
+    print(f"reports in {report_dir}/", file=sys.stderr)
+    return result.exit_code
+
+
+@contextmanager
+def _interruptible(harness: Any) -> Iterator[None]:
+    """Ctrl-C once: no new step or scenario starts, every wait ends, and the run reports what finished (exit
+    130); twice: quit at once. Only the main thread receives signals (elsewhere, nothing is installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if harness.interrupted:
+            print("deg-conformance: interrupted again: quitting without reports", file=sys.stderr, flush=True)
+            os._exit(EXIT_INTERRUPTED)
+        print("deg-conformance: interrupted: ending the steps under way, then writing the reports (Ctrl-C again "
+              "to quit at once)", file=sys.stderr, flush=True)
+        harness.interrupt()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Crashed(Exception):
+    """The harness failed during a run; `log` is where its traceback belongs (beside the run's reports)."""
+
+    def __init__(self, log: Path) -> None:
+        super().__init__(str(log))
+        self.log = log
+
+
+def _keys(args: argparse.Namespace) -> int:
+    # Imported here: keys pulls in the runner and the network stack, which validate and rules do not need.
+    from conformance import keys
+
+    if args.keys_command == "new":
+        key = keys.new_key_file(args.out, args.subscriber_id, args.key_id, force=args.force)
+        print(f"wrote the private key to {args.out} (mode 0600)", file=sys.stderr)
+    else:
+        key = keys.read_key_file(args.key_file, args.subscriber_id, args.key_id)
+    published = keys.publication(keys.entry(key, url=args.url, type=args.type, domain=args.domain, city=args.city))
+    if args.keys_command == "subscribe":
+        status, answer = keys.subscribe(args.registry, published["beckn_subscribe"])
+        print(f"{args.registry.rstrip('/')}/subscribe answered HTTP {status}", file=sys.stderr)
+        print(answer if isinstance(answer, str) else orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return EXIT_OK
+    print(orjson.dumps(published, option=orjson.OPT_INDENT_2).decode())
+    print("publish it: `deg-conformance keys subscribe` for a Beckn registry; a DeDi registry through its own "
+          f"publishing API{'' if args.url else ', after adding the subscriber URL (--url)'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
+    from conformance.network import FAULTS, VARIATIONS, Network, NetworkConfig
+
+    listed = FAULTS if args.list_faults else VARIATIONS if args.list_variations else None
+    if listed is not None:
+        for name, what in listed.items():
+            print(f"{name:32} {what}")
+        return EXIT_OK
+    overrides = {"host": args.host, "port": args.port, "latency": args.latency, "skew": args.skew,
+                 "registry_type": args.registry_type, "registry_name": args.registry_name,
+                 "catalogs": tuple(args.catalog) if args.catalog else None}
+    config = NetworkConfig.from_file(args.config, **overrides) if args.config else NetworkConfig(
+        **{k: v for k, v in overrides.items() if v is not None})
+    config = dataclasses.replace(
+        config, faults=_merged(config.faults, _per_participant(args.fault, "--fault", "FAULT", "no-callback")),
+        variations=_merged(config.variations, _per_participant(args.vary, "--vary", "VARIATION", "support-ticket")))
+    network = Network(config).start()
+    try:
+        print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
+        for e in network.endpoints():
+            print(f"{e.name:22} {e.role:10} {e.subscriber_id:40} {e.url:46} {e.public_key}")
+        print(f"registry {config.registry_name}: Beckn POST {network.registry_url}/lookup and DeDi GET "
+              f"{network.registry_url}/lookup/{{subscriber_id}}/{config.registry_name}/{{key_id}}; the participants "
+              f"look keys up the {config.registry_type} way", file=sys.stderr)
+        for participant, chosen in sorted(config.faults.items()):
+            print(f"fault: {participant} {', '.join(sorted(chosen))}")
+        for participant, chosen in sorted(config.variations.items()):
+            print(f"variation: {participant} {', '.join(sorted(chosen))}")
+        print("Ctrl-C stops the network.", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        network.stop()
+        print("stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `deg-conformance rules | head`: the reader left, which is not an error
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:  # before a run could be told (starting up, reading files)
+        print("deg-conformance: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SetupError as exc:
+        print(f"deg-conformance: set-up error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    except Exception as exc:  # noqa: BLE001 - a bug of the harness: never exit 1, which would blame the target
+        bug = exc.__cause__ if isinstance(exc, Crashed) and exc.__cause__ is not None else exc
+        log = exc.log if isinstance(exc, Crashed) else Path(tempfile.gettempdir()) / f"deg-conformance-{os.getpid()}.log"
+        try:
+            log.write_text("".join(traceback.format_exception(bug)), encoding="utf-8")
+            where = f"the traceback is in {log}"
+        except OSError:
+            where = "the traceback could not be saved"
+        print(f"deg-conformance: internal error ({type(bug).__name__}): a bug of the harness, not a verdict on the "
+              f"target; {where}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "sandbox":
+        try:
+            return _sandbox(args)
+        except ConfigError as exc:
+            print(f"deg-conformance: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        if args.command == "keys":
+            return _keys(args)
+        if args.command in ("run", "probe"):
+            config.layer(args.live_parser, args, args.live_defaults)
+        engine = _engine(args)
+        if args.command in ("run", "probe"):
+            return _run(args, engine)
+        if args.command == "rules":
+            if args.json:
+                print(orjson.dumps([r.as_dict() for r in engine.rules], option=orjson.OPT_INDENT_2).decode())
+            else:
+                print(reporting.rules_text(engine.rules))
+            return EXIT_OK
+        messages = transcript.load(args.paths)
+        progress = _progress(len(messages))
+        report = engine.check(messages, progress=progress)
+        if progress is not None:
+            print(file=sys.stderr)  # end the progress line
+    except ConfigError as exc:
+        print(f"deg-conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(orjson.dumps(reporting.as_json(report), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(reporting.as_text(report))
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

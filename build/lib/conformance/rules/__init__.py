@@ -1,0 +1,23 @@
+"""The check catalogue. Importing this package registers every built-in rule."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from conformance.layer2 import Layer2Pack
+from conformance.rules import (  # noqa: F401  (registration)
+    catalog, context, layer2, order, probe, scenario, schema, signature, timing, transaction,
+)
+from conformance.rules.layer2 import pack_rule
+from conformance.rules.registry import GROUPS, CheckContext, Rule, Settings, registered, rule
+
+__all__ = ["CheckContext", "Rule", "Settings", "catalogue", "rule"]
+
+
+def catalogue(packs: Iterable[Layer2Pack] = ()) -> list[Rule]:
+    """Every rule a run applies: the built-in ones, then the rules the given Layer-2 packs declare."""
+    rules = {r.id: r for r in registered()}
+    for pack in packs:
+        for spec in pack.rules:
+            rules.setdefault(spec.id, pack_rule(spec))
+    rank = {g: i for i, g in enumerate(GROUPS)}
+    return sorted(rules.values(), key=lambda r: rank[r.group])
