@@ -39,7 +39,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--deg-callback-url", metavar="URL", help="the public URL the target calls back")
     group.addoption("--deg-signatures", default="required", choices=["required", "optional", "off"])
     group.addoption("--deg-callback-timeout", type=float, metavar="SECONDS", help="cap on every callback wait")
-    group.addoption("--deg-report-dir", type=Path, metavar="DIR", help="write Allure results for each scenario here")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -73,11 +72,10 @@ class ScenarioItem(pytest.Item):
             self.add_marker(mark)
 
     def runtest(self) -> None:
+        from conformance.reporting.allure import describe, emit
+
         result = _harness(self.config, self.scenario.role).play(self.scenario)
-        directory = self.config.getoption("deg_report_dir")
-        if directory is not None:
-            from conformance.reporting.allure import AllureWriter
-            AllureWriter(directory / "allure-results", participant=_participant(self.config, self.scenario.role)).scenario(result)
+        emit(describe(result, participant=_participant(self.config, self.scenario.role)))
         if result.status != "passed":
             raise ScenarioFailed(result)
 

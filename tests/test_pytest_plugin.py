@@ -35,11 +35,10 @@ def test_scenario_items_carry_their_tags_as_marks(pytester: pytest.Pytester) -> 
 def test_a_shipped_scenario_passes_against_the_reference_network(pytester: pytest.Pytester) -> None:
     folder = pytester.mkdir("scenarios")
     shutil.copy(SHIPPED / "unknown-order.yaml", folder / "unknown-order.yaml")
-    report = pytester.path / "reports"
-    result = pytester.runpytest("--deg-callback-timeout", "1", "--deg-report-dir", str(report),
-                                "-p", "no:cacheprovider")
+    report = pytester.path / "allure-results"
+    result = pytester.runpytest("--deg-callback-timeout", "1", "--alluredir", str(report), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    assert len(list((report / "allure-results").glob("*-result.json"))) == 1
+    assert len(list(report.glob("*-result.json"))) == 1
 
 
 def test_scenarios_of_both_roles_run_in_one_session(pytester: pytest.Pytester) -> None:
