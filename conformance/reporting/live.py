@@ -64,6 +64,7 @@ def run_text(run: RunResult) -> str:
 def write_reports(run: RunResult, directory: Path, *, participant: str) -> None:
     """summary.json, junit.xml and the Allure results under `directory` (made if missing), each on its own: one
     that fails (a bug) does not keep the others from being written; the first failure is raised after."""
+    directory.mkdir(parents=True, exist_ok=True)
     failures: list[Exception] = []
     for write in (lambda: (directory / "summary.json").write_bytes(
                       orjson.dumps(summary(run), option=orjson.OPT_INDENT_2, default=str)),
