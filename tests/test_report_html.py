@@ -88,7 +88,7 @@ def test_the_results_hold_what_the_report_shows(tmp_path: Path) -> None:
     for result in run.scenarios:
         s, test = result.scenario, tests[result.scenario.name]
         assert test["fullName"] == f"{s.use_case}/{s.role}/{s.id}" and test["status"] == result.status
-        assert {"name": "suite", "value": s.use_case} in test["labels"]
+        assert {"name": "parentSuite", "value": s.use_case} in test["labels"]  # the tree's first level
         steps = test.get("steps", [])
         assert [st["name"] for st in steps[:len(result.steps)]] == [
             f"{step.index}. {step.action}: {step.name}" for step in result.steps]

@@ -30,8 +30,6 @@ from conformance.messages import Message
 from conformance.reporting.run_summary import finding_record, message_record
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
 
-FRAMEWORK = "deg-conformance"
-"""The `framework` label, and the parent suite every scenario sits under whichever front end ran it."""
 
 
 @dataclass(slots=True)
@@ -55,8 +53,10 @@ def describe(result: ScenarioResult, *, participant: str) -> AllureTest:
     s = result.scenario
     full_name = f"{s.use_case}/{s.role}/{s.id}"
     labels = [("severity", s.severity), ("epic", s.use_case), ("feature", f"{s.role.upper()} role"),
-              ("story", s.name), ("parentSuite", FRAMEWORK), ("suite", s.use_case), ("subSuite", s.role),
-              ("use_case", s.use_case), ("role", s.role), ("participant", participant), ("framework", FRAMEWORK)]
+              # The suite tree is use case > role. Both levels are named (allure-pytest fills in those that are not
+              # from the pytest node id), so that the tree is the same whichever front end wrote the results.
+              ("story", s.name), ("parentSuite", s.use_case), ("suite", s.role), ("use_case", s.use_case),
+              ("role", s.role), ("participant", participant), ("framework", "deg-conformance")]
     labels += [("tag", t) for t in s.tags]
     labels += [("rule", rid) for rid in sorted({f.rule_id for f in result.errors})]
     test = AllureTest(TestResult(
@@ -91,7 +91,7 @@ def write_results(run: RunResult, directory: Path, *, participant: str) -> None:
             uuid=uuid4(), historyId=md5(f"run/setup-{n}"), testCaseId=md5(f"run/setup-{n}"),
             fullName=f"run/setup-{n}", name="Set-up of the run", status=Status.BROKEN, stage="finished",
             statusDetails=StatusDetails(message=f"set-up: {problem}"), start=_ms(run.started), stop=_ms(run.stopped),
-            labels=[Label(name="parentSuite", value=FRAMEWORK), Label(name="suite", value="run")]))
+            labels=[Label(name="suite", value="run")]))
     env = "\n".join(f"{k}={'' if v is None else v}" for k, v in run.settings.items())
     (directory / "environment.properties").write_text(env + "\n", encoding="utf-8")
 
