@@ -314,19 +314,19 @@ def _scenarios(paths: list[Path], role: str) -> list[Any]:
 
 def _run(args: argparse.Namespace, engine: Engine) -> int:
     # Imported here: the runner pulls in the network stack, which validate and rules do not need.
-    from conformance import scenario
-    from conformance.network import NetworkConfig
     from conformance import waivers
     from conformance.findings import Severity
+    from conformance.keys import load_key_file, registrations
+    from conformance.network import NetworkConfig
     from conformance.reporting.junit import junit_xml
     from conformance.reporting.live import run_text, step_line, write_reports
-    from conformance.waivers import Policy
     from conformance.reporting.run_summary import summary
-    from conformance.keys import load_key_file, registrations
     from conformance.runner import Harness, RunConfig, bpp_addresses, new_run_id
+    from conformance.shipped import SCENARIOS
+    from conformance.waivers import Policy
 
     probing = args.command == "probe"
-    scenarios = [] if probing else _scenarios(args.scenarios or [scenario.SCENARIOS], args.role)
+    scenarios = [] if probing else _scenarios(args.scenarios or [SCENARIOS], args.role)
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
     if args.role == "bpp" and args.gateway:

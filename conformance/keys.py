@@ -27,18 +27,19 @@ ANSWER_SHOWN = 300
 """Characters of a refusing registry's answer shown in the one-line error."""
 
 
-def load_key_file(path: Path) -> str:
-    """The base64 private key in a key file (the first non-empty line that is not a comment)."""
+def load_key_file(path: Path, *, flag: str = "--key-file") -> str:
+    """The base64 private key in a key file (the first non-empty line that is not a comment). Errors name the file
+    as `flag` gave it (the pytest plugin's is --deg-key-file)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ConfigError(f"--key-file {path}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{flag} {path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"--key-file {path}: not text (a base64 private key on one line)") from None
+        raise ConfigError(f"{flag} {path}: not text (a base64 private key on one line)") from None
     for line in lines:
         if line.strip() and not line.lstrip().startswith("#"):
             return line.strip()
-    raise ConfigError(f"--key-file {path}: no key in the file")
+    raise ConfigError(f"{flag} {path}: no key in the file")
 
 
 def registrations(path: Path) -> tuple[Subscriber, ...]:

@@ -48,7 +48,7 @@ def test_a_reply_that_trickles_is_given_up_on_at_the_deadline(tmp_path: Path, en
     [s] = run.scenarios
     assert [f.rule_id for f in s.errors] == ["TIM_NO_ACK"] and run.exit_code == EXIT_FAILED
     assert "no whole reply within 1s" in str(s.errors[0].found)
-    assert took < 4  # the 1 s deadline, not the 20 s the trickle would take
+    assert took < 8  # the 1 s deadline (and a busy machine), not the 20 s the trickle would take
 
 
 def test_ctrl_c_reports_what_finished_and_a_second_quits_at_once(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The Allure HTML report as a reader sees it: a live run's results rendered by the pinned `allure` npm package
 (`.ci/render-report`, the command `make report` runs) and opened in headless Chromium, offline.
 
-Needs Debian's chromium and `npm ci`'s node_modules; `.ci/run` installs both, elsewhere the test skips.
+That test needs Debian's chromium and `npm ci`'s node_modules; `.ci/run` installs both, elsewhere it skips. What it
+reads on the page comes from the result files, so another test checks those files for it everywhere.
 """
 from __future__ import annotations
 
@@ -24,11 +25,10 @@ ALLURE = ROOT / "node_modules" / ".bin" / "allure"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHIPPED = ROOT / "scenarios" / "demand-flexibility"
 
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="chromium is not installed (.ci/run installs Debian's)"),
-    pytest.mark.skipif(not ALLURE.is_file() or shutil.which("node") is None,
-                       reason="node_modules/allure is missing (run `npm ci`; .ci/run does)"),
-]
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
+                                    reason="chromium is not installed (.ci/run installs Debian's)")
+needs_allure = pytest.mark.skipif(not ALLURE.is_file() or shutil.which("node") is None,
+                                  reason="node_modules/allure is missing (run `npm ci`; .ci/run does)")
 
 # Headless and offline: no first-run, sync, update or account traffic, every host name resolves to nothing and any
 # request that still tries goes to a dead proxy (the report is a file:// page and needs no network).
@@ -78,6 +78,28 @@ def run_two_scenarios(directory: Path) -> RunResult:
     return result
 
 
+def test_the_results_hold_what_the_report_shows(tmp_path: Path) -> None:
+    """Every scenario a test of its own, with its name, `use_case/role/id`, verdict, a step per action named
+    `N. action: name`, and its transaction_id among its parameters; and the run's settings as its environment."""
+    run = run_two_scenarios(tmp_path / "run")
+    results = tmp_path / "run" / "allure-results"
+    tests = {t["name"]: t for t in (json.loads(p.read_text()) for p in results.glob("*-result.json"))}
+    assert sorted(tests) == sorted(s.scenario.name for s in run.scenarios)
+    for result in run.scenarios:
+        s, test = result.scenario, tests[result.scenario.name]
+        assert test["fullName"] == f"{s.use_case}/{s.role}/{s.id}" and test["status"] == result.status
+        assert {"name": "parentSuite", "value": s.use_case} in test["labels"]  # the tree's first level
+        steps = test.get("steps", [])
+        assert [st["name"] for st in steps[:len(result.steps)]] == [
+            f"{step.index}. {step.action}: {step.name}" for step in result.steps]
+        assert {"name": "transaction_id", "value": result.transaction_id, "excluded": True} in test["parameters"]
+        for step in steps:
+            assert all((results / a["source"]).is_file() for a in step.get("attachments", []))
+    assert "reference_network=True" in (results / "environment.properties").read_text()
+
+
+@needs_chromium
+@needs_allure
 def test_the_report_shows_every_scenario_and_its_steps(tmp_path: Path) -> None:
     run = run_two_scenarios(tmp_path / "run")
     out = tmp_path / "run" / "allure-report"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import orjson
 
-from conformance.reporting.allure import AllureWriter
+from conformance.reporting.allure import write_results
 from conformance.reporting.junit import junit_xml
 from conformance.reporting.run_summary import summary
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
@@ -64,16 +64,12 @@ def run_text(run: RunResult) -> str:
 def write_reports(run: RunResult, directory: Path, *, participant: str) -> None:
     """summary.json, junit.xml and the Allure results under `directory` (made if missing), each on its own: one
     that fails (a bug) does not keep the others from being written; the first failure is raised after."""
-    def allure() -> None:
-        writer = AllureWriter(directory / "allure-results", participant=participant)
-        for scenario in run.scenarios:
-            writer.scenario(scenario)
-        writer.run(run)
-
+    directory.mkdir(parents=True, exist_ok=True)
     failures: list[Exception] = []
     for write in (lambda: (directory / "summary.json").write_bytes(
                       orjson.dumps(summary(run), option=orjson.OPT_INDENT_2, default=str)),
-                  lambda: (directory / "junit.xml").write_bytes(junit_xml(run)), allure):
+                  lambda: (directory / "junit.xml").write_bytes(junit_xml(run)),
+                  lambda: write_results(run, directory / "allure-results", participant=participant)):
         try:
             write()
         except Exception as exc:  # noqa: BLE001 - raised below, once every report has been tried

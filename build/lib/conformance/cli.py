@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
     _schema_options(validate)
 
+    report = sub.add_parser("report", help="render a run's Allure results as one HTML file (needs Node.js)",
+                            description="Render the Allure results of one or more runs (report folders, or their "
+                                        "allure-results) as one self-contained HTML report, with the Allure 3 "
+                                        "renderer (npm; no Java).")
+    report.add_argument("paths", nargs="+", type=Path, metavar="DIR", help="a run's report folder or allure-results")
+    report.add_argument("--out", type=Path, metavar="DIR",
+                        help="where the report goes (default allure-report beside the first results)")
+
     sandbox = sub.add_parser("sandbox", help="run the reference DEG network on loopback until Ctrl-C",
                              description="Start the reference network (registry, gateway, BPPs, BAP) in the "
                                          "foreground and print each participant's id, URL and public key.")
@@ -306,19 +314,19 @@ def _scenarios(paths: list[Path], role: str) -> list[Any]:
 
 def _run(args: argparse.Namespace, engine: Engine) -> int:
     # Imported here: the runner pulls in the network stack, which validate and rules do not need.
-    from conformance import scenario
-    from conformance.network import NetworkConfig
     from conformance import waivers
     from conformance.findings import Severity
+    from conformance.keys import load_key_file, registrations
+    from conformance.network import NetworkConfig
     from conformance.reporting.junit import junit_xml
     from conformance.reporting.live import run_text, step_line, write_reports
-    from conformance.waivers import Policy
     from conformance.reporting.run_summary import summary
-    from conformance.keys import load_key_file, registrations
     from conformance.runner import Harness, RunConfig, bpp_addresses, new_run_id
+    from conformance.shipped import SCENARIOS
+    from conformance.waivers import Policy
 
     probing = args.command == "probe"
-    scenarios = [] if probing else _scenarios(args.scenarios or [scenario.SCENARIOS], args.role)
+    scenarios = [] if probing else _scenarios(args.scenarios or [SCENARIOS], args.role)
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
     if args.role == "bpp" and args.gateway:
@@ -455,6 +463,16 @@ def _keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(args: argparse.Namespace) -> int:
+    from conformance.reporting import html
+
+    folders = html.results_folders(args.paths)
+    out = args.out or folders[0].parent / "allure-report"
+    checkout = Path(__file__).resolve().parents[1]  # a checkout's package.json pins the renderer in node_modules
+    print(f"Allure report: {html.render(args.paths, out, checkout=checkout)}")
+    return EXIT_OK
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
     from conformance.network import FAULTS, VARIATIONS, Network, NetworkConfig
@@ -531,6 +549,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "keys":
             return _keys(args)
+        if args.command == "report":
+            return _report(args)
         if args.command in ("run", "probe"):
             config.layer(args.live_parser, args, args.live_defaults)
         engine = _engine(args)

@@ -23,7 +23,7 @@ import yaml
 
 from conformance.errors import ConfigError, load_yaml
 from conformance.messages import parse_duration
-from conformance.shipped import FIXTURES, SCENARIOS
+from conformance.shipped import FIXTURES
 
 DEFAULT_USE_CASE = "demand-flexibility"
 REQUIREMENTS = {
@@ -150,8 +150,9 @@ class Scenario:
 
     @property
     def id(self) -> str:
-        """Stable across runs: what Allure's history and JUnit's test names key on."""
-        return self.path.stem
+        """Stable across runs: what Allure's history and JUnit's test names key on. The file's name without its
+        extension, and without `.deg` (the naming that makes pytest collect a file as a scenario)."""
+        return self.path.stem.removesuffix(".deg")
 
 
 @lru_cache(maxsize=1)
