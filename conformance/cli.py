@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import orjson
 
-from conformance import __version__, config, reporting, transcript
+from conformance import __version__, config, reporting, transcript, usecases
 from conformance.engine import Engine, Progress
 from conformance.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_USAGE,
                                ConfigError, SetupError)
@@ -59,9 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(plain or wrapped as {received_at, direction, body}), or HAR files.")
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     validate.add_argument("--json", action="store_true", help="print findings as JSON")
+    validate.add_argument("--use-case", metavar="NAME",
+                          help="apply this use case's Layer-2 pack to every message, whatever its domain (see "
+                               "`deg-conformance run --use-case`; default: the pack of each message's domain)")
     validate.add_argument("--default-ttl", default="PT30S", metavar="DURATION",
                           help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
     _schema_options(validate)
+
+    sub.add_parser("use-cases", help="list the use cases the package ships (fixtures/<name>/use-case.yaml)")
 
     report = sub.add_parser("report", help="render a run's Allure results as one HTML file (needs Node.js)",
                             description="Render the Allure results of one or more runs (report folders, or their "
@@ -122,6 +127,10 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     """The options `run` and `probe` share: who the target is, who the harness is, how long to wait, reports."""
     parser.add_argument("--role", choices=["bap", "bpp"], default="bap",
                         help="the part the harness plays (default bap)")
+    parser.add_argument("--use-case", default=usecases.DEFAULT, metavar="NAME",
+                        help=f"the use case (a folder of fixtures/ with a use-case.yaml): its scenarios (the default "
+                             f"SCENARIO), its request bodies for the probes, its catalogs for the harness's BPPs "
+                             f"(default {usecases.DEFAULT}; `deg-conformance use-cases` lists them)")
     parser.add_argument("--target", metavar="URL",
                         help="as BAP: the BPP under test, where every request goes; as BPP: the BAP's client "
                              "endpoint, asked to send each request")
@@ -242,6 +251,14 @@ def _entry_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
 def _engine(args: argparse.Namespace) -> Engine:
     schemas = SchemaSet.from_document(args.spec) if args.spec else SchemaSet.builtin()
     layer2 = Layer2(schemas, file=args.layer2, directory=args.layer2_dir, builtin=not args.no_layer2)
+    if args.command == "validate" and args.use_case:
+        if args.layer2 or args.layer2_dir or args.no_layer2:
+            raise ConfigError("--use-case chooses the Layer-2 pack: drop --layer2, --layer2-dir or --no-layer2")
+        pack = usecases.pack_file(usecases.named(args.use_case))
+        if pack is None:
+            print(f"deg-conformance: use case {args.use_case} has no Layer-2 pack: its Layer-2 checks are skipped",
+                  file=sys.stderr)
+        layer2 = Layer2(schemas, file=pack, builtin=False)
     ttl = parse_duration(getattr(args, "default_ttl", "PT30S"))
     if ttl is None:
         raise ConfigError(f"--default-ttl {args.default_ttl!r} is not an ISO 8601 duration (e.g. PT30S)")
@@ -322,11 +339,11 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     from conformance.reporting.live import run_text, step_line, write_reports
     from conformance.reporting.run_summary import summary
     from conformance.runner import Harness, RunConfig, bpp_addresses, new_run_id
-    from conformance.shipped import SCENARIOS
     from conformance.waivers import Policy
 
     probing = args.command == "probe"
-    scenarios = [] if probing else _scenarios(args.scenarios or [SCENARIOS], args.role)
+    use_case = usecases.named(args.use_case)
+    scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
     if args.role == "bpp" and args.gateway:
@@ -340,7 +357,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     if args.print_network and args.role != "bpp":
         raise ConfigError("--print-network is for --role bpp: as BAP the harness serves only its callback URL")
     config = RunConfig(
-        role=args.role, drive=args.drive, catalogs=tuple(args.catalog),
+        role=args.role, use_case=args.use_case, drive=args.drive, catalogs=tuple(args.catalog),
         target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
         registry_type=args.registry_type, registry_name=args.registry_name,
         callback_url=args.callback_url, subscriber_id=args.subscriber_id, key_id=args.key_id,
@@ -551,6 +568,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return _keys(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "use-cases":
+            for u in usecases.shipped().values():
+                pack = usecases.pack_file(u)
+                scenarios = len(list(u.scenarios.rglob("*.yaml"))) if u.scenarios.is_dir() else 0
+                print(f"{u.name:22} {u.domain:20} {len(u.catalogs)} catalog(s), {scenarios} scenario(s), "
+                      f"{'Layer-2 pack ' + pack.name if pack else 'no Layer-2 pack'}  {u.title}")
+            return EXIT_OK
         if args.command in ("run", "probe"):
             config.layer(args.live_parser, args, args.live_defaults)
         engine = _engine(args)

@@ -23,9 +23,9 @@ import yaml
 
 from conformance.errors import ConfigError, load_yaml
 from conformance.messages import parse_duration
+from conformance import usecases
 from conformance.shipped import FIXTURES
 
-DEFAULT_USE_CASE = "demand-flexibility"
 REQUIREMENTS = {
     "gateway": "a gateway (role bap: --gateway, or the reference network), since the scenario is about the fan-out "
                "of a search",
@@ -142,7 +142,7 @@ class Scenario:
     description: str = ""
     tags: tuple[str, ...] = ()
     role: str = "bap"
-    use_case: str = DEFAULT_USE_CASE
+    use_case: str = usecases.DEFAULT
     severity: str = "critical"
     variables: Mapping[str, Any] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
@@ -170,7 +170,7 @@ def load(path: Path, fixtures: Path = FIXTURES) -> Scenario:
         raise ConfigError("\n".join(
             f"{path}:{lines.get(_error_at(e), 1)}: {_where(e.instance_path)}{e.message}" for e in errors[:10]))
     assert isinstance(doc, dict)
-    use_case = doc.get("use_case", DEFAULT_USE_CASE)
+    use_case = doc.get("use_case", usecases.DEFAULT)
     lines = _lines(path)
     steps = []
     known = {*doc.get("variables", {}), *RUNNER_VARIABLES, *BUILTINS}

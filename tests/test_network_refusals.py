@@ -258,7 +258,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
                  "$.message.order_id", id="cancel-of-unknown-order"),
     pytest.param("03-init.json", "init", _set("context.action", "confirm"), "30000", "$.context.action",
                  id="action-differs-from-endpoint"),
-    pytest.param("03-init.json", "update", _set("context.action", "update"), "40001", None,
+    pytest.param("03-init.json", "get_rating_categories", _set("context.action", "get_rating_categories"), "40001", None,
                  id="action-not-offered"),
 ])
 def test_bpp_nacks_with_the_beckn_005_code_and_sends_no_callback(

@@ -225,7 +225,7 @@ SF_GRID = "provider_demand_flex_001"
 NETWORKS: dict[str, NetworkConfig] = {
     "": NetworkConfig(),
     "support-ticket": NetworkConfig(variations={BPP: frozenset({"support-ticket"})}),
-    "first-state-processing": NetworkConfig(variations={BPP: frozenset({"first-state-processing"})}),
+    "other-first-state": NetworkConfig(variations={BPP: frozenset({"other-first-state"})}),
     "other-ids": NetworkConfig(variations={name: frozenset({"other-ids"}) for name in (BPP, "flexigrid-aggregator")}),
     "thin-client": NetworkConfig(variations={"bap": frozenset({"thin-client"})},
                                  faults={BPP: frozenset({"no-validation"})}),
@@ -233,7 +233,7 @@ NETWORKS: dict[str, NetworkConfig] = {
 }
 """A network per variation, and the ones without it to compare with: "" for the BPP variations, no-validation for
 thin-client (a BPP that calls back with an error, which the BAP must see before it matters whether it stops)."""
-ENROLLED = ("", "support-ticket", "first-state-processing", "other-ids")
+ENROLLED = ("", "support-ticket", "other-first-state", "other-ids")
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +283,7 @@ def test_first_state_processing_confirms_in_processing_and_status_moves_it_on(en
     def states(flow: Flow) -> list[str]:
         return [state(flow.callbacks[a]) for a in ("on_confirm", "on_status", "on_cancel")]
 
-    assert states(enrolled["first-state-processing"]) == [
+    assert states(enrolled["other-first-state"]) == [
         "APPLICATION_PROCESSING", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"]
     assert states(enrolled[""]) == ["APPLICATION_SUBMITTED", "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"]
 

@@ -58,12 +58,12 @@ VARIANTS: dict[str, Any] = {
     "the guide's on_support (a ticket id)": lambda tmp, engine: through_gateway(NetworkConfig(
         variations={name: frozenset({"support-ticket"}) for name in BOTH_BPPS}), engine),
     "first state APPLICATION_PROCESSING": lambda tmp, engine: through_gateway(NetworkConfig(
-        variations={name: frozenset({"first-state-processing"}) for name in BOTH_BPPS}), engine),
+        variations={name: frozenset({"other-first-state"}) for name in BOTH_BPPS}), engine),
     "one BPP behind no gateway": lambda tmp, engine: straight_to("sf-grid-loadflex", NetworkConfig(
         catalogs=(CATALOGS / "sf-grid-loadflex.json",)), engine),
     "all of it at once, one BPP behind no gateway": lambda tmp, engine: straight_to("both-programs", NetworkConfig(
         catalogs=(one_catalog_of_both(tmp),), latency=1.0,
-        variations={"both-programs": frozenset({"other-ids", "support-ticket", "first-state-processing"})}), engine),
+        variations={"both-programs": frozenset({"other-ids", "support-ticket", "other-first-state"})}), engine),
 }
 SKIPPED = {  # variant -> the scenarios that do not apply there, and why
     "one BPP behind no gateway": {"gateway-search": "it needs a gateway",

@@ -17,7 +17,7 @@ from conformance import Engine, scenario
 from conformance.findings import Finding, Severity
 from conformance.network import Network, NetworkConfig
 from conformance.network.registry import Subscriber
-from conformance.network.sandbox import CATALOGS
+from conformance.network.catalog import CATALOGS
 from conformance.runner import Harness, RunConfig, ScenarioResult
 from conformance.runner.results import EXIT_FAILED, EXIT_OK
 from tests._live import SHIPPED, write

@@ -6,6 +6,7 @@ dependencies (not the package) from the test environment, through a .pth file.""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import site
 import subprocess
@@ -24,8 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh venv holding the wheel; yields its bin folder."""
     base = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: an in-tree build writes build/ beside the sources, where another xdist worker may be
+    # building too.
+    source = base / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "node_modules", "reports", "build", "*.egg-info", "__pycache__", ".mypy_cache"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(base / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(base / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     [wheel] = (base / "dist").glob("deg_conformance-*.whl")
     venv = base / "venv"

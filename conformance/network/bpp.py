@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from conformance import usecases
 from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
 from conformance.network.catalog import providers_of, with_other_ids
@@ -23,10 +24,9 @@ from conformance.network.participant import (
 )
 from conformance import signing
 from conformance.signing import KeyPair, SignatureError
+from conformance.usecases import Orders
 
-SUPPORTED = ("search", "select", "init", "confirm", "status", "cancel", "support")
-SUBMITTED, PROCESSING = "APPLICATION_SUBMITTED", "APPLICATION_PROCESSING"
-SUCCESSFUL, CANCELLED = "APPLICATION_SUCCESSFUL", "APPLICATION_CANCELLED"
+SUPPORTED = ("search", "select", "init", "confirm", "status", "track", "cancel", "update", "rating", "support")
 
 
 class Refusal(Exception):
@@ -44,9 +44,13 @@ class ReferenceBPP(Participant):
 
     def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine,
                  faults: frozenset[str] = frozenset(), variations: frozenset[str] = frozenset(), skew: int = 5,
-                 latency: float = 0.0) -> None:
-        """`catalog`: a catalog file's content, in either shape (see load_catalog)."""
+                 latency: float = 0.0, orders: Orders | None = None) -> None:
+        """`catalog`: a catalog file's content, in either shape (see load_catalog); `orders`: how its use case
+        moves an order through its fulfillment states (default: the default use case's)."""
         super().__init__(key, engine=engine, faults=faults, variations=variations, skew=skew)
+        self.states = orders or usecases.named(usecases.DEFAULT).orders
+        if "other-first-state" in variations and self.states.confirmed_otherwise is None:
+            raise ValueError("other-first-state: this use case names no other state a new order may be in")
         self.url = url
         providers = providers_of(catalog)
         if "other-ids" in variations:
@@ -54,7 +58,8 @@ class ReferenceBPP(Participant):
         self.providers: dict[str, dict[str, Any]] = {p["id"]: p for p in providers}
         """By id, in the catalog's order."""
         self.catalog_descriptor = catalog.get("catalog_descriptor", {})
-        self.first_state = PROCESSING if "first-state-processing" in variations else SUBMITTED
+        self.first_state = (self.states.confirmed_otherwise if "other-first-state" in variations
+                            else None) or self.states.confirmed
         """The fulfillment state of a confirmed order, until status moves it on."""
         self.latency = latency
         self.orders: dict[str, dict[str, Any]] = {}
@@ -145,19 +150,40 @@ class ReferenceBPP(Participant):
             if "support-ticket" in self.variations:  # the support request gets a ticket of its own
                 ref = f"support-{uuid.uuid4()}"
             return {"support": {"ref_id": ref, "phone": "+14155550123", "email": f"support@{self.key.subscriber_id}"}}
-        order_id = message.get("order_id")
+        if action == "rating":  # of an order, item, fulfillment or provider (ratings[].id): taken, nothing to answer
+            if not any(True for _ in objects(message.get("ratings"))):
+                raise Refusal(INVALID_REQUEST, "a rating names what it rates in message.ratings", "$.message.ratings")
+            return {}
+        return self._about_order(action, message)
+
+    def _about_order(self, action: str, message: dict[str, Any]) -> dict[str, Any]:
+        """status, track, cancel and update: about an order this BPP confirmed (update names it at
+        message.order.id, the others at message.order_id), moved on as the use case says."""
+        where = "$.message.order.id" if action == "update" else "$.message.order_id"
+        order_id = dig(message, "order", "id") if action == "update" else message.get("order_id")
         if "invent-orders" in self.faults and isinstance(order_id, str):
             self.orders.setdefault(order_id, self._invented(order_id))
-        order = self._known_order(order_id)
+        order = self._known_order(order_id, where)
         state = dig(order, "fulfillments", 0, "state", "descriptor", "code")
+        states = self.states
+        if action == "track":
+            return {"tracking": {"id": order["id"], "url": f"{self.url}/tracking/{order['id']}", "status": "active"}}
         if action == "cancel":
-            self._set_state(order, CANCELLED)
-        elif state == self.first_state:
-            self._set_state(order, SUCCESSFUL)
-        elif state == CANCELLED and "forget-cancellation" in self.faults:
+            self._set_state(order, states.cancelled)
+        elif action == "update":
+            asked = next((code for _, f in objects(dig(message, "order", "fulfillments"))
+                          if isinstance(code := dig(f, "state", "descriptor", "code"), str)), None)
+            if not isinstance(asked, str) or asked not in states.updates:
+                raise Refusal(ACTION_NOT_APPLICABLE, f"an update to {asked!r} is not one this BPP makes (it makes: "
+                                                     f"{', '.join(states.updates) or 'none'})",
+                              "$.message.order.fulfillments[0].state.descriptor.code")
+            self._set_state(order, states.updates[asked])
+        elif state == states.cancelled and "forget-cancellation" in self.faults:
             answer = copy.deepcopy(order)
-            self._set_state(answer, SUCCESSFUL)
+            self._set_state(answer, states.after_status.get(self.first_state, self.first_state))
             return {"order": answer}
+        elif isinstance(state, str) and state in states.after_status:
+            self._set_state(order, states.after_status[state])
         return {"order": copy.deepcopy(order)}
 
     def _invented(self, order_id: str) -> dict[str, Any]:
@@ -165,7 +191,7 @@ class ReferenceBPP(Participant):
         provider = next(iter(self.providers.values()))
         item = next((copy.deepcopy(i) for _, i in objects(provider.get("items"))), {})
         order = {"id": order_id, "provider": {"id": provider.get("id")}, "items": [item], "fulfillments": []}
-        self._set_state(order, SUCCESSFUL)
+        self._set_state(order, self.first_state)
         return order
 
     def _order_from(self, requested: dict[str, Any]) -> dict[str, Any]:
@@ -191,9 +217,9 @@ class ReferenceBPP(Participant):
         return {"provider": {"id": provider_id, "descriptor": descriptor}, "items": chosen,
                 "fulfillments": fulfillments}
 
-    def _known_order(self, order_id: Any) -> dict[str, Any]:
+    def _known_order(self, order_id: Any, where: str) -> dict[str, Any]:
         if not isinstance(order_id, str) or order_id not in self.orders:
-            raise Refusal(ORDER_NOT_FOUND, f"no order {order_id!r} here", "$.message.order_id")
+            raise Refusal(ORDER_NOT_FOUND, f"no order {order_id!r} here", where)
         return self.orders[order_id]
 
     def _set_state(self, order: dict[str, Any], code: str) -> None:

@@ -66,8 +66,8 @@ BAP_ONLY = frozenset(BAP_FAULTS)
 BPP_VARIATIONS: dict[str, str] = {
     "support-ticket": "on_support answers support.ref_id with a fresh support ticket id, as the guide's example "
                       "does, instead of the order id",
-    "first-state-processing": "the first fulfillment state after confirm is APPLICATION_PROCESSING instead of "
-                              "APPLICATION_SUBMITTED (status still moves it on to APPLICATION_SUCCESSFUL)",
+    "other-first-state": "a new order is in the other state its use case allows there (demand flexibility: "
+                         "APPLICATION_PROCESSING, not APPLICATION_SUBMITTED); status still moves it on",
     "other-ids": "the catalog is published with every id (providers, items, categories, fulfillments, locations and "
                  "the references between them) replaced, consistently, by another",
 }

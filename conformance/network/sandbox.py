@@ -20,11 +20,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conformance import usecases
 from conformance.engine import Engine
 from conformance.errors import ConfigError, load_yaml
 from conformance.network.bap import ReferenceBAP
 from conformance.network.bpp import ReferenceBPP
-from conformance.network.catalog import CATALOGS, load_catalog
+from conformance.network.catalog import load_catalog
 from conformance.network.gateway import ReferenceGateway
 from conformance.network.participant import DELIVERY_DEADLINE, Participant, Turns
 from conformance.network.registry import (
@@ -51,8 +52,12 @@ class NetworkConfig:
     host: str = "127.0.0.1"
     port: int = 0
     """0 picks a free port."""
-    domain: str = "flexibility"
-    catalogs: tuple[Path, ...] = field(default_factory=lambda: tuple(sorted(CATALOGS.glob("*.json"))))
+    domain: str = ""
+    """The domain of the gateway and BAP, and of a BPP whose catalog is no shipped use case's (default: the
+    default use case's). A BPP serving a use case's catalog is registered under that use case's domain."""
+    catalogs: tuple[Path, ...] = field(default_factory=lambda: tuple(
+        p for u in usecases.shipped().values() for p in u.catalogs))
+    """One BPP per catalog file (default: every shipped use case's catalogs, so the network serves them all)."""
     faults: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Participant name -> the fault switches it is given (participant.FAULTS)."""
     variations: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -72,6 +77,12 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         check_registry_settings(self.registry_type, self.registry_name)
+        if not self.domain:
+            object.__setattr__(self, "domain", usecases.named(usecases.DEFAULT).domain)
+        names = [p.stem for p in self.catalogs]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"two catalog files with one name: {sorted({n for n in names if names.count(n) > 1})} "
+                              "(a BPP is named after its catalog file)")
 
     @classmethod
     def from_file(cls, path: Path, **overrides: Any) -> "NetworkConfig":
@@ -177,12 +188,17 @@ class MountableNetwork:
             key("bap"), url=self.bap_url, gateway_url=self.gateway_url, domain=config.domain, engine=engine,
             faults=f, variations=v, skew=config.skew))
         self.bpps: dict[str, ReferenceBPP] = {}
+        domains: dict[str, str] = {}
+        """BPP name -> the domain it serves: its catalog's use case's."""
         for path in config.catalogs:
             catalog = load_catalog(path)
             name = path.stem
+            use_case = usecases.of_catalog(path)
+            domains[name] = use_case.domain if use_case is not None else config.domain
             self.bpps[name] = participant(name, lambda f, v: ReferenceBPP(
                 key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog, engine=engine, faults=f,
-                variations=v, skew=config.skew, latency=config.latency))
+                variations=v, skew=config.skew, latency=config.latency,
+                orders=use_case.orders if use_case is not None else None))
         for kind, chosen in (("faults", config.faults), ("variations", config.variations)):
             strangers = set(chosen) - {"gateway", "bap", *self.bpps}
             if strangers:
@@ -191,7 +207,7 @@ class MountableNetwork:
         self.registry.subscribers += [
             Subscriber.for_key(self.gateway.key, url=self.gateway_url, type="BG", domain=config.domain),
             Subscriber.for_key(self.bap.key, url=self.bap_url, type="BAP", domain=config.domain),
-            *(Subscriber.for_key(b.key, url=b.url, type="BPP", domain=config.domain) for b in self.bpps.values()),
+            *(Subscriber.for_key(b.key, url=b.url, type="BPP", domain=domains[n]) for n, b in self.bpps.items()),
         ]
 
     @property

@@ -26,12 +26,13 @@ import httpx
 from starlette.applications import Starlette
 
 from conformance.engine import Engine
+from conformance import usecases
 from conformance.errors import ConfigError
 from conformance.messages import dig
 from conformance.network import MountableNetwork, Network, NetworkConfig
 from conformance.network.participant import join
 from conformance.network.registry import RegistryClient, Subscriber, check_registry_settings, registry_client
-from conformance.network.sandbox import CATALOGS, load_catalog
+from conformance.network.catalog import load_catalog
 from conformance.runner import bap, bpp, probe
 from conformance.runner.health import TargetHealth
 from conformance.runner.listener import SIGNATURE_MODES, Inbox, Listener, Verifier
@@ -59,6 +60,9 @@ class RunConfig:
 
     role: str = "bap"
     """The part the harness plays: bap (the target is a BPP or gateway) or bpp (the target is a BAP)."""
+    use_case: str = usecases.DEFAULT
+    """The use case (conformance/usecases.py): the probes' request bodies, the harness's BPPs' catalogs as BPP,
+    and the reference network's BPP the probes go to."""
     target: str | None = None
     """As BAP: a BPP's base URL, where every request goes. As BPP: the BAP's client endpoint, which the
     harness asks to send each request (default the reference BAP's)."""
@@ -107,6 +111,7 @@ class RunConfig:
     """The reference network to start when there is no target (default settings when None)."""
 
     def __post_init__(self) -> None:
+        usecases.named(self.use_case)  # an unknown use case is refused here, naming the shipped ones
         if self.role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
         if self.drive not in DRIVES:
@@ -218,12 +223,13 @@ class Harness:
                             skew=self.config.skew, sender="bap_id", registry_type=self.config.registry_type,
                             registry_name=self.config.registry_name)
         engine = Engine()  # the BPPs' own admission checks run in the server's thread, apart from the run's engine
+        use_case = usecases.named(self.config.use_case)
         for name, path in bpp_catalogs(self.config).items():
             self.bpps[name] = bpp.HarnessBPP(
                 self._bpp_key(name), url=f"{self.callback_url}/bpp/{name}", catalog=load_catalog(path), engine=engine,
                 verifier=verifier, inbox=self.inbox, outbox=self.outbox, skew=self.config.skew, answers=self.answers,
-                body_timeout=self.config.ack_timeout)
-        for entry in (*(Subscriber.for_key(b.key, url=b.url, type="BPP", domain=net.config.domain)
+                body_timeout=self.config.ack_timeout, orders=use_case.orders)
+        for entry in (*(Subscriber.for_key(b.key, url=b.url, type="BPP", domain=use_case.domain)
                         for b in self.bpps.values()), *self.config.registrations):
             net.add_subscriber(entry)
 
@@ -338,7 +344,11 @@ class Harness:
         if self.network is None and self.gateway is not None:
             return self.gateway, True
         assert self.network is not None and self.network.bpps, "no target, no gateway: the reference network runs"
-        return next(iter(self.network.bpps.values())).url, False
+        catalogs = {p.stem for p in usecases.named(self.config.use_case).catalogs}
+        serving = [bpp for name, bpp in self.network.bpps.items() if name in catalogs]
+        if not serving:
+            raise ConfigError(f"the reference network serves no catalog of use case {self.config.use_case}")
+        return serving[0].url, False
 
     def run(self, scenarios: list[Scenario], run_id: str | None = None, *, probes: bool = False) -> RunResult:
         """Play every scenario (`config.concurrency` at a time), then every probe when asked; results come back
@@ -453,7 +463,7 @@ def new_run_id() -> str:
 
 def bpp_catalogs(config: RunConfig) -> dict[str, Path]:
     """As BPP, the harness's BPPs by name (a catalog file's stem), each serving one catalog file."""
-    return {path.stem: path for path in config.catalogs or tuple(sorted(CATALOGS.glob("*.json")))}
+    return {path.stem: path for path in config.catalogs or usecases.named(config.use_case).catalogs}
 
 
 def bpp_network(config: RunConfig, *, public_url: str, local_url: str | None = None) -> MountableNetwork:

@@ -35,6 +35,7 @@ from conformance.runner.transcript import Play, assert_and_save, close, pick, pl
 from conformance.scenario import Scenario, Step, build_body, render
 from conformance.signing import KeyPair
 from conformance.transport import Reply, Sender, encode, read_body
+from conformance.usecases import Orders
 
 if TYPE_CHECKING:
     from conformance.runner import Harness
@@ -51,8 +52,8 @@ class HarnessBPP(ReferenceBPP):
 
     def __init__(self, key: KeyPair, *, url: str, catalog: dict[str, Any], engine: Engine, verifier: Verifier,
                  inbox: Inbox, outbox: Inbox, skew: int, answers: dict[tuple[str, str], tuple[str, str]],
-                 body_timeout: float) -> None:
-        super().__init__(key, url=url, catalog=catalog, engine=engine, skew=skew)
+                 body_timeout: float, orders: Orders) -> None:
+        super().__init__(key, url=url, catalog=catalog, engine=engine, skew=skew, orders=orders)
         self.verifier, self.inbox, self.outbox = verifier, inbox, outbox
         self.body_timeout = body_timeout
         self.answers = answers

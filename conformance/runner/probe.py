@@ -28,7 +28,8 @@ from conformance.rules import timing
 from conformance.rules.registry import Rule
 from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
-from conformance.scenario import DEFAULT_USE_CASE, FIXTURES, Scenario, read_fixture, render
+from conformance import usecases
+from conformance.scenario import Scenario, read_fixture, render
 from conformance.transport import Sender
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def _wait(harness: "Harness", body: dict[str, Any]) -> float:
 
 def _body(harness: "Harness", action: str, variables: dict[str, Any]) -> dict[str, Any]:
     """A valid request: the use case's fixture, rendered, with the context the harness owns."""
-    body: dict[str, Any] = render(read_fixture(FIXTURES / DEFAULT_USE_CASE / "requests" / f"{action}.json"),
+    body: dict[str, Any] = render(read_fixture(usecases.named(harness.config.use_case).requests / f"{action}.json"),
                                   {**variables, "transaction_id": variables.get("transaction_id", "")})
     body["context"].update({"action": action, "bap_id": harness.key.subscriber_id, "bap_uri": harness.callback_url,
                             "message_id": str(uuid.uuid4()), "timestamp": now_rfc3339()})
@@ -252,7 +253,7 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
     """Ask the BAP for a search in `result`'s transaction; the search as it reached one of the harness's BPPs,
     or None with a finding saying why not."""
     assert harness.target is not None
-    body = render(read_fixture(FIXTURES / DEFAULT_USE_CASE / "requests" / "search.json"), {})
+    body = render(read_fixture(usecases.named(harness.config.use_case).requests / "search.json"), {})
     body["context"].update(transaction_id=result.transaction_id, action="search")
     down = harness.health.down_since(harness.target)
     if down is not None or harness.interrupted:
