@@ -344,6 +344,9 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     probing = args.command == "probe"
     use_case = usecases.named(args.use_case)
     scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
+    if engine.layer2.pack_for(use_case.domain, use_case.version) is None:
+        print(f"use case {use_case.name} ({use_case.domain} {use_case.version}) has no Layer-2 pack: its Layer-2 "
+              "checks and probes are skipped", file=sys.stderr)
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
     if args.role == "bpp" and args.gateway:

@@ -42,15 +42,29 @@ SILENCE = 1.0
 def play_all(harness: "Harness") -> list[ScenarioResult]:
     """Every built-in probe against the target, `concurrency` at a time, in catalogue order. When the target
     does not take part in the valid exchange they all start from, that exchange is the one result."""
+    without_pack = _without_pack(harness)
     if harness.config.role == "bpp":
-        return _probe_bap(harness)
+        return _probe_bap(harness) + without_pack
     target, gateway = harness.probe_target()
     variables, setup = _discover(harness, target)
     if variables is None:
         return [setup]
     probes = for_gateway() if gateway else for_bpp(harness.engine, _body(harness, "init", variables))
     with ThreadPoolExecutor(max_workers=harness.config.concurrency, thread_name_prefix="probe") as pool:
-        return list(pool.map(lambda p: _play(harness, p, variables, target, gateway), probes))
+        return list(pool.map(lambda p: _play(harness, p, variables, target, gateway), probes)) + without_pack
+
+
+def _without_pack(harness: "Harness") -> list[ScenarioResult]:
+    """The Layer-2 probes come from the use case's pack: without one there are none, and the report says so."""
+    use_case = usecases.named(harness.config.use_case)
+    if harness.engine.layer2.pack_for(use_case.domain, use_case.version) is not None:
+        return []
+    skipped = _result(harness, f"Layer-2 probes of {use_case.name}", "layer2")
+    skipped.skipped = (f"no Layer-2 pack for {use_case.domain} {use_case.version}: no value outside a taxonomy "
+                       "is probed (add one under conformance/packs/, or give --layer2)")
+    skipped.stopped = time.time()
+    harness.progress(skipped, None)
+    return [skipped]
 
 
 def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, ScenarioResult]:
