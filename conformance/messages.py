@@ -174,6 +174,8 @@ class Message:
     """The receiver's verification of each signature header (live runs)."""
     decode_error: str | None = None
     size: int = 0
+    raw: bytes | None = None
+    """The bytes as they crossed, kept when they did not decode (so a transcript can hold them)."""
     context: JSONObject = field(init=False)
     """The body's context object, or an empty one (CTX_MISSING reports that)."""
     message: JSONObject = field(init=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 import orjson
 
 from conformance.reporting.allure import write_results
+from conformance.reporting import run_transcript
 from conformance.reporting.junit import junit_xml
 from conformance.reporting.run_summary import summary
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
@@ -62,13 +63,15 @@ def run_text(run: RunResult) -> str:
 
 
 def write_reports(run: RunResult, directory: Path, *, participant: str) -> None:
-    """summary.json, junit.xml and the Allure results under `directory` (made if missing), each on its own: one
-    that fails (a bug) does not keep the others from being written; the first failure is raised after."""
+    """summary.json, junit.xml, transcript.jsonl and the Allure results under `directory` (made if missing), each
+    on its own: one that fails (a bug) does not keep the others from being written; the first failure is raised
+    after."""
     directory.mkdir(parents=True, exist_ok=True)
     failures: list[Exception] = []
     for write in (lambda: (directory / "summary.json").write_bytes(
                       orjson.dumps(summary(run), option=orjson.OPT_INDENT_2, default=str)),
                   lambda: (directory / "junit.xml").write_bytes(junit_xml(run)),
+                  lambda: run_transcript.write(run, directory),
                   lambda: write_results(run, directory / "allure-results", participant=participant)):
         try:
             write()

@@ -203,7 +203,7 @@ def _trigger(state: Play, step: Step, out: StepResult, client: Sender, body: dic
     reply = harness.post(client, out.url, raw, {})
     seq = state.next_seq()
     trigger = Message(body, state.result.scenario.id, seq, seq=seq, received_at=datetime.now(timezone.utc),
-                      direction="out", endpoint=f"/{step.send}", size=len(raw))
+                      direction="trigger", endpoint=f"/{step.send}", size=len(raw))
     out.request, out.reply = trigger, reply
     if reply.error is not None:
         harness.health.judge(state.result, out, trigger, reply, state.where(out, trigger), wanted="an answer")

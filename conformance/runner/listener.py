@@ -59,7 +59,7 @@ class Received:
         reply = self.reply
         return Message(self.doc, source, seq, seq=seq, received_at=self.received_at, direction=direction,
                        endpoint=self.path, signatures=self.signatures, decode_error=self.decode_error,
-                       size=len(self.raw),
+                       size=len(self.raw), raw=self.raw if self.decode_error is not None else None,
                        response=reply.body if reply is not None and reply.status is not None else ABSENT,
                        latency=reply.latency if reply is not None else None)
 

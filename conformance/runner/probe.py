@@ -162,7 +162,9 @@ def _send_all(harness: "Harness", result: ScenarioResult, probe: Probe, sendings
 
 
 def _send(harness: "Harness", client: Sender, result: ScenarioResult, n: int, sending: Sending,
-          target: str) -> StepResult:
+          target: str, *, trigger: bool = False) -> StepResult:
+    """One POST of a probe, recorded as its step; `trigger` when it asks a BAP's client endpoint to send
+    something, which is not a Beckn message."""
     step = StepResult(n, "a valid request the probe needs first" if sending.setup else "the probe", sending.action,
                       time.time(), url=join(target, sending.action))
     result.steps.append(step)
@@ -172,7 +174,8 @@ def _send(harness: "Harness", client: Sender, result: ScenarioResult, n: int, se
     except orjson.JSONDecodeError:
         doc = None
     step.request = Message(doc, result.scenario.id, n, seq=n, received_at=datetime.now(timezone.utc),
-                           direction="out", endpoint=f"/{sending.action}", size=len(sending.raw),
+                           direction="trigger" if trigger else "out", endpoint=f"/{sending.action}",
+                           size=len(sending.raw),
                            response=step.reply.body if step.reply.status is not None else ABSENT,
                            latency=step.reply.latency)
     step.stopped = time.time()
@@ -275,7 +278,8 @@ def _bap_search(harness: "Harness", result: ScenarioResult) -> Received | None:
                         else f"not run: {harness.target} has not answered since {down}")
         return None
     with harness.client() as client:
-        step = _send(harness, client, result, 1, Sending("search", encode(body), {}, setup=True), harness.target)
+        step = _send(harness, client, result, 1, Sending("search", encode(body), {}, setup=True), harness.target,
+                     trigger=True)
     reply = step.reply
     assert reply is not None
     if _unanswered(harness, result, step):
