@@ -117,11 +117,10 @@ def _parse_duration(value: str) -> timedelta | None:
         return None
     try:
         parsed = isodate.parse_duration(value)
+        # Years and months are added to a date: past year 9999 that is a ValueError (`P9999Y`), not a duration.
+        return parsed.totimedelta(start=_EPOCH) if isinstance(parsed, isodate.Duration) else parsed
     except (isodate.ISO8601Error, ValueError, OverflowError):
         return None
-    if isinstance(parsed, isodate.Duration):
-        return parsed.totimedelta(start=_EPOCH)
-    return parsed
 
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

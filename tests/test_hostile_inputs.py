@@ -1,0 +1,162 @@
+"""Hostile captured traffic: `validate` never crashes, never hangs, never loses a record without a word.
+
+Issue "Never hang, never crash, never lose a message" (offline part). Each case runs the command line
+(`conformance.cli.main`, `--json` and text) on one hostile input, or on a near miss that must stay silent, and
+checks: no traceback (never exit 5), the exit code the README's table gives (0: no errors, warnings allowed; 1:
+errors found; 2: unusable input, one line on stderr naming the path), and every finding by rule id, source,
+line or entry, and JSON path.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+import pytest
+
+from conformance import Engine, Message, reporting
+from conformance.cli import main
+from conformance.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
+from tests.conftest import FIXTURES
+
+CLEAN = FIXTURES / "conformant-transaction"
+SEARCH, ON_SEARCH = (json.loads(p.read_text(encoding="utf-8")) for p in sorted(CLEAN.glob("*.json"))[:2])
+ACK = {"message": {"ack": {"status": "ACK"}}}
+
+
+class _Delete:
+    def __repr__(self) -> str:  # a stable test id, the same in every xdist worker
+        return "deleted"
+
+
+DELETE = _Delete()
+"""In a change: remove the key."""
+
+Found = tuple[str, str, "int | None", str]
+"""(rule id, file name, line or entry, JSON path) of a finding."""
+
+
+def validate(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, list[Found], str]:
+    """`validate --json` on the paths: exit code, findings, stderr. The text report is rendered too (both writers
+    must print every source name), and must agree on the exit code and name each finding's place."""
+    code = main(["validate", "--json", *map(str, paths)])
+    out, err = capsys.readouterr()
+    assert code != EXIT_INTERNAL and "Traceback" not in err, err
+    findings = []
+    if code == EXIT_USAGE:
+        assert out == "" and err.startswith("deg-conformance: error: ") and err.count("\n") == 1, err
+    else:
+        findings = json.loads(out)["findings"]
+    text_code = main(["validate", *map(str, paths)])
+    text, text_err = capsys.readouterr()
+    assert (text_code, text_err) == (code, err)
+    for f in findings:
+        where = f["source"] if f["index"] is None else f"{f['source']}:{f['index']}"
+        assert f"{f['rule_id']}  {where}  " in text
+    return code, [(f["rule_id"], Path(f["source"]).name, f["index"], f["path"]) for f in findings], err
+
+
+def changed(doc: Any, path: tuple[str | int, ...], value: Any) -> Any:
+    """A copy of a JSON document with the value at path replaced (DELETE: removed); path () replaces it all."""
+    if not path:
+        return value
+    doc = copy.deepcopy(doc)
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return doc
+
+
+def write(folder: Path, name: str, content: bytes | str) -> Path:
+    path = folder / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def wrapped(message: Any, second: int, **fields: Any) -> dict:
+    """The message as a wrapped line, captured `second` seconds after 10:44; fields replace the wrapper's."""
+    action = message["context"]["action"] if isinstance(message, dict) else "x"
+    record = {"received_at": f"2025-05-07T10:44:0{second}Z", "direction": "in",
+              "url": f"https://example.com/{action}", "response": ACK, "body": message}
+    return {k: v for k, v in {**record, **fields}.items() if v is not DELETE}
+
+
+def lines(*records: Any) -> str:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Message values of a type no rule expected, and times near the year 9999 (found by fuzzing)
+# --------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("at, path, value, finding", [
+    pytest.param(0, ("context", "domain"), [], ("L2_PACK_MISSING", 1, "$.context.domain"),
+                 id="a list as domain (hashed by the Layer-2 rule)"),
+    pytest.param(1, ("message", "catalog", "providers", 0, "locations", 0, "id"), [],
+                 ("SCH_TYPE", 2, "$.message.catalog.providers[0].locations[0].id"), id="a list as a catalog id"),
+    pytest.param(0, ("context", "ttl"), "P9999Y", ("CTX_TTL_FORMAT", 1, "$.context.ttl"),
+                 id="a ttl past the year 9999"),
+])
+def test_values_of_unexpected_types_are_findings_not_crashes(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                             at: int, path: tuple, value: Any,
+                                                             finding: tuple[str, int, str]) -> None:
+    bodies = [SEARCH, ON_SEARCH]
+    bodies[at] = changed(bodies[at], path, value)
+    capture = write(tmp_path, "capture.jsonl", lines(*bodies))
+    code, found, _ = validate(capsys, capture)
+    rule, line, where = finding
+    assert code == EXIT_FAILED and (rule, "capture.jsonl", line, where) in found
+
+
+def members(doc: Any, path: tuple = ()) -> Iterator[tuple]:
+    """The path of every member and array element in a JSON document, depth first."""
+    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, value in children:
+        yield (*path, key)
+        yield from members(value, (*path, key))
+
+
+TRANSACTION = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(CLEAN.glob("*.json"))]
+
+
+@pytest.mark.parametrize("at", range(len(TRANSACTION)), ids=[b["context"]["action"] for b in TRANSACTION])
+def test_a_value_of_another_type_anywhere_is_never_a_crash(engine: Engine, at: int) -> None:
+    """Rules hashed or compared values they took for strings (a list as domain, catalog id or state): every
+    member of each message of the clean transaction, replaced in turn by null, [], {} and a number, is checked
+    and reported without an exception."""
+    for path in members(TRANSACTION[at]):
+        for value in (None, [], {}, 1.5):
+            bodies = [*TRANSACTION[:at], changed(TRANSACTION[at], path, value), *TRANSACTION[at + 1:]]
+            report = engine.check([Message(body, "sweep", i, seq=i) for i, body in enumerate(bodies)])
+            reporting.as_text(report)
+            orjson.dumps(reporting.as_json(report))
+
+
+def test_a_fulfillment_state_that_is_a_list_is_no_cancelled_state(capsys: pytest.CaptureFixture[str],
+                                                                   tmp_path: Path) -> None:
+    shutil.copytree(CLEAN, tmp_path / "captures")
+    on_cancel = tmp_path / "captures" / "12-on_cancel.json"
+    state = ("message", "order", "fulfillments", 0, "state", "descriptor", "code")
+    on_cancel.write_text(json.dumps(changed(json.loads(on_cancel.read_text()), state, ["CANCELLED"])))
+    code, found, _ = validate(capsys, tmp_path / "captures")
+    assert code == EXIT_FAILED and ("ORD_NOT_CANCELLED", "12-on_cancel.json", None, "$.message.order") in found
+
+
+@pytest.mark.parametrize("sent, arrived, found", [
+    pytest.param("9999-12-31T23:59:45Z", "9999-12-31T23:59:59Z", [], id="within the ttl, which ends past 9999"),
+    pytest.param("9999-12-31T23:59:00Z", "9999-12-31T23:59:59Z",
+                 [("TXN_CALLBACK_AFTER_TTL", "capture.jsonl", 2, "$.context.timestamp")], id="after the ttl"),
+])
+def test_the_ttl_rule_holds_up_to_the_year_9999(capsys: pytest.CaptureFixture[str], tmp_path: Path, sent: str,
+                                                arrived: str, found: list) -> None:
+    """request + ttl past the year 9999 overflowed (a traceback); the rule now compares differences."""
+    capture = write(tmp_path, "capture.jsonl", lines(wrapped(SEARCH, 0, received_at=sent),
+                                                     wrapped(ON_SEARCH, 1, received_at=arrived)))
+    assert validate(capsys, capture)[:2] == (EXIT_FAILED if found else EXIT_OK, found)
