@@ -1,11 +1,13 @@
 """Captured traffic in, messages out: a folder of JSON files, JSON Lines, or a HAR file.
 
 Whatever a file holds, every record becomes a `Message`; one that cannot be decoded keeps its error so
-the report shows it. Only input that holds no record at all (a missing path, an empty folder) is a
-ConfigError.
+the report shows it. Only input that holds no record at all, or that cannot be read (a missing path, an empty
+or unreadable folder, a link to nothing), is a ConfigError: a record skipped without a word would make the
+verdict wrong.
 """
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -35,8 +37,14 @@ def load(paths: Sequence[Path]) -> list[Message]:
                 msg.seq = len(messages)
                 messages.append(msg)
     if not messages:
-        raise ConfigError(f"no messages found in {', '.join(map(str, paths))}")
+        raise ConfigError(f"no messages found in {', '.join(map(display, paths))}")
     return messages
+
+
+def display(path: Path) -> str:
+    """A path as text that prints anywhere, losing nothing: the bytes of a name that are not UTF-8 (which
+    os.fsdecode keeps as lone surrogates, refused by UTF-8 output and by JSON) are written as `\\xNN`."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _size(file: Path) -> int:
@@ -47,14 +55,51 @@ def _size(file: Path) -> int:
 
 
 def _files(path: Path) -> list[Path]:
-    if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        if not found:
-            raise ConfigError(f"{path}: no {', '.join(SUFFIXES)} files in this folder")
-        return found
-    if path.is_file():
-        return [path]
-    raise ConfigError(f"{path}: no such file or folder")
+    try:
+        if path.is_dir():
+            found = sorted(_walk(path))
+            if not found:
+                raise ConfigError(f"{display(path)}: no {', '.join(SUFFIXES)} files in this folder")
+            return found
+        if path.is_file():
+            return [path]
+        exists = path.exists()
+    except OSError as exc:  # is_dir and is_file raise for some errors, e.g. a parent folder without permission
+        raise ConfigError(f"{display(path)}: cannot read: {exc.strerror or exc}") from None
+    raise ConfigError(f"{display(path)}: {'not a file or folder' if exists else 'no such file or folder'}")
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Every capture file below a folder, following links to folders (each folder once: a link back up would
+    otherwise be walked forever). Path.rglob quietly skips a subfolder it cannot list; here that, a subfolder
+    gone during the walk, and a link to nothing are errors naming the path, since the messages there would be
+    missing from the verdict without a word."""
+    seen: set[tuple[int, int]] = set()
+    todo = [folder]
+    while todo:
+        current = todo.pop()
+        try:
+            info = current.stat()
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            with os.scandir(current) as listing:  # in name order: which path a folder linked twice is read
+                entries = sorted(listing, key=lambda e: e.name)  # under must not depend on the file system
+        except OSError as exc:
+            raise ConfigError(f"{display(current)}: cannot read this folder: {exc.strerror or exc}") from None
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir():
+                    todo.append(path)
+                elif entry.is_file():
+                    if path.suffix.lower() in SUFFIXES:
+                        yield path
+                elif entry.is_symlink() and not os.path.exists(entry.path):  # to nothing, or round in a loop
+                    target = display(Path(os.readlink(path)))
+                    raise ConfigError(f"{display(path)}: a symbolic link that leads to no file or folder ({target})")
+            except OSError as exc:
+                raise ConfigError(f"{display(path)}: cannot read: {exc.strerror or exc}") from None
 
 
 def _read(file: Path) -> Iterator[Message]:
@@ -68,7 +113,7 @@ def _read(file: Path) -> Iterator[Message]:
         else:
             yield _read_single(file, size)
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{display(file)}: cannot read: {exc.strerror or exc}") from None
 
 
 def _decode(raw: bytes, source: str, index: int | None) -> Message:
@@ -82,19 +127,20 @@ def _decode(raw: bytes, source: str, index: int | None) -> Message:
 
 def _read_single(file: Path, size: int) -> Message:
     if size > MAX_MESSAGE_BYTES:
-        return Message(None, str(file), None, size=size)
-    msg = _decode(file.read_bytes(), str(file), None)
+        return Message(None, display(file), None, size=size)
+    msg = _decode(file.read_bytes(), display(file), None)
     if _is_har(msg.body):
-        raise ConfigError(f"{file}: this is a HAR capture; name it *.har to read its entries")
+        raise ConfigError(f"{display(file)}: this is a HAR capture; name it *.har to read its entries")
     return _unwrap(msg) if _is_wrapped(msg.body) else msg
 
 
 def _read_lines(file: Path) -> Iterator[Message]:
+    source = display(file)
     with file.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            msg = _decode(line, str(file), number)
+            msg = _decode(line, source, number)
             yield _unwrap(msg) if _is_wrapped(msg.body) else msg
 
 
@@ -131,19 +177,20 @@ def _instant(value: Any) -> datetime | None:
 
 def _read_har(file: Path, size: int) -> Iterator[Message]:
     if size > MAX_HAR_BYTES:
-        raise ConfigError(f"{file}: {size} bytes is more than the {MAX_HAR_BYTES} a HAR file may have")
+        raise ConfigError(f"{display(file)}: {size} bytes is more than the {MAX_HAR_BYTES} a HAR file may have")
     try:
         har = orjson.loads(file.read_bytes())
     except orjson.JSONDecodeError as exc:
-        raise ConfigError(f"{file}: not a HAR file (not valid JSON: {exc})") from None
+        raise ConfigError(f"{display(file)}: not a HAR file (not valid JSON: {exc})") from None
     if not _is_har(har) or not isinstance(har["log"]["entries"], list):
-        raise ConfigError(f"{file}: not a HAR file (no log.entries)")
+        raise ConfigError(f"{display(file)}: not a HAR file (no log.entries)")
+    source = display(file)
     for number, entry in enumerate(har["log"]["entries"], start=1):
         request = entry.get("request") if isinstance(entry, dict) else None
         if not isinstance(request, dict) or str(request.get("method", "")).upper() != "POST":
             continue
         text = (request.get("postData") or {}).get("text", "")
-        msg = _decode(text.encode() if isinstance(text, str) else b"", str(file), number)
+        msg = _decode(text.encode() if isinstance(text, str) else b"", source, number)
         response: Any = ABSENT
         content = ((entry.get("response") or {}).get("content") or {}).get("text")
         if isinstance(content, str) and content.strip():

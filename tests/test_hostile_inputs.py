@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +18,7 @@ from typing import Any, Iterator
 import orjson
 import pytest
 
-from conformance import Engine, Message, reporting
+from conformance import Engine, Message, load_transcript, reporting, transcript
 from conformance.cli import main
 from conformance.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from tests.conftest import FIXTURES
@@ -160,3 +161,111 @@ def test_the_ttl_rule_holds_up_to_the_year_9999(capsys: pytest.CaptureFixture[st
     capture = write(tmp_path, "capture.jsonl", lines(wrapped(SEARCH, 0, received_at=sent),
                                                      wrapped(ON_SEARCH, 1, received_at=arrived)))
     assert validate(capsys, capture)[:2] == (EXIT_FAILED if found else EXIT_OK, found)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Names that are not UTF-8
+# --------------------------------------------------------------------------------------------------------------
+
+def test_a_file_name_that_is_not_utf8_prints_readably_in_text_and_json(capsys: pytest.CaptureFixture[str],
+                                                                       tmp_path: Path) -> None:
+    folder = os.fsencode(tmp_path)
+    try:
+        with open(folder + b"/caf\xe9.json", "wb") as handle:
+            handle.write(json.dumps(changed(SEARCH, ("context", "action"), "serch")).encode())
+    except OSError as exc:  # a file system that refuses such names (not Linux's)
+        pytest.skip(f"cannot create a file whose name is not UTF-8 here: {exc}")
+    name = os.fsdecode(folder + b"/caf\xe9.json")
+    for given in (name, str(tmp_path)):
+        code = main(["validate", "--json", given])
+        out, err = capsys.readouterr()
+        assert code == EXIT_FAILED and err == ""
+        assert [f["source"] for f in json.loads(out)["findings"]] == [f"{tmp_path}/caf\\xe9.json"]
+        code = main(["validate", given])
+        out, err = capsys.readouterr()
+        assert code == EXIT_FAILED and f"CTX_ACTION_UNKNOWN  {tmp_path}/caf\\xe9.json  serch" in out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Folders: nothing in them is skipped without a word
+# --------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """The clean transaction, its first two messages in a subfolder."""
+    root = tmp_path / "captures"
+    shutil.copytree(CLEAN, root)
+    (root / "sub").mkdir()
+    for path in sorted(root.glob("*.json"))[:2]:
+        path.rename(root / "sub" / path.name)
+    return root
+
+
+def test_an_unreadable_subfolder_is_unusable_input(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
+    (folder / "sub").chmod(0)
+    try:
+        if os.access(folder / "sub", os.R_OK):
+            pytest.skip("permissions do not restrict this user (root); "
+                        "test_a_subfolder_that_cannot_be_listed_is_unusable_input simulates the refusal")
+        code, _, err = validate(capsys, folder)
+    finally:
+        (folder / "sub").chmod(0o755)
+    assert code == EXIT_USAGE and f"{folder / 'sub'}: cannot read this folder: Permission denied" in err
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), OSError(5, "Input/output error")])
+def test_a_subfolder_that_cannot_be_listed_is_unusable_input(capsys: pytest.CaptureFixture[str], folder: Path,
+                                                             monkeypatch: pytest.MonkeyPatch, error: OSError) -> None:
+    """As root, chmod restricts nothing: the listing fails as it would for another user, or on a bad disk."""
+    scandir = os.scandir
+
+    def refusing(path: Any) -> Any:
+        if isinstance(path, (str, Path)) and Path(path) == folder / "sub":
+            raise error
+        return scandir(path)
+
+    monkeypatch.setattr(transcript.os, "scandir", refusing)
+    code, _, err = validate(capsys, folder)
+    assert code == EXIT_USAGE and f"{folder / 'sub'}: cannot read this folder: {error.strerror}" in err
+
+
+def test_a_subfolder_that_vanishes_during_the_walk_is_unusable_input(
+        capsys: pytest.CaptureFixture[str], folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scandir = os.scandir
+
+    def vanishing(path: Any) -> Any:  # shutil.rmtree lists by file descriptor, through here too
+        if isinstance(path, (str, Path)) and Path(path) == folder / "sub":
+            shutil.rmtree(path)  # another process cleans up between the parent's listing and this one
+        return scandir(path)
+
+    monkeypatch.setattr(transcript.os, "scandir", vanishing)
+    code = main(["validate", str(folder)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and f"{folder / 'sub'}: cannot read this folder: No such file or directory" in err
+
+
+def test_a_link_to_nothing_in_a_folder_is_unusable_input(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
+    (folder / "sub" / "13-late.json").symlink_to(folder / "gone.json")
+    code, _, err = validate(capsys, folder)
+    link = folder / "sub" / "13-late.json"
+    assert code == EXIT_USAGE and f"{link}: a symbolic link that leads to no file or folder" in err
+
+
+def test_links_to_folders_are_followed_and_each_folder_read_once(capsys: pytest.CaptureFixture[str],
+                                                                 folder: Path) -> None:
+    (folder / "sub" / "up").symlink_to(folder)  # a loop: walked forever, or read twice, without the check
+    outside = folder.parent / "outside"
+    (folder / "sub").rename(outside)
+    (folder / "sub").symlink_to(outside)
+    assert validate(capsys, folder)[:2] == (EXIT_OK, [])
+    assert len(load_transcript([folder])) == 12
+
+
+def test_a_pipe_is_refused_not_waited_on(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes on this platform")
+    os.mkfifo(tmp_path / "capture.jsonl")
+    code, _, err = validate(capsys, tmp_path / "capture.jsonl")
+    assert code == EXIT_USAGE and "capture.jsonl: not a file or folder" in err
+    shutil.copy(CLEAN / "01-search.json", tmp_path)
+    assert validate(capsys, tmp_path)[:2] == (EXIT_OK, [])  # in a folder it is not a capture file: skipped
