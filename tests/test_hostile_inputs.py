@@ -12,15 +12,17 @@ import copy
 import json
 import os
 import shutil
+import tracemalloc
 from pathlib import Path
 from typing import Any, Iterator
 
 import orjson
 import pytest
 
-from conformance import Engine, Message, load_transcript, reporting, transcript
+from conformance import Engine, Message, load_transcript, messages, reporting, transcript
 from conformance.cli import main
 from conformance.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
+from conformance.rules import schema as schema_rules
 from tests.conftest import FIXTURES
 
 CLEAN = FIXTURES / "conformant-transaction"
@@ -269,3 +271,54 @@ def test_a_pipe_is_refused_not_waited_on(capsys: pytest.CaptureFixture[str], tmp
     assert code == EXIT_USAGE and "capture.jsonl: not a file or folder" in err
     shutil.copy(CLEAN / "01-search.json", tmp_path)
     assert validate(capsys, tmp_path)[:2] == (EXIT_OK, [])  # in a folder it is not a capture file: skipped
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Lines over the size limit: reported with their size, never held whole
+# --------------------------------------------------------------------------------------------------------------
+
+CAP = 4096
+
+
+def limit_messages_to(monkeypatch: pytest.MonkeyPatch, cap: int) -> None:
+    """MAX_MESSAGE_BYTES at `cap` wherever it is read, so that an oversize line costs little to make."""
+    for module in (messages, transcript, schema_rules):
+        monkeypatch.setattr(module, "MAX_MESSAGE_BYTES", cap)
+
+
+def padded(body: dict, size: int) -> bytes:
+    """The body as one line of exactly `size` bytes, newline included."""
+    line = json.dumps({**body, "pad": ""}).encode()
+    return line[:-2] + b"x" * (size - len(line) - 1) + b'"}\n'
+
+
+def test_a_line_over_the_limit_is_reported_with_its_size_and_reading_goes_on(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines 3 and 4 are on either side of the limit (newline included); line 5 ends the file without one."""
+    limit_messages_to(monkeypatch, CAP)
+    other = changed(changed(SEARCH, ("context", "transaction_id"), "0f9e8d7c-6b5a-4493-8271-605f4e3d2c1b"),
+                    ("context", "message_id"), "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
+    capture = write(tmp_path, "capture.jsonl", json.dumps(SEARCH).encode() + b"\n" + padded(ON_SEARCH, 1_000_000)
+                    + padded(other, CAP) + padded(other, CAP + 1) + b"x" * 50_000)
+    code, found, _ = validate(capsys, capture)
+    assert (code, found) == (EXIT_FAILED, [("SCH_TOO_LARGE", "capture.jsonl", n, "$") for n in (2, 4, 5)])
+    assert [m.action for m in load_transcript([capture])] == ["search", None, "search", None, None]
+    main(["validate", "--json", str(capture)])
+    sizes = [(f["expected"], f["found"]) for f in json.loads(capsys.readouterr().out)["findings"][:3]]
+    assert sizes == [(f"<= {CAP} bytes", f"{size} bytes") for size in (1_000_000, CAP + 1, 50_000)]
+
+
+def test_a_line_over_the_limit_is_never_held_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An 8 MiB line under a 64 KiB limit: reading holds the limit and a chunk, not the line (the limit applied
+    after the whole line was read, so a 1 GB line took 2 GB)."""
+    cap, line = 64 * 1024, 8 * 1024 * 1024
+    limit_messages_to(monkeypatch, cap)
+    capture = write(tmp_path, "capture.jsonl", padded(ON_SEARCH, line) + json.dumps(SEARCH).encode())
+    tracemalloc.start()
+    try:
+        loaded = load_transcript([capture])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(m.size, m.action) for m in loaded] == [(line, None), (len(json.dumps(SEARCH)), "search")]
+    assert peak < cap + transcript.SKIP_CHUNK + 256 * 1024, f"peak {peak} bytes for a {line}-byte line"
