@@ -15,7 +15,7 @@ import isodate
 import orjson
 
 from conformance._types import JSONObject
-from conformance.findings import ABSENT
+from conformance.findings import ABSENT, Violation
 
 REQUEST_ACTIONS: tuple[str, ...] = (
     "search", "select", "init", "confirm", "status", "track", "cancel", "update", "rating", "support",
@@ -49,7 +49,8 @@ def decode_json(raw: bytes) -> tuple[Any, str | None]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return None, str(exc) or "not JSON"
+        # orjson refuses nesting past 1024 levels itself; that is still too deep, not malformed.
+        return None, TOO_DEEP if str(exc).startswith("depth limit exceeded") else str(exc) or "not JSON"
     level, todo = 0, [doc]
     while todo:
         level += 1
@@ -173,6 +174,13 @@ class Message:
     """The receiver's verification of each signature header (live runs)."""
     decode_error: str | None = None
     size: int = 0
+    capture_issues: tuple[Violation, ...] = ()
+    """What the capture's record says beside the message that the harness cannot use (a `received_at` that is no
+    time, a HAR response that is a string), each with its path into the record: SCH_CAPTURE_FIELD. The message is
+    checked without what the field would have told."""
+    capture_error: Violation | None = None
+    """Why the capture's record holds no message at all (a JSON Lines object of keys no capture format has, a HAR
+    entry that is not an object), with its path into the record: SCH_CAPTURE_RECORD. The body is then None."""
     context: JSONObject = field(init=False)
     """The body's context object, or an empty one (CTX_MISSING reports that)."""
     message: JSONObject = field(init=False)

@@ -4,10 +4,12 @@ Issue "Never hang, never crash, never lose a message" (offline part). Each case 
 (`conformance.cli.main`, `--json` and text) on one hostile input, or on a near miss that must stay silent, and
 checks: no traceback (never exit 5), the exit code the README's table gives (0: no errors, warnings allowed; 1:
 errors found; 2: unusable input, one line on stderr naming the path), and every finding by rule id, source,
-line or entry, and JSON path.
+line or entry, and JSON path (the path of an SCH_CAPTURE_* finding is into the capture's record, not the
+message).
 """
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -322,3 +324,231 @@ def test_a_line_over_the_limit_is_never_held_whole(tmp_path: Path, monkeypatch: 
         tracemalloc.stop()
     assert [(m.size, m.action) for m in loaded] == [(line, None), (len(json.dumps(SEARCH)), "search")]
     assert peak < cap + transcript.SKIP_CHUNK + 256 * 1024, f"peak {peak} bytes for a {line}-byte line"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HAR: entry 1 a clean search, entry 2 its on_search with one part of another shape
+# --------------------------------------------------------------------------------------------------------------
+
+def har_entry(body: dict, second: int) -> dict:
+    action = body["context"]["action"]
+    return {"startedDateTime": f"2025-05-07T10:44:0{second}.000Z",
+            "request": {"method": "POST", "url": f"https://example.com/{action}", "headers": [],
+                        "postData": {"mimeType": "application/json", "text": json.dumps(body)}},
+            "response": {"status": 200, "headers": [], "content": {"mimeType": "application/json",
+                                                                   "text": json.dumps(ACK)}}}
+
+
+def har(*entries: Any) -> str:
+    return json.dumps({"log": {"version": "1.2", "entries": list(entries)}})
+
+
+FIRST, SECOND = har_entry(SEARCH, 0), har_entry(ON_SEARCH, 1)
+
+
+def b64(doc: Any) -> str:
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
+RECORD, FIELD = "SCH_CAPTURE_RECORD", "SCH_CAPTURE_FIELD"
+
+HAR_ENTRIES = [
+    # No message in the entry: an error, so that no verdict passes over it.
+    *[pytest.param((), odd, EXIT_FAILED, RECORD, "$", id=f"entry is {odd!r}") for odd in ("text", 42, None, [])],
+    *[pytest.param(("request",), odd, EXIT_FAILED, RECORD, "$.request", id=f"request is {odd!r}")
+      for odd in ("text", None, [1], DELETE)],
+    *[pytest.param(("request", "postData"), odd, EXIT_FAILED, RECORD, "$.request.postData",
+                   id=f"postData is {odd!r}") for odd in ("text", 5, [])],
+    *[pytest.param(("request", "postData", "text"), odd, EXIT_FAILED, RECORD, "$.request.postData.text",
+                   id=f"postData.text is {odd!r}") for odd in (5, {})],
+    pytest.param(("request", "postData"), {"text": "%%%", "encoding": "base64"}, EXIT_FAILED, RECORD,
+                 "$.request.postData.text", id="postData.text is not the base64 it says"),
+    pytest.param(("request", "postData"), {"text": json.dumps(ON_SEARCH), "encoding": "gzip"}, EXIT_FAILED, RECORD,
+                 "$.request.postData.encoding", id="postData.encoding gzip"),
+    # The message is checked without the part: a warning.
+    *[pytest.param(("response",), odd, EXIT_OK, FIELD, "$.response", id=f"response is {odd!r}")
+      for odd in ("text", 5, [])],
+    pytest.param(("response", "content"), "text", EXIT_OK, FIELD, "$.response.content", id="content is a string"),
+    pytest.param(("response", "content", "text"), 5, EXIT_OK, FIELD, "$.response.content.text",
+                 id="content.text is a number"),
+    pytest.param(("response", "content"), {"text": "%%%", "encoding": "base64"}, EXIT_OK, FIELD,
+                 "$.response.content.text", id="content.text is not the base64 it says"),
+    pytest.param(("response", "content", "encoding"), "br", EXIT_OK, FIELD, "$.response.content.encoding",
+                 id="content.encoding br"),
+    *[pytest.param(("startedDateTime",), odd, EXIT_OK, FIELD, "$.startedDateTime", id=f"startedDateTime {odd!r}")
+      for odd in ("yesterday", 1e20, True)],
+    *[pytest.param(("request", "url"), odd, EXIT_OK, FIELD, "$.request.url", id=f"url {odd!r}")
+      for odd in (5, "http://[::1/on_search")],
+]
+
+
+@pytest.mark.parametrize("path, odd, code, rule, where", HAR_ENTRIES)
+def test_a_har_entry_of_another_shape_is_a_finding_on_it(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                         path: tuple[str, ...], odd: Any, code: int, rule: str,
+                                                         where: str) -> None:
+    capture = write(tmp_path, "capture.har", har(FIRST, changed(SECOND, path, odd)))
+    assert validate(capsys, capture)[:2] == (code, [(rule, "capture.har", 2, where)])
+
+
+@pytest.mark.parametrize("path, odd", [
+    pytest.param(("request", "headers"), "text", id="request headers a string"),
+    pytest.param(("response", "headers"), 5, id="response headers a number"),
+    pytest.param(("response",), DELETE, id="no response"),
+    pytest.param(("response", "content"), None, id="response content null"),
+    pytest.param(("startedDateTime",), DELETE, id="no startedDateTime"),
+])
+def test_har_parts_no_rule_reads_may_be_anything(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                  path: tuple[str, ...], odd: Any) -> None:
+    capture = write(tmp_path, "capture.har", har(FIRST, changed(SECOND, path, odd)))
+    assert validate(capsys, capture)[:2] == (EXIT_OK, [])
+
+
+def test_a_har_entry_that_is_not_a_post_is_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Page loads and health checks are not Beckn messages; neither is an entry whose method is no string."""
+    capture = write(tmp_path, "capture.har", har(FIRST, changed(SECOND, ("request", "method"), 5),
+                                                 changed(SECOND, ("request", "method"), "GET")))
+    assert validate(capsys, capture)[:2] == (EXIT_OK, [])
+    assert [m.action for m in load_transcript([capture])] == ["search"]
+
+
+def test_har_bodies_in_base64_are_decoded_before_they_are_read(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    """Read undecoded, a base64 ACK was a false SCH_ACK_RESPONSE."""
+    entry = changed(SECOND, ("request", "postData"), {"text": b64(ON_SEARCH), "encoding": "base64"})
+    good = changed(entry, ("response", "content"), {"text": b64(ACK), "encoding": "base64"})
+    capture = write(tmp_path, "capture.har", har(FIRST, good))
+    assert validate(capsys, capture)[:2] == (EXIT_OK, [])
+    assert load_transcript([capture])[1].response == ACK
+    bad = changed(entry, ("response", "content"), {"text": b64({"message": {"ack": {"status": "OK"}}}),
+                                                   "encoding": "base64"})
+    write(tmp_path, "capture.har", har(FIRST, bad))
+    assert validate(capsys, capture)[:2] == (EXIT_FAILED,
+                                             [("SCH_ACK_RESPONSE", "capture.har", 2, "$.message.ack.status")])
+
+
+@pytest.mark.parametrize("doc", [
+    {"log": {"entries": "text"}}, {"log": {"entries": {}}}, {"log": {"entries": None}}, {"log": []}, [],
+])
+def test_a_har_without_a_list_of_entries_is_unusable_input(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                           doc: Any) -> None:
+    capture = write(tmp_path, "capture.har", json.dumps(doc))
+    code, _, err = validate(capsys, capture)
+    assert code == EXIT_USAGE and f"{capture}: not a HAR file (no log.entries)" in err
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Wrapped JSON Lines: line 1 a clean search, line 2 its on_search with one field of another kind
+# --------------------------------------------------------------------------------------------------------------
+
+WRAPPED_FIELDS = [
+    *[pytest.param({"received_at": odd}, EXIT_OK, [(FIELD, 2, "$.received_at")], id=f"received_at {odd!r}")
+      for odd in (1e20, -1, True, False, "yesterday", "2025-13-01T00:00:00Z", "2025-05-07 10:44:01", {}, [])],
+    *[pytest.param({"direction": odd}, EXIT_OK, [(FIELD, 2, "$.direction")], id=f"direction {odd!r}")
+      for odd in ("sideways", "IN", 1, [])],
+    *[pytest.param({"url": odd}, EXIT_OK, [(FIELD, 2, "$.url")], id=f"url {odd!r}")
+      for odd in (5, ["https://example.com/on_search"], "http://[::1/on_search")],
+    pytest.param({"url": DELETE, "endpoint": {}}, EXIT_OK, [(FIELD, 2, "$.endpoint")], id="endpoint an object"),
+    pytest.param({"received_at": "nope", "direction": 7}, EXIT_OK,
+                 [(FIELD, 2, "$.received_at"), (FIELD, 2, "$.direction")], id="two fields, two findings"),
+    *[pytest.param({"body": odd}, EXIT_FAILED, [("SCH_NOT_JSON", 2, "$")], id=f"body string {odd!r}")
+      for odd in ("{not json", "", "[1,")],
+    # Silent: what each field may be.
+    *[pytest.param({"received_at": ok}, EXIT_OK, [], id=f"received_at {ok!r}")
+      for ok in (1746614641, 1746614641.5, "2025-05-07T12:44:01+02:00", None, DELETE)],
+    *[pytest.param({"direction": ok}, EXIT_OK, [], id=f"direction {ok!r}") for ok in ("out", None, DELETE)],
+    *[pytest.param({"url": ok}, EXIT_OK, [], id=f"url {ok!r}") for ok in ("/bap/on_search", None, DELETE)],
+    pytest.param({"body": json.dumps(ON_SEARCH)}, EXIT_OK, [], id="body a JSON string"),
+]
+
+
+@pytest.mark.parametrize("fields, code, expected", WRAPPED_FIELDS)
+def test_a_wrapper_field_of_another_kind_leaves_it_unknown_and_says_why(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, fields: dict, code: int, expected: list) -> None:
+    capture = write(tmp_path, "capture.jsonl", lines(wrapped(SEARCH, 0), wrapped(ON_SEARCH, 1, **fields)))
+    assert validate(capsys, capture)[:2] == (code, [(rule, "capture.jsonl", n, path) for rule, n, path in expected])
+
+
+def test_an_unusable_capture_time_is_unknown_not_guessed(tmp_path: Path) -> None:
+    capture = write(tmp_path, "capture.jsonl", lines(wrapped(SEARCH, 0, received_at=1746614640.25),
+                                                     wrapped(ON_SEARCH, 1, received_at=1e20)))
+    search, on_search = load_transcript([capture])
+    assert search.received_at is not None and search.received_at.isoformat() == "2025-05-07T10:44:00.250000+00:00"
+    assert on_search.received_at is None
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_capture_time_json_cannot_hold_makes_the_line_not_json(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                                  literal: str) -> None:
+    line = json.dumps(wrapped(ON_SEARCH, 1)).replace('"2025-05-07T10:44:01Z"', literal)
+    capture = write(tmp_path, "capture.jsonl", lines(wrapped(SEARCH, 0), line))
+    assert validate(capsys, capture)[:2] == (EXIT_FAILED, [("SCH_NOT_JSON", "capture.jsonl", 2, "$")])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Records of keys no capture format has
+# --------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("record, code, rule, found", [
+    pytest.param({"ts": "2025-05-07T10:44:01Z", "payload": ON_SEARCH}, EXIT_FAILED, RECORD, ["payload", "ts"],
+                 id="ts and payload: no message"),
+    pytest.param({"received_at": "2025-05-07T10:44:01Z", "direction": "in"}, EXIT_FAILED, RECORD,
+                 ["direction", "received_at"], id="a wrapper without its body: no message"),
+    pytest.param({"body": ON_SEARCH, "headers": {"Authorization": "x"}}, EXIT_OK, FIELD, ["headers"],
+                 id="body and headers: the body is checked, headers ignored"),
+])
+def test_a_record_of_unknown_keys_is_never_read_as_a_bare_message(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, record: dict, code: int, rule: str, found: list) -> None:
+    """Read as a bare message, such a record was a CTX_MISSING (or, with a context in it, a silent pass)."""
+    capture = write(tmp_path, "capture.jsonl", lines(wrapped(SEARCH, 0), record))
+    code_found, findings, _ = validate(capsys, capture)
+    assert (code_found, findings) == (code, [(rule, "capture.jsonl", 2, "$")])
+    main(["validate", "--json", str(capture)])
+    finding = json.loads(capsys.readouterr().out)["findings"][0]
+    assert finding["found"] == found
+
+
+def test_a_json_file_of_unknown_keys_is_a_finding_too(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    capture = write(tmp_path, "capture.json", json.dumps({"ts": 1, "payload": ON_SEARCH}))
+    assert validate(capsys, capture)[:2] == (EXIT_FAILED, [(RECORD, "capture.json", None, "$")])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Nesting past MAX_DEPTH, wherever JSON enters
+# --------------------------------------------------------------------------------------------------------------
+
+def nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("name, content, index", [
+    pytest.param("deep.json", nested(300), None, id="a JSON file"),
+    pytest.param("deep.json", nested(5000), None, id="a JSON file deeper than orjson parses"),
+    pytest.param("deep.jsonl", lines(SEARCH, nested(300)), 2, id="a JSON Lines line"),
+    pytest.param("deep.jsonl", lines(wrapped(SEARCH, 0), wrapped(nested(300), 1)), 2, id="a wrapped body string"),
+    pytest.param("deep.har", har(FIRST, changed(SECOND, ("request", "postData", "text"), nested(300))), 2,
+                 id="a HAR entry's body"),
+    pytest.param("deep.har", har(FIRST, changed(SECOND, ("request", "postData"),
+                                                {"text": base64.b64encode(nested(300).encode()).decode(),
+                                                 "encoding": "base64"})), 2, id="a HAR entry's base64 body"),
+])
+def test_nesting_past_the_limit_is_one_finding(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str,
+                                               content: str, index: int | None) -> None:
+    capture = write(tmp_path, name, content)
+    assert validate(capsys, capture)[:2] == (EXIT_FAILED, [("SCH_TOO_DEEP", name, index, "$")])
+
+
+def test_a_har_response_nested_past_the_limit_is_not_an_ack(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path) -> None:
+    """It is read as text, never decoded whole into something a schema validator recurses through."""
+    capture = write(tmp_path, "deep.har", har(FIRST, changed(SECOND, ("response", "content", "text"),
+                                                             "{\"a\":" * 300 + "1" + "}" * 300)))
+    assert validate(capsys, capture)[:2] == (EXIT_FAILED, [("SCH_ACK_RESPONSE", "deep.har", 2, "$")])
+
+
+def test_a_har_nested_past_what_orjson_parses_is_unusable_input(capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    """The HAR is one JSON document, read whole: an entry 2000 levels deep leaves no document to take entries
+    from (the limit is orjson's, 1024 levels)."""
+    capture = write(tmp_path, "deep.har", har(FIRST)[:-3] + ", " + nested(2000) + "]}}")
+    code, _, err = validate(capsys, capture)
+    assert code == EXIT_USAGE and f"{capture}: not a HAR file (not valid JSON: depth limit exceeded" in err
