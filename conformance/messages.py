@@ -15,7 +15,7 @@ import isodate
 import orjson
 
 from conformance._types import JSONObject
-from conformance.findings import ABSENT
+from conformance.findings import ABSENT, Violation
 
 REQUEST_ACTIONS: tuple[str, ...] = (
     "search", "select", "init", "confirm", "status", "track", "cancel", "update", "rating", "support",
@@ -117,11 +117,10 @@ def _parse_duration(value: str) -> timedelta | None:
         return None
     try:
         parsed = isodate.parse_duration(value)
+        # Years and months are added to a date: past year 9999 that is a ValueError (`P9999Y`), not a duration.
+        return parsed.totimedelta(start=_EPOCH) if isinstance(parsed, isodate.Duration) else parsed
     except (isodate.ISO8601Error, ValueError, OverflowError):
         return None
-    if isinstance(parsed, isodate.Duration):
-        return parsed.totimedelta(start=_EPOCH)
-    return parsed
 
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -176,6 +175,13 @@ class Message:
     size: int = 0
     raw: bytes | None = None
     """The bytes as they crossed, kept when they did not decode (so a transcript can hold them)."""
+    capture_issues: tuple[Violation, ...] = ()
+    """What the capture's record says beside the message that the harness cannot use (a `received_at` that is no
+    time, a HAR response that is a string), each with its path into the record: SCH_CAPTURE_FIELD. The message is
+    checked without what the field would have told."""
+    capture_error: Violation | None = None
+    """Why the capture's record holds no message at all (a JSON Lines object of keys no capture format has, a HAR
+    entry that is not an object), with its path into the record: SCH_CAPTURE_RECORD. The body is then None."""
     context: JSONObject = field(init=False)
     """The body's context object, or an empty one (CTX_MISSING reports that)."""
     message: JSONObject = field(init=False)

@@ -50,7 +50,7 @@ class Transaction:
     pairing: Pairing | None = None
     """The current message's pairing (callbacks only)."""
     domains: set[tuple[Any, Any]] = field(default_factory=set)
-    """(domain, version) of every message so far."""
+    """`domain_key` of every message so far."""
 
     def enter(self, msg: Message) -> None:
         self.pairing = self._pair(msg) if is_callback(msg.action or "") else None
@@ -59,7 +59,7 @@ class Transaction:
         action = msg.action or ""
         if self.first is None:
             self.first = msg
-        self.domains.add((msg.context.get("domain"), msg.context.get("version")))
+        self.domains.add(domain_key(msg))
         if not is_callback(action):
             self.requests.append(msg)
             if self.chosen_bpp is None and action != "search" and msg.context.get("bpp_id") is not None:
@@ -100,6 +100,19 @@ class Transaction:
         if len(pending) == 1:
             return Pairing(pending[0], "mismatch")
         return Pairing(None, "orphan")
+
+
+def domain_key(msg: Message) -> tuple[Any, Any]:
+    """(domain, version) of a message, as a set can hold them: a list or object there (a broken message, which
+    the schema rules report) stands as its repr."""
+    domain, version = msg.context.get("domain"), msg.context.get("version")
+    if isinstance(domain, str) and isinstance(version, str):  # nearly always: once per message, so kept cheap
+        return domain, version
+    return _hashable(domain), _hashable(version)
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
 def order_key(messages: list[Message]) -> Callable[[Message], Any]:

@@ -198,8 +198,11 @@ class Crashing:
                 if self.seen <= self.answers:
                     conn.sendall(self._answer(lines[0].split(" ")[1], headers, rest))
                     continue
-            if self.die:  # the request that brought it down: closed without a word, and nobody listens after
-                self.sock.close()
+                if self.die:
+                    # The request that brought it down: first nobody listens any more, then the connection closes
+                    # without a word, so that a client which sees the drop finds the port closed already.
+                    self.sock.close()
+            if self.die:
                 return
 
     def _answer(self, path: str, headers: dict[str, str], body: bytes) -> bytes:

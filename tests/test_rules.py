@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import pytest
 
 from conformance import Engine, Finding, Layer2, Message, SchemaSet, Severity, signing
-from conformance.findings import ABSENT
+from conformance.findings import ABSENT, Violation
 from conformance.messages import ACTIONS, MAX_MESSAGE_BYTES, SignatureCheck, is_callback
 from conformance.rules.signature import REASONS
 from tests.conftest import FIXTURES
@@ -202,6 +202,13 @@ def response(at: int, body: Any) -> Capture:
     return change
 
 
+def noted(at: int, *issues: Violation) -> Capture:
+    """What the capture's record said beside the message that could not be used (a received_at that is no time)."""
+    def change(messages: list) -> None:
+        messages[at].capture_issues = issues
+    return change
+
+
 def signed(at: int, *checks: SignatureCheck) -> Capture:
     """What the live receiver recorded when it verified the message's signature headers."""
     def change(messages: list) -> None:
@@ -344,6 +351,16 @@ FIRING: list[Case] = [
     case("on_search provider ttl below -1", put(ON_SEARCH, f"{PROVIDER0}.ttl", -5),
          Expect("SCH_CONSTRAINT", E, ON_SEARCH, f"$.{PROVIDER0}.ttl", "minimum (limit=-1)", -5,
                 mentions="minimum of -1")),
+    case("on_cancel record of keys no capture format has", [],
+         Expect("SCH_CAPTURE_RECORD", E, ON_CANCEL, "$", "a Beckn message or a capture wrapper", ["payload", "ts"]),
+         capture=record(ON_CANCEL, None, size=30,
+                        capture_error=Violation((), "a Beckn message or a capture wrapper", ["payload", "ts"]))),
+    # A warning: the message is checked all the same, only without its capture time.
+    case("on_status captured with a received_at that is no time", [],
+         Expect("SCH_CAPTURE_FIELD", W, ON_STATUS, "$.received_at", "an RFC 3339 date-time", True,
+                mentions="the capture time is unknown"),
+         capture=noted(ON_STATUS, Violation(("received_at",), "an RFC 3339 date-time", True,
+                                            "be a capture time (the capture time is unknown)"))),
     case("init answered with ACK status 'OK'", [],
          Expect("SCH_ACK_RESPONSE", E, INIT, "$.message.ack.status", ["ACK", "NACK"], "OK",
                 mentions="synchronous ACK/NACK response"),

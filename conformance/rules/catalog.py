@@ -1,6 +1,7 @@
 """Catalog rules: an on_search catalog is internally consistent, so a BAP can order from it."""
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Iterator
 
 from conformance._types import JSONObject, PathPart
@@ -23,12 +24,14 @@ def _providers(msg: Message) -> list[tuple[int, JSONObject]]:
       must="name an object its provider defines")
 def ref_unresolved(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     for p, provider in _providers(msg):
-        defined = {member: {o.get("id") for _, o in objects(provider.get(member))} for _, member in REFERENCES}
+        # An id or reference that is a list or object (SCH_TYPE reports it) resolves nothing, and cannot be hashed.
+        defined = {member: {o.get("id") for _, o in objects(provider.get(member)) if isinstance(o.get("id"), Hashable)}
+                   for _, member in REFERENCES}
         for i, item in objects(provider.get("items")):
             for field, member in REFERENCES:
                 refs = item.get(field)
                 for j, ref in enumerate(refs if isinstance(refs, list) else []):
-                    if ref not in defined[member]:
+                    if not isinstance(ref, Hashable) or ref not in defined[member]:
                         path = ("message", "catalog", "providers", p, "items", i, field, j)
                         yield Violation(path, sorted(str(x) for x in defined[member] if x is not None), ref)
 

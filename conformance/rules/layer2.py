@@ -7,6 +7,7 @@ from conformance.findings import Severity, Violation
 from conformance.layer2 import GENERIC_RULE, PackRule
 from conformance.messages import Message
 from conformance.rules.registry import Check, CheckContext, Rule, has_layer2_errors, rule
+from conformance.transaction import domain_key
 
 
 def pack_check(rule_id: str) -> Check:
@@ -31,8 +32,8 @@ rule(GENERIC_RULE, group="layer2", title="Constraints of the Layer-2 file that c
 
 def _pack_missing_here(msg: Message, ctx: CheckContext) -> bool:
     """Once per transaction and domain: the first message of that domain for which no pack exists."""
-    key = (msg.context.get("domain"), msg.context.get("version"))
-    return key not in ctx.txn.domains and ctx.outcome.pack is None and ctx.validation.layer2.pack_for(*key) is None
+    return (ctx.outcome.pack is None and domain_key(msg) not in ctx.txn.domains
+            and ctx.validation.layer2.pack_for(msg.context.get("domain"), msg.context.get("version")) is None)
 
 
 @rule("L2_PACK_MISSING", group="layer2", severity=Severity.WARNING, when=_pack_missing_here,

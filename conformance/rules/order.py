@@ -149,9 +149,9 @@ _CANCELLED_WORD = re.compile(r"(^|[-_ ])CANCELL?ED$", re.IGNORECASE)
 def _cancelled_state(code: Any, declared: frozenset[str]) -> bool:
     """A state the use case's pack lists as cancelled; without such a list, a code whose last word is
     CANCELLED (`APPLICATION_CANCELLED`, `Booking-cancelled`), the best a harness can do without a taxonomy."""
-    if declared:
-        return code in declared
-    return isinstance(code, str) and _CANCELLED_WORD.search(code) is not None
+    if not isinstance(code, str):  # absent, or a list or object (SCH_TYPE): no state, and not hashable
+        return False
+    return code in declared if declared else _CANCELLED_WORD.search(code) is not None
 
 
 def _cancelled(order: dict[str, Any], declared: frozenset[str]) -> bool:

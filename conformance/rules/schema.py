@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from conformance.findings import ABSENT, Violation
+from conformance.findings import ABSENT, Severity, Violation
 from conformance.messages import MAX_DEPTH, MAX_MESSAGE_BYTES, TOO_DEEP, Message, json_type
 from conformance.rules.registry import CheckContext, has_core_errors, rule
 
@@ -39,8 +39,32 @@ def not_json(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
 @rule("SCH_NOT_OBJECT", group="schema", envelope=True,
       title="A message body is a JSON object", clause=CORE, must="be a JSON object with context and message")
 def not_object(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    if msg.decode_error is None and msg.size <= MAX_MESSAGE_BYTES and not isinstance(msg.body, dict):
+    if (msg.decode_error is None and msg.capture_error is None and msg.size <= MAX_MESSAGE_BYTES
+            and not isinstance(msg.body, dict)):
         yield Violation((), "object", json_type(msg.body))
+
+
+CAPTURES = ("deg-conformance capture formats (JSON, JSON Lines plain or wrapped, HAR 1.2; README: Validating "
+            "captured traffic)")
+
+
+@rule("SCH_CAPTURE_RECORD", group="schema", envelope=True,
+      title="A captured record holds a message: a Beckn message, a capture wrapper with a body, a HAR POST entry",
+      clause=CAPTURES, must="hold a message the harness can read")
+def capture_record(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+    """An error: nothing in the record could be checked, and a verdict must not pass over it unseen."""
+    if msg.capture_error is not None:
+        yield msg.capture_error
+
+
+@rule("SCH_CAPTURE_FIELD", group="schema", severity=Severity.WARNING,
+      title="What a capture records beside a message (capture time, direction, URL, response) is usable",
+      clause=CAPTURES, must="be usable, in the capture's record", when=lambda msg, ctx: bool(msg.capture_issues))
+def capture_field(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+    """A warning: the message itself is checked, and the capture, not the participant, recorded the field
+    wrongly; the finding says which rules went without it. Only on messages that are checked: a record that
+    is not has its own finding, and its capture fields serve no rule."""
+    yield from msg.capture_issues
 
 
 def _core_rule(rule_id: str, keyword: str, title: str, must: str) -> None:

@@ -136,6 +136,7 @@ def callback_after_ttl(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     ttl = parse_duration(request.context.get("ttl"))
     if ttl is None:
         ttl = ctx.settings.default_ttl
-    if sent is not None and msg.received_at is not None and msg.received_at > sent + ttl:
+    # Compared as a difference: `sent + ttl` overflows for a time near the year 9999 (a hostile capture).
+    if sent is not None and msg.received_at is not None and msg.received_at - sent > ttl:
         yield Violation(("context", "timestamp"), f"arrival by {(sent + ttl).isoformat()}",
                         f"arrived {msg.received_at.isoformat()}")
