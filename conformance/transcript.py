@@ -23,11 +23,14 @@ from conformance._perf import paused_gc
 from conformance._types import PathPart
 from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Violation
-from conformance.messages import MAX_MESSAGE_BYTES, Message, decode_json, json_type, parse_timestamp
+from conformance.messages import MAX_MESSAGE_BYTES, Message, SignatureCheck, decode_json, json_type, parse_timestamp
 
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".har")
 MAX_HAR_BYTES = 512 * 1024 * 1024
-WRAPPER_KEYS = frozenset({"received_at", "direction", "body", "endpoint", "url", "response"})
+WRAPPER_KEYS = frozenset({"received_at", "direction", "body", "endpoint", "url", "response", "latency", "signatures"})
+"""A capture wrapper's keys; `latency` (seconds to the synchronous reply) and `signatures` (how the receiver's check
+of each signature header went) are what a run's transcript.jsonl adds, so that validating it gives the findings
+the run gave."""
 BECKN_KEYS = frozenset({"context", "message", "error"})
 """The members of a Beckn message body: a record with any of them is read as a bare message."""
 SKIP_CHUNK = 64 * 1024
@@ -71,6 +74,9 @@ def _size(file: Path) -> int:
 def _files(path: Path) -> list[Path]:
     try:
         if path.is_dir():
+            report = _report_folder(path)
+            if report is not None:
+                return report
             found = sorted(_walk(path))
             if not found:
                 raise ConfigError(f"{display(path)}: no {', '.join(SUFFIXES)} files in this folder")
@@ -81,6 +87,21 @@ def _files(path: Path) -> list[Path]:
     except OSError as exc:  # is_dir and is_file raise for some errors, e.g. a parent folder without permission
         raise ConfigError(f"{display(path)}: cannot read: {exc.strerror or exc}") from None
     raise ConfigError(f"{display(path)}: {'not a file or folder' if exists else 'no such file or folder'}")
+
+
+def _report_folder(folder: Path) -> list[Path] | None:
+    """A run's report folder holds one capture, its transcript.jsonl; its other files (summary.json, the Allure
+    results' attachments) are reports about messages, and read as messages they would give false findings. None
+    for a folder that is not a report folder."""
+    if (folder / "summary.json").is_file() and (folder / "allure-results").is_dir():
+        if (folder / "transcript.jsonl").is_file():
+            return [folder / "transcript.jsonl"]
+        raise ConfigError(f"{display(folder)}: the report folder of a run, not a capture, and it holds no "
+                          "transcript.jsonl (runs write one beside their reports): nothing to validate here")
+    if any(folder.glob("*-result.json")) and any(folder.glob("*-attachment*")):
+        raise ConfigError(f"{display(folder)}: Allure results, not a capture: validate the run's transcript.jsonl, "
+                          "in the folder above")
+    return None
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -214,9 +235,28 @@ def _unwrap(msg: Message) -> Message:
         direction = None
     key = "url" if wrapper.get("endpoint") is None else "endpoint"
     endpoint = _url_path(wrapper.get(key), (key,), issues)
+    latency = wrapper.get("latency")
+    if latency is not None and (not isinstance(latency, (int, float)) or isinstance(latency, bool) or latency < 0):
+        issues.append(Violation(("latency",), "seconds to the synchronous reply", _scalar(latency),
+                                f"be a number of seconds, {_IN_RECORD} (the reply's latency is unknown)"))
+        latency = None
     return Message(body, msg.source, msg.index, received_at=received_at, direction=direction, endpoint=endpoint,
                    response=wrapper.get("response", ABSENT), decode_error=decode_error, size=msg.size,
+                   latency=latency, signatures=_signatures(wrapper.get("signatures"), issues),
                    capture_issues=tuple(issues))
+
+
+def _signatures(value: Any, issues: list[Violation]) -> tuple[SignatureCheck, ...]:
+    """How the receiver's check of each signature header went: [{header, reason (null: verified), detail}]."""
+    if value is None:
+        return ()
+    checks = [SignatureCheck(v["header"], v.get("reason"), str(v.get("detail") or ""))
+              for v in value if isinstance(v, dict) and isinstance(v.get("header"), str)
+              and isinstance(v.get("reason"), (str, type(None)))] if isinstance(value, list) else []
+    if not isinstance(value, list) or len(checks) != len(value):
+        issues.append(Violation(("signatures",), "[{header, reason, detail}, ...]", _scalar(value),
+                                f"list the signature checks, {_IN_RECORD} (those that do not are ignored)"))
+    return tuple(checks)
 
 
 def _instant(value: Any, path: tuple[PathPart, ...], issues: list[Violation]) -> datetime | None:

@@ -130,7 +130,7 @@ def test_every_callback_the_harness_acked_is_in_the_report(tmp_path: Path, engin
         with serve(bpp.app()) as url:
             run, _ = play(url, tmp_path, engine, text, settle=0.1)
             time.sleep(0.3)  # let a callback sent after the run ended get its answer
-        [s] = run.scenarios
+        s = run.scenarios[0]  # a late one may also be judged in an entry of its own: counted once, as a stray
         kept = [c for st in s.steps for c in st.callbacks] + s.unexpected + run.strays
         assert len(kept) == bpp.statuses.count(200), (delay, bpp.statuses)
         assert set(bpp.statuses) <= {200, 503, "ConnectError"}, bpp.statuses  # after the run: 503, or nobody
