@@ -169,6 +169,7 @@ class Harness:
         self._server: BackgroundServer | None = None
         self.callback_url = ""
         self.health = TargetHealth(config.ack_timeout)
+        self._callback_times: list[float] = []
         self._listings: dict[tuple[Any, Any], int | None] = {}
         """(domain, city) -> how many BPPs the registry lists there (None: it cannot list)."""
 
@@ -407,6 +408,13 @@ class Harness:
         """Ctrl-C: every wait ends now, no new step or scenario starts; the run reports what it has."""
         self.inbox.interrupt()
         self.outbox.interrupt()
+
+    def timed_callback(self, seconds: float) -> None:
+        """A callback of the target came this long after its request: evidence for how long silence must last."""
+        self._callback_times.append(seconds)
+
+    def slowest_callback(self) -> float | None:
+        return max(self._callback_times, default=None)
 
     def pause(self, seconds: float) -> None:
         """Sleep, unless the run is interrupted."""

@@ -103,6 +103,7 @@ def _callbacks(state: Play, step: Step, out: StepResult, request: Message, sent_
                                 senders=senders)
     for r in got:
         r.claimed = True
+        harness.timed_callback((r.received_at - sent_at).total_seconds())
     out.callbacks = [state.message(r) for r in got]
     for msg in out.callbacks:
         state.steps_of[msg.seq] = out

@@ -36,7 +36,10 @@ if TYPE_CHECKING:
     from conformance.runner import Harness
 
 SILENCE = 1.0
-"""Seconds to listen for a callback a refused probe must not get (--callback-timeout overrides)."""
+"""Seconds to listen for a callback a refused probe must not get, before any callback of the run was timed."""
+SILENCE_FACTOR, SILENCE_FLOOR = 4.0, 0.25
+"""Once callbacks were timed: a refused probe is watched for SILENCE_FACTOR times the slowest callback the target
+sent in this run (at least SILENCE_FLOOR seconds): a callback for it would come about as late as the others do."""
 
 
 def play_all(harness: "Harness") -> list[ScenarioResult]:
@@ -89,7 +92,10 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
     elif not _unanswered(harness, result, step):
         arrived = harness.inbox.wait(transaction_id, lambda msgs: any(r.action == "on_search" for r in msgs),
                                      time.monotonic() + window)
-        catalog = next((r.doc for r in arrived if r.action == "on_search"), None)
+        first = next((r for r in arrived if r.action == "on_search"), None)
+        catalog = first.doc if first is not None else None
+        if first is not None and step.request is not None and step.request.received_at is not None:
+            harness.timed_callback((first.received_at - step.request.received_at).total_seconds())
         _claim_all(harness, transaction_id)
     provider = dig(catalog, "message", "catalog", "providers", 0)
     item = dig(provider, "items", 0)
@@ -204,7 +210,8 @@ def _silence(harness: "Harness", result: ScenarioResult, probe: Probe, answers_p
     if not result.steps or result.unreachable:
         return
     setups = sum(1 for s in result.steps if s.name.startswith("a valid request"))
-    window = harness.config.callback_timeout or SILENCE
+    window, why = silence(harness)
+    result.steps[-1].name += f" (watched for {window:.2f} s: {why})"
     arrived = harness.inbox.wait(result.transaction_id, lambda msgs: False, time.monotonic() + window)
     allowed = setups * answers_per_request if answers_per_request is not None else (setups and len(arrived))
     for received in arrived:
@@ -215,6 +222,18 @@ def _silence(harness: "Harness", result: ScenarioResult, probe: Probe, answers_p
         _report(result, result.steps[-1], probe.rule, Violation(
             (), f"no callback for the refused message within {window:g} s",
             f"{len(callbacks) - allowed} × {callbacks[-1].action or 'message'}", "send no callback for it"))
+
+
+def silence(harness: "Harness") -> tuple[float, str]:
+    """How long a refused probe is watched for a callback that must not come, and why that long: measured
+    evidence of how late this target calls back, rather than a fixed wait."""
+    if harness.config.callback_timeout is not None:
+        return harness.config.callback_timeout, "--callback-timeout"
+    slowest = harness.slowest_callback()
+    if slowest is None:
+        return SILENCE, "no callback of this run timed yet"
+    return (max(SILENCE_FLOOR, SILENCE_FACTOR * slowest),
+            f"{SILENCE_FACTOR:g} x the slowest callback of this run, {slowest:.3f} s (at least {SILENCE_FLOOR:g} s)")
 
 
 def _claim_all(harness: "Harness", transaction_id: str) -> None:
