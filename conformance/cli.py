@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "callback. Same flags, reports and exit codes as run.")
     _live_options(probe)
     _keys_commands(sub)
+    _import_commands(sub)
     return parser
 
 
@@ -218,6 +219,28 @@ def _keys_commands(sub: Any) -> None:
     subscribe.add_argument("--registry", required=True, metavar="URL", help="the registry's base URL")
     subscribe.add_argument("--key-file", type=Path, required=True, metavar="FILE", help="the base64 private key")
     _entry_options(subscribe, required=True)
+
+
+def _import_commands(sub: Any) -> None:
+    """`import postman`: other tools' test material as scenario files that `run` plays unchanged."""
+    imports = sub.add_parser("import", help="turn other tools' test material into scenarios",
+                             description="Write scenario files (and their body fixtures) that `deg-conformance run` "
+                                         "plays unchanged, from another tool's test material.")
+    what = imports.add_subparsers(dest="import_format", required=True)
+    postman = what.add_parser(
+        "postman", help="a Postman collection (v2.x) as scenarios that play the BAP",
+        description="A Postman collection's Beckn 1.1.0 requests as scenarios, a folder's flow each (a discovery "
+                    "folder's first search goes on into its parent's select/init/confirm, its other searches stand "
+                    "alone), each body a fixture beside its scenario. The harness owns what is the BAP's own and "
+                    "saves bpp_id, bpp_uri and the order id from the target's callbacks; other {{variables}} take "
+                    "the collection's (and --env's) values. Requests that are not Beckn are skipped, and each "
+                    "request's defects are noted, on stderr. Beckn 2.0 collections are refused. See "
+                    "docs/postman-import.md.")
+    postman.add_argument("collection", type=Path, metavar="COLLECTION.json")
+    postman.add_argument("--env", type=Path, metavar="ENV.json",
+                         help="a Postman environment (its enabled values fill {{variables}}, over the collection's)")
+    postman.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="where the scenarios go (made when missing; files of the same names are replaced)")
 
 
 def _entry_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -463,6 +486,19 @@ def _keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _import(args: argparse.Namespace) -> int:
+    from conformance import postman
+
+    imported = postman.import_collection(args.collection, args.out, env=args.env)
+    for note in imported.notes:
+        print(note, file=sys.stderr)
+    for path in imported.scenarios:
+        print(path)
+    print(f"{len(imported.scenarios)} scenario(s) in {args.out}/, {imported.skipped} request(s) skipped; play them "
+          f"with `deg-conformance run {args.out} --target URL`", file=sys.stderr)
+    return EXIT_OK
+
+
 def _report(args: argparse.Namespace) -> int:
     from conformance.reporting import html
 
@@ -551,6 +587,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _keys(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "import":
+            return _import(args)
         if args.command in ("run", "probe"):
             config.layer(args.live_parser, args, args.live_defaults)
         engine = _engine(args)

@@ -385,7 +385,7 @@ def build_body(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = render(read_fixture(step.body), variables)
     for dotted, value in step.set.items():
         try:
-            _put(body, dotted.split("."), render(copy.deepcopy(value), variables))
+            put(body, dotted, render(copy.deepcopy(value), variables))
         except (LookupError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"{step.body}: set {dotted}: the body has no place for it "
                               f"({type(exc).__name__}: {exc})") from None
@@ -394,8 +394,10 @@ def build_body(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _put(doc: Any, parts: list[str], value: Any) -> None:
-    """Set doc[a][b]... = value, making objects on the way; a digit part indexes an existing list."""
+def put(doc: Any, dotted: str, value: Any) -> None:
+    """Set doc[a][b]... = value for the dotted path `a.b...`, making objects on the way; a digit part indexes an
+    existing list. What a step's `set` does, and how recorded requests are linked to saved values."""
+    parts = dotted.split(".")
     for part in parts[:-1]:
         doc = doc[int(part)] if isinstance(doc, list) else doc.setdefault(part, {})
     if isinstance(doc, list):
