@@ -30,6 +30,8 @@ from conformance.rules import Settings
 from conformance.schemas import SchemaSet
 
 REPORTS = Path("reports")
+LIVE = ("run", "probe", "replay")
+"""The commands that play against a live target, with the same options, reports and exit codes."""
 
 
 def _schema_options(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
                                        "code for a BPP; HTTP 401 with WWW-Authenticate for signatures) and sends no "
                                        "callback. Same flags, reports and exit codes as run.")
     _live_options(probe)
+
+    replay = sub.add_parser("replay", help="send a capture's requests again to a target, and judge its new answers",
+                            description="Send the requests of captured traffic (HAR, JSON Lines plain or wrapped, a "
+                                        "folder of JSON files, or a Postman collection) again, one scenario per "
+                                        "original transaction, with fresh transaction ids, message ids and "
+                                        "timestamps, signed with the harness's key; the target's new callbacks "
+                                        "are judged with the whole catalogue. bpp_id and bpp_uri stay as captured "
+                                        "unless a search in the transaction finds new ones; the order id is the new "
+                                        "on_confirm's. Same flags, reports and exit codes as run.")
+    replay.add_argument("captures", nargs="+", type=Path, metavar="CAPTURE",
+                        help="captured traffic, as validate reads it, or a Postman collection")
+    replay.add_argument("--env", type=Path, metavar="ENV.json",
+                        help="for a Postman collection: a Postman environment whose values fill its {{variables}}")
+    _live_options(replay)
+    # One settings file serves every live command: each takes its own options and leaves the others' alone.
+    shared = frozenset(a.dest for p in (run, probe, replay) for a in p._actions)  # noqa: SLF001
+    for live in (run, probe, replay):
+        live.set_defaults(live_settings=shared)
     _keys_commands(sub)
     _import_commands(sub)
     return parser
@@ -349,7 +369,12 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     from conformance.waivers import Policy
 
     probing = args.command == "probe"
-    scenarios = [] if probing else _scenarios(args.scenarios or [SCENARIOS], args.role)
+    run_id = new_run_id()
+    report_dir = args.report_dir or REPORTS / run_id
+    if args.command == "replay":
+        scenarios = _replayed(args, report_dir)
+    else:
+        scenarios = [] if probing else _scenarios(args.scenarios or [SCENARIOS], args.role)
     if args.fault and (args.target or args.gateway):
         raise ConfigError("--fault applies to the reference network, which --target/--gateway replace")
     if args.role == "bpp" and args.gateway:
@@ -383,8 +408,6 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         print("the BAP under test: use this gateway and registry; put its registry entry in a file for --register "
               "(what `deg-conformance keys new` prints)", file=sys.stderr)
         return EXIT_OK
-    run_id = new_run_id()
-    report_dir = args.report_dir or REPORTS / run_id
     try:  # before the run, not after it: a run whose reports cannot be written is lost
         report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -411,10 +434,12 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                       f"gateway {harness.gateway}, registry {harness.registry}", file=sys.stderr, flush=True)
             else:
                 where = "the reference network" if harness.network else (args.target or args.gateway)
-                what = "the probes" if probing else f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
+                what = ("the probes" if probing else
+                        f"{len(scenarios)} transaction(s) replayed from {', '.join(map(str, args.captures))}"
+                        if args.command == "replay" else f"{len(scenarios)} scenario(s){' and the probes' * args.probes}")
                 print(f"run {run_id}: {what} against {where}, callbacks at {harness.callback_url}",
                       file=sys.stderr, flush=True)
-            result = harness.run(scenarios, run_id, probes=probing or args.probes)
+            result = harness.run(scenarios, run_id, probes=probing or getattr(args, "probes", False))
         write_reports(result, report_dir, participant=where or "?")
         if args.junitxml is not None:
             args.junitxml.parent.mkdir(parents=True, exist_ok=True)
@@ -432,6 +457,23 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
               f"is in {report_dir / 'harness-error.log'}", file=sys.stderr)
     print(f"reports in {report_dir}/", file=sys.stderr)
     return result.exit_code
+
+
+def _replayed(args: argparse.Namespace, report_dir: Path) -> list[Any]:
+    """`replay`'s scenarios, a captured transaction each; a Postman collection's imported beside the reports."""
+    from conformance import replay
+
+    if args.role == "bpp":
+        raise ConfigError("replay --role bpp (a BPP's callbacks sent again, to a BAP) is not built: a BAP takes "
+                          "callbacks only for transactions it started, so each would first have to be asked for its "
+                          "requests anew; replay the BAP's requests to a BPP or gateway (--role bap)")
+    if args.catalog or args.drive != "trigger" or args.print_network:
+        raise ConfigError("--catalog, --drive and --print-network are for --role bpp, which replay does not play")
+
+    def note(text: str) -> None:
+        print(f"replay: {text}", file=sys.stderr)
+
+    return replay.scenarios(args.captures, imported=report_dir / "imported", env=args.env, note=note)
 
 
 @contextmanager
@@ -589,10 +631,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _report(args)
         if args.command == "import":
             return _import(args)
-        if args.command in ("run", "probe"):
-            config.layer(args.live_parser, args, args.live_defaults)
+        if args.command in LIVE:
+            config.layer(args.live_parser, args, args.live_defaults, others=args.live_settings)
         engine = _engine(args)
-        if args.command in ("run", "probe"):
+        if args.command in LIVE:
             return _run(args, engine)
         if args.command == "rules":
             if args.json:

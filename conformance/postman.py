@@ -35,7 +35,7 @@ from conformance.engine import Engine
 from conformance.errors import ConfigError
 from conformance.findings import Severity, plain
 from conformance.messages import ACTIONS, REQUEST_ACTIONS, Message, format_timestamp, is_callback
-from conformance.recorded import Linked, Recorded, slug
+from conformance.recorded import Linked, Recorded, slug, unique
 
 SCHEMA = "schema.getpostman.com/json/collection/v2"
 """What a v2.0 or v2.1 collection's info.schema URL contains."""
@@ -160,7 +160,7 @@ def import_collection(path: Path, out: Path, *, env: Path | None = None, engine:
     engine = engine or Engine()
     taken: set[str] = set()
     for names, members in groups:
-        stem = _unique("--".join(slug(n) for n in names) or slug(title), taken)
+        stem = unique("--".join(slug(n) for n in names) or slug(title), taken)
         written = _write(out, stem, names, members, title, path, engine)
         for member in members:
             result.notes += [Note(member.request.where, text) for text in member.notes]
@@ -352,15 +352,6 @@ def _groups(folder: Folder, parsed: dict[int, Beckn]) -> list[Group]:
     if own and not continues and len(own) > 1:  # a folder of searches alone: each its own, as a discovery folder's
         return [((*folder.path, s.request.name), [s]) for s in own] + others
     return ([(folder.path, own)] if own else []) + others
-
-
-def _unique(stem: str, taken: set[str]) -> str:
-    candidate, n = stem, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{stem}-{n}"
-    taken.add(candidate)
-    return candidate
 
 
 def _write(out: Path, stem: str, names: tuple[str, ...], members: list[Beckn], title: str, source: Path,

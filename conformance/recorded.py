@@ -152,3 +152,14 @@ def slug(text: str) -> str:
     """`text` as a file name: lower case letters and digits, words joined by `-` ("Search By Item" ->
     "search-by-item")."""
     return _NOT_SLUG.sub("-", text.lower()).strip("-") or "unnamed"
+
+
+def unique(stem: str, taken: set[str]) -> str:
+    """`stem`, or `stem-2`, `stem-3`... whichever `taken` does not hold yet (and now holds): a scenario's id is
+    its file's stem, which reports key on."""
+    candidate, n = stem, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}"
+    taken.add(candidate)
+    return candidate

@@ -128,6 +128,10 @@ class Step:
     answer: tuple[str, str] | None = None
     """Role bpp: ("nack" | "error", BECKN-005 code), how the harness's BPP answers instead of as the reference
     BPP would."""
+    payload: Mapping[str, Any] | None = None
+    """A body given as it is instead of read from `body` (which then names where it was recorded): a request
+    replayed from a capture, whose values are data and are not templated, whatever they look like. `set` still
+    applies."""
 
     @property
     def callback(self) -> str:
@@ -381,8 +385,10 @@ def read_fixture(path: Path) -> dict[str, Any]:
 
 
 def build_body(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
-    """The step's fixture, rendered, with its `set` overrides applied (dotted paths; lists by index)."""
-    body: dict[str, Any] = render(read_fixture(step.body), variables)
+    """The step's fixture, rendered (or its payload, as it is), with its `set` overrides applied (dotted paths;
+    lists by index)."""
+    body: dict[str, Any] = (copy.deepcopy(dict(step.payload)) if step.payload is not None
+                            else render(read_fixture(step.body), variables))
     for dotted, value in step.set.items():
         try:
             put(body, dotted, render(copy.deepcopy(value), variables))
