@@ -21,6 +21,7 @@ How a collection becomes scenarios (docs/postman-import.md says why):
 """
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -138,10 +139,11 @@ def import_collection(path: Path, out: Path, *, env: Path | None = None, engine:
     variables = _variables(doc.get("variable"), f"{path}: variable")
     if env is not None:
         env_doc = _json(env, "Postman environment")
-        variables.update(_variables(env_doc.get("values") if isinstance(env_doc, dict) else None, f"{env}: values"))
+        if not isinstance(env_doc, dict) or not isinstance(env_doc.get("values"), list):
+            raise ConfigError(f"{env}: not a Postman environment (no values list)")
+        variables.update(_variables(env_doc["values"], f"{env}: values"))
     root = Folder(())
-    counter = iter(range(1, 1_000_000))
-    _walk(doc["item"], root, counter, f"{path}: item")
+    _walk(doc["item"], root, itertools.count(1), f"{path}: item")
     result = Imported()
     parsed: dict[int, Beckn] = {}
     for request in _requests(root):
@@ -340,16 +342,14 @@ def _groups(folder: Folder, parsed: dict[int, Beckn]) -> list[Group]:
         if isinstance(entry, Request):
             if entry.position in parsed:
                 own.append(parsed[entry.position])
-            continue
-        if discovery(entry):
-            searches = beckn(entry)
-            if continues and not joined:
-                own.append(searches.pop(0))
-                joined = True
-            others += [((*entry.path, s.request.name), [s]) for s in searches]
+        elif continues and not joined and discovery(entry):
+            first, *rest = beckn(entry)
+            own.append(first)
+            joined = True
+            others += [((*entry.path, s.request.name), [s]) for s in rest]
         else:
             others += _groups(entry, parsed)
-    if own and not continues and len(own) > 1:  # a folder of searches alone: each its own, as a discovery folder's
+    if len(own) > 1 and not continues:  # searches alone are alternatives, not a flow: each a scenario of its own
         return [((*folder.path, s.request.name), [s]) for s in own] + others
     return ([(folder.path, own)] if own else []) + others
 
@@ -415,9 +415,15 @@ def _one_context(members: list[Beckn]) -> list[Recorded]:
     and a target echoes each request's context in its callback, so a collection that changes them would have its
     own inconsistency reported against the target. Each change is a note."""
     first = members[0].recorded.body.get("context", {})
+    transaction = next((t for m in members if recorded.literal(t := m.recorded.body["context"].get("transaction_id"))),
+                       None)
     out = []
     for member in members:
         context = member.recorded.body.get("context", {})
+        given = context.get("transaction_id")
+        if recorded.literal(given) and given != transaction:
+            member.notes.append(f"context.transaction_id is {given!r}, not the flow's {transaction!r}: the harness "
+                                "plays the folder as one transaction, under an id of its own")
         changed = {k: first[k] for k in ("domain", "version", "location") if k in first and context.get(k) != first[k]}
         for key in changed:
             was = f"is {_short(context[key])}, not" if key in context else "is absent, not"

@@ -86,7 +86,7 @@ def link(requests: Sequence[Recorded]) -> tuple[list[Linked], dict[str, Any]]:
             recorded = dig(request.body, *path.split("."))
             if bpp_saved and request.send != "search":
                 uses[path] = name
-            elif _literal(recorded):  # no search before (or a search that names its BPP): as recorded, for --var
+            elif literal(recorded):  # no search before (or a search that names its BPP): as recorded, for --var
                 variables.setdefault(name, recorded)
                 uses[path] = name
         if request.send == "confirm" and any(r.send in ORDER_ID_AT for r in later):
@@ -113,7 +113,7 @@ def _offer(order: Recorded) -> dict[str, str] | None:
     items = objects(dig(order.body, "message", "order", "items"))
     if items:
         where["$.item.id"] = items[0][1].get("id")
-    kept = {path: value for path, value in where.items() if _literal(value)}
+    kept = {path: value for path, value in where.items() if literal(value)}
     return kept or None
 
 
@@ -121,7 +121,7 @@ def _order_id_paths(request: Recorded) -> dict[str, str]:
     """Where `request` names the order, and any other member of its message holding the same value (a recorded
     body may repeat the id under a name of its own, as `orderId`)."""
     found = {path: dig(request.body, *path.split(".")) for path in ORDER_ID_AT[request.send]}
-    named = {path: value for path, value in found.items() if _literal(value)}
+    named = {path: value for path, value in found.items() if literal(value)}
     message = request.body.get("message")
     if named and isinstance(message, dict):
         values = set(named.values())
@@ -129,7 +129,7 @@ def _order_id_paths(request: Recorded) -> dict[str, str]:
     return {path: "order_id" for path in named}
 
 
-def _literal(value: Any) -> bool:
+def literal(value: Any) -> bool:
     """A recorded value that can stand as it is: a non-empty string with no template in it."""
     return isinstance(value, str) and bool(value) and "{{" not in value
 

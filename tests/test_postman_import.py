@@ -232,6 +232,10 @@ def test_variables_come_from_the_environment_over_the_collection_and_unknown_one
     assert fixture["message"]["intent"] == {"descriptor": {"name": "Peak Saver"}, "tags": "{{ missing_one }}"}
     assert found.variables == {"missing_one": ""}
     assert "Find: {{missing_one}} has no value in the collection or the environment" in err
+    env.write_text(json.dumps({"name": "not an environment"}))
+    code, _, err = import_postman(capsys, str(tmp_path / "tiny.postman_collection.json"), "--env", str(env), "--out",
+                                  str(tmp_path))
+    assert code == 2 and err.strip() == f"deg-conformance: error: {env}: not a Postman environment (no values list)"
 
 
 def test_defects_are_said_per_request_and_the_rest_is_imported(capsys: Capture, tmp_path: Path) -> None:
