@@ -158,12 +158,14 @@ def import_collection(path: Path, out: Path, *, env: Path | None = None, engine:
         raise ConfigError(f"{path}: no Beckn 1.1.0 request to import (every request was skipped: "
                           f"{'; '.join(map(str, result.notes[:3]))}{' ...' if len(result.notes) > 3 else ''})")
     title = str(info.get("name") or path.stem)
-    out.mkdir(parents=True, exist_ok=True)
     engine = engine or Engine()
     taken: set[str] = set()
     for names, members in groups:
         stem = unique("--".join(slug(n) for n in names) or slug(title), taken)
-        written = _write(out, stem, names, members, title, path, engine)
+        try:
+            written = _write(out, stem, names, members, title, path, engine)
+        except OSError as exc:
+            raise ConfigError(f"{out}: cannot write the scenarios there: {exc.strerror or exc}") from None
         for member in members:
             result.notes += [Note(member.request.where, text) for text in member.notes]
         scenario.load(written)  # what `run` will do: a file the importer wrote must load
@@ -360,7 +362,7 @@ def _write(out: Path, stem: str, names: tuple[str, ...], members: list[Beckn], t
     is added to each request's notes."""
     linked, variables = recorded.link(_one_context(members))
     bodies = out / stem
-    bodies.mkdir(exist_ok=True)
+    bodies.mkdir(parents=True, exist_ok=True)
     fixtures = [_fixture(step) for step in linked]
     known = {*scenario.RUNNER_VARIABLES, *scenario.BUILTINS, *variables, "bpp_id", "bpp_uri", "order_id"}
     unknown: dict[str, str] = {}

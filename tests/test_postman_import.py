@@ -299,6 +299,15 @@ def test_input_that_cannot_be_imported_is_one_line_exit_2(content: str, message:
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_an_out_folder_that_cannot_be_written_is_one_line_exit_2(capsys: Capture, tmp_path: Path) -> None:
+    path = written(tmp_path, collection(request("Find", "{{BAP_CLIENT_URL}}/search", beckn("search", intent={}))))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    code, out, err = import_postman(capsys, str(path), "--out", str(blocked / "out"))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"deg-conformance: error: {blocked / 'out'}: cannot write the scenarios there: ")
+
+
 def test_comments_are_removed_outside_strings_only() -> None:
     text = '{"url": "https://a.example/x", // gone\n "b": "/* kept */" /* gone */}'
     assert without_comments(text) == ('{"url": "https://a.example/x", \n "b": "/* kept */" }', True)
