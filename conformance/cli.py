@@ -434,9 +434,12 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                       f"gateway {harness.gateway}, registry {harness.registry}", file=sys.stderr, flush=True)
             else:
                 where = "the reference network" if harness.network else (args.target or args.gateway)
-                what = ("the probes" if probing else
-                        f"{len(scenarios)} transaction(s) replayed from {', '.join(map(str, args.captures))}"
-                        if args.command == "replay" else f"{len(scenarios)} scenario(s){' and the probes' * args.probes}")
+                if probing:
+                    what = "the probes"
+                elif args.command == "replay":
+                    what = f"{len(scenarios)} transaction(s) replayed from {', '.join(map(str, args.captures))}"
+                else:
+                    what = f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
                 print(f"run {run_id}: {what} against {where}, callbacks at {harness.callback_url}",
                       file=sys.stderr, flush=True)
             result = harness.run(scenarios, run_id, probes=probing or getattr(args, "probes", False))
