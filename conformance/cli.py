@@ -30,6 +30,8 @@ from conformance.rules import Settings
 from conformance.schemas import SchemaSet
 
 REPORTS = Path("reports")
+LIVE = ("run", "probe", "replay")
+"""The commands that play against a live target, with the same options, reports and exit codes."""
 
 
 def _schema_options(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +121,26 @@ def build_parser() -> argparse.ArgumentParser:
                                        "code for a BPP; HTTP 401 with WWW-Authenticate for signatures) and sends no "
                                        "callback. Same flags, reports and exit codes as run.")
     _live_options(probe)
+
+    replay = sub.add_parser("replay", help="send a capture's requests again to a target, and judge its new answers",
+                            description="Send the requests of captured traffic (HAR, JSON Lines plain or wrapped, a "
+                                        "folder of JSON files, or a Postman collection) again, one scenario per "
+                                        "original transaction, with fresh transaction ids, message ids and "
+                                        "timestamps, signed with the harness's key; the target's new callbacks "
+                                        "are judged with the whole catalogue. bpp_id and bpp_uri stay as captured "
+                                        "unless a search in the transaction finds new ones; the order id is the new "
+                                        "on_confirm's. Same flags, reports and exit codes as run.")
+    replay.add_argument("captures", nargs="+", type=Path, metavar="CAPTURE",
+                        help="captured traffic, as validate reads it, or a Postman collection")
+    replay.add_argument("--env", type=Path, metavar="ENV.json",
+                        help="for a Postman collection: a Postman environment whose values fill its {{variables}}")
+    _live_options(replay)
+    # One settings file serves every live command: each takes its own options and leaves the others' alone.
+    shared = frozenset(a.dest for p in (run, probe, replay) for a in p._actions)  # noqa: SLF001
+    for live in (run, probe, replay):
+        live.set_defaults(live_settings=shared)
     _keys_commands(sub)
+    _import_commands(sub)
     return parser
 
 
@@ -227,6 +248,28 @@ def _keys_commands(sub: Any) -> None:
     subscribe.add_argument("--registry", required=True, metavar="URL", help="the registry's base URL")
     subscribe.add_argument("--key-file", type=Path, required=True, metavar="FILE", help="the base64 private key")
     _entry_options(subscribe, required=True)
+
+
+def _import_commands(sub: Any) -> None:
+    """`import postman`: other tools' test material as scenario files that `run` plays unchanged."""
+    imports = sub.add_parser("import", help="turn other tools' test material into scenarios",
+                             description="Write scenario files (and their body fixtures) that `deg-conformance run` "
+                                         "plays unchanged, from another tool's test material.")
+    what = imports.add_subparsers(dest="import_format", required=True)
+    postman = what.add_parser(
+        "postman", help="a Postman collection (v2.x) as scenarios that play the BAP",
+        description="A Postman collection's Beckn 1.1.0 requests as scenarios, a folder's flow each (a discovery "
+                    "folder's first search goes on into its parent's select/init/confirm, its other searches stand "
+                    "alone), each body a fixture beside its scenario. The harness owns what is the BAP's own and "
+                    "saves bpp_id, bpp_uri and the order id from the target's callbacks; other {{variables}} take "
+                    "the collection's (and --env's) values. Requests that are not Beckn are skipped, and each "
+                    "request's defects are noted, on stderr. Beckn 2.0 collections are refused. See "
+                    "docs/postman-import.md.")
+    postman.add_argument("collection", type=Path, metavar="COLLECTION.json")
+    postman.add_argument("--env", type=Path, metavar="ENV.json",
+                         help="a Postman environment (its enabled values fill {{variables}}, over the collection's)")
+    postman.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="where the scenarios go (made when missing; files of the same names are replaced)")
 
 
 def _entry_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -343,7 +386,12 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
 
     probing = args.command == "probe"
     use_case = usecases.named(args.use_case)
-    scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
+    run_id = new_run_id()
+    report_dir = args.report_dir or REPORTS / run_id
+    if args.command == "replay":
+        scenarios = _replayed(args, report_dir)
+    else:
+        scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
     if engine.layer2.pack_for(use_case.domain, use_case.version) is None:
         print(f"use case {use_case.name} ({use_case.domain} {use_case.version}) has no Layer-2 pack: its Layer-2 "
               "checks and probes are skipped", file=sys.stderr)
@@ -380,8 +428,6 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         print("the BAP under test: use this gateway and registry; put its registry entry in a file for --register "
               "(what `deg-conformance keys new` prints)", file=sys.stderr)
         return EXIT_OK
-    run_id = new_run_id()
-    report_dir = args.report_dir or REPORTS / run_id
     try:  # before the run, not after it: a run whose reports cannot be written is lost
         report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -408,10 +454,15 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                       f"gateway {harness.gateway}, registry {harness.registry}", file=sys.stderr, flush=True)
             else:
                 where = "the reference network" if harness.network else (args.target or args.gateway)
-                what = "the probes" if probing else f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
+                if probing:
+                    what = "the probes"
+                elif args.command == "replay":
+                    what = f"{len(scenarios)} transaction(s) replayed from {', '.join(map(str, args.captures))}"
+                else:
+                    what = f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
                 print(f"run {run_id}: {what} against {where}, callbacks at {harness.callback_url}",
                       file=sys.stderr, flush=True)
-            result = harness.run(scenarios, run_id, probes=probing or args.probes)
+            result = harness.run(scenarios, run_id, probes=probing or getattr(args, "probes", False))
         write_reports(result, report_dir, participant=where or "?")
         if args.junitxml is not None:
             args.junitxml.parent.mkdir(parents=True, exist_ok=True)
@@ -429,6 +480,23 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
               f"is in {report_dir / 'harness-error.log'}", file=sys.stderr)
     print(f"reports in {report_dir}/", file=sys.stderr)
     return result.exit_code
+
+
+def _replayed(args: argparse.Namespace, report_dir: Path) -> list[Any]:
+    """`replay`'s scenarios, a captured transaction each; a Postman collection's imported beside the reports."""
+    from conformance import replay
+
+    if args.role == "bpp":
+        raise ConfigError("replay --role bpp (a BPP's callbacks sent again, to a BAP) is not built: a BAP takes "
+                          "callbacks only for transactions it started, so each would first have to be asked for its "
+                          "requests anew; replay the BAP's requests to a BPP or gateway (--role bap)")
+    if args.catalog or args.drive != "trigger" or args.print_network:
+        raise ConfigError("--catalog, --drive and --print-network are for --role bpp, which replay does not play")
+
+    def note(text: str) -> None:
+        print(f"replay: {text}", file=sys.stderr)
+
+    return replay.scenarios(args.captures, imported=report_dir / "imported", env=args.env, note=note)
 
 
 @contextmanager
@@ -480,6 +548,19 @@ def _keys(args: argparse.Namespace) -> int:
     print(orjson.dumps(published, option=orjson.OPT_INDENT_2).decode())
     print("publish it: `deg-conformance keys subscribe` for a Beckn registry; a DeDi registry through its own "
           f"publishing API{'' if args.url else ', after adding the subscriber URL (--url)'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace) -> int:
+    from conformance import postman
+
+    imported = postman.import_collection(args.collection, args.out, env=args.env)
+    for note in imported.notes:
+        print(note, file=sys.stderr)
+    for path in imported.scenarios:
+        print(path)
+    print(f"{len(imported.scenarios)} scenario(s) in {args.out}/, {imported.skipped} request(s) skipped; play them "
+          f"with `deg-conformance run {args.out} --target URL`", file=sys.stderr)
     return EXIT_OK
 
 
@@ -578,10 +659,12 @@ def _main(argv: Sequence[str] | None) -> int:
                 print(f"{u.name:22} {u.domain:20} {len(u.catalogs)} catalog(s), {scenarios} scenario(s), "
                       f"{'Layer-2 pack ' + pack.name if pack else 'no Layer-2 pack'}  {u.title}")
             return EXIT_OK
-        if args.command in ("run", "probe"):
-            config.layer(args.live_parser, args, args.live_defaults)
+        if args.command == "import":
+            return _import(args)
+        if args.command in LIVE:
+            config.layer(args.live_parser, args, args.live_defaults, others=args.live_settings)
         engine = _engine(args)
-        if args.command in ("run", "probe"):
+        if args.command in LIVE:
             return _run(args, engine)
         if args.command == "rules":
             if args.json:

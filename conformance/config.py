@@ -62,24 +62,26 @@ def _pyproject(path: Path, *, required: bool) -> dict[str, Any]:
 
 
 def layer(parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: Mapping[str, Any],
-          environ: Mapping[str, str] | None = None) -> Path | None:
+          environ: Mapping[str, str] | None = None, *, others: frozenset[str] = frozenset()) -> Path | None:
     """Fill every option `args` did not get on the command line (None) from the environment, then the settings
     file, then `defaults`; returns the settings file used. Options of one mutually exclusive group given on the
-    command line keep the others of the group out of the file and the environment."""
+    command line keep the others of the group out of the file and the environment. `others` are the options of
+    the other commands that share the settings (run's scenarios, replay's captures): left alone here, not refused."""
     environ = os.environ if environ is None else environ
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}  # noqa: SLF001
     values, path = settings_file(getattr(args, "config", None))
     base = path.parent if path is not None else Path(".")
+    known = (actions.keys() | others) - {"help", "config"}
     from_file = {key.replace("-", "_"): value for key, value in values.items()}
-    unknown = sorted(set(from_file) - set(actions))
+    unknown = sorted(set(from_file) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown settings {', '.join(unknown)}; known: "
-                          f"{', '.join(sorted(k.replace('_', '-') for k in actions))}")
+                          f"{', '.join(sorted(k.replace('_', '-') for k in known))}")
     strangers = sorted(k for k in environ if k.startswith(ENV_PREFIX)
-                       and k[len(ENV_PREFIX):].lower() not in actions and k != f"{ENV_PREFIX}CONFIG")
+                       and k[len(ENV_PREFIX):].lower() not in known and k != f"{ENV_PREFIX}CONFIG")
     if strangers:
         raise ConfigError(f"unknown environment settings {', '.join(strangers)}; known: "
-                          f"{', '.join(ENV_PREFIX + k.upper() for k in sorted(actions))}")
+                          f"{', '.join(ENV_PREFIX + k.upper() for k in sorted(known))}")
     given = {dest for dest in actions if getattr(args, dest, None) not in (None, [])}
     excluded = {other.dest for group in parser._mutually_exclusive_groups  # noqa: SLF001
                 for other in group._group_actions if any(a.dest in given for a in group._group_actions)}  # noqa: SLF001

@@ -128,6 +128,10 @@ class Step:
     answer: tuple[str, str] | None = None
     """Role bpp: ("nack" | "error", BECKN-005 code), how the harness's BPP answers instead of as the reference
     BPP would."""
+    payload: Mapping[str, Any] | None = None
+    """A body given as it is instead of read from `body` (which then names where it was recorded): a request
+    replayed from a capture, whose values are data and are not templated, whatever they look like. `set` still
+    applies."""
 
     @property
     def callback(self) -> str:
@@ -381,11 +385,13 @@ def read_fixture(path: Path) -> dict[str, Any]:
 
 
 def build_body(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
-    """The step's fixture, rendered, with its `set` overrides applied (dotted paths; lists by index)."""
-    body: dict[str, Any] = render(read_fixture(step.body), variables)
+    """The step's fixture, rendered (or its payload, as it is), with its `set` overrides applied (dotted paths;
+    lists by index)."""
+    body: dict[str, Any] = (copy.deepcopy(dict(step.payload)) if step.payload is not None
+                            else render(read_fixture(step.body), variables))
     for dotted, value in step.set.items():
         try:
-            _put(body, dotted.split("."), render(copy.deepcopy(value), variables))
+            put(body, dotted, render(copy.deepcopy(value), variables))
         except (LookupError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"{step.body}: set {dotted}: the body has no place for it "
                               f"({type(exc).__name__}: {exc})") from None
@@ -394,8 +400,10 @@ def build_body(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _put(doc: Any, parts: list[str], value: Any) -> None:
-    """Set doc[a][b]... = value, making objects on the way; a digit part indexes an existing list."""
+def put(doc: Any, dotted: str, value: Any) -> None:
+    """Set doc[a][b]... = value for the dotted path `a.b...`, making objects on the way; a digit part indexes an
+    existing list. What a step's `set` does, and how recorded requests are linked to saved values."""
+    parts = dotted.split(".")
     for part in parts[:-1]:
         doc = doc[int(part)] if isinstance(doc, list) else doc.setdefault(part, {})
     if isinstance(doc, list):

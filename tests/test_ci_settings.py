@@ -108,6 +108,21 @@ def test_pyproject_holds_the_settings_too(capsys: Capture, clean_env: Path) -> N
     assert code == 0 and "PASS   unknown-order" in out and (clean_env / "reports" / "ci" / "summary.json").is_file()
 
 
+def test_one_settings_file_serves_run_probe_and_replay(capsys: Capture, clean_env: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """run's scenarios (and a replay's --env) in the file or the environment do not stop the other commands."""
+    write(clean_env, "deg-conformance.yaml", f"scenarios: [{SHIPPED / 'unknown-order.yaml'}]\nenv: staging.json\n"
+                                             "callback-timeout: 1\nregistry-type: nonsense\n")
+    monkeypatch.setenv("DEG_CONFORMANCE_PROBES", "1")
+    for argv in (["probe"], ["replay", "capture.jsonl"]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        # the command got as far as its own options, which the file gets wrong on purpose
+        assert code == 2 and "registry-type: 'nonsense' is not one of beckn, dedi" in err, err
+    write(clean_env, "deg-conformance.yaml", "scenarioz: [x.yaml]\n")
+    assert main(["replay", "capture.jsonl"]) == 2 and "unknown settings scenarioz" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("file, env, says", [
     ("callbak-timeout: 1\n", {}, "unknown settings callbak_timeout"),
     ("ack-timeout: soon\n", {}, "ack-timeout: 'soon' is not a valid value"),
