@@ -64,8 +64,13 @@ def test_validating_the_transcript_gives_the_runs_findings(runs: dict[str, RunRe
     assert len(messages) == len(run_transcript.messages(run)) > 0
     report = Engine().check(messages)
     offline = {(f.rule_id, f.action, f.message_id, f.path) for f in report.findings}
-    assert offline == engine_findings(run), (sorted(offline - engine_findings(run)),
-                                             sorted(engine_findings(run) - offline))
+    in_run = engine_findings(run)
+    assert in_run <= offline, sorted(in_run - offline)
+    # Known miss of the live run (issue 13 note): a duplicate on_search that reaches the harness after its
+    # scenario's collection window is kept in the transcript, and only the offline pass judges it.
+    late = {f for f in offline - in_run if name == "bap/duplicate-callback" and f[:2] == ("TXN_DUPLICATE_CALLBACK",
+                                                                                          "on_search")}
+    assert offline - in_run == late, sorted(offline - in_run - late)
     if name in ("bap", "bpp"):  # the clean runs: nothing but, on a busy machine, a slow ACK
         assert {f[0] for f in offline} <= {"TIM_ACK_LATENCY"}
 
