@@ -161,6 +161,15 @@ def _cancelled(order: dict[str, Any], declared: frozenset[str]) -> bool:
                for _, f in objects(order.get("fulfillments")))
 
 
+def _unless_cancelled(order: dict, ctx: CheckContext) -> Iterator[Violation]:
+    """The one verdict both cancel rules give: an order that shows no cancelled state, with what it shows."""
+    pack = ctx.outcome.pack
+    if not _cancelled(order, pack.cancelled_states if pack else frozenset()):
+        states = [dig(f, "state", "descriptor", "code") for _, f in objects(order.get("fulfillments"))]
+        yield Violation(("message", "order"), "status CANCELLED or a cancelled fulfillment state",
+                        {"status": order.get("status"), "fulfillment_states": states})
+
+
 @rule("ORD_NOT_CANCELLED", group="order", actions=("on_cancel",),
       when=lambda msg, ctx: isinstance(dig(msg.message, "order"), dict),
       title="on_cancel shows the order cancelled",
@@ -168,12 +177,7 @@ def _cancelled(order: dict[str, Any], declared: frozenset[str]) -> bool:
              "(DEG demand flexibility: APPLICATION_CANCELLED; without a list, a code ending in the word CANCELLED)",
       must="show a cancelled state (order.status CANCELLED, or a cancelled fulfillment state of the use case)")
 def not_cancelled(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    order = msg.message["order"]
-    pack = ctx.outcome.pack
-    if not _cancelled(order, pack.cancelled_states if pack else frozenset()):
-        states = [dig(f, "state", "descriptor", "code") for _, f in objects(order.get("fulfillments"))]
-        yield Violation(("message", "order"), "status CANCELLED or a cancelled fulfillment state",
-                        {"status": order.get("status"), "fulfillment_states": states})
+    yield from _unless_cancelled(msg.message["order"], ctx)
 
 
 @rule("ORD_STATUS_AFTER_CANCEL", group="order", actions=("on_status",),
@@ -185,9 +189,4 @@ def not_cancelled(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
       must="show a cancelled state (order.status CANCELLED, or a cancelled fulfillment state of the use case), "
            "since an earlier on_cancel cancelled the order")
 def status_after_cancel(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    order = msg.message["order"]
-    pack = ctx.outcome.pack
-    if not _cancelled(order, pack.cancelled_states if pack else frozenset()):
-        states = [dig(f, "state", "descriptor", "code") for _, f in objects(order.get("fulfillments"))]
-        yield Violation(("message", "order"), "status CANCELLED or a cancelled fulfillment state",
-                        {"status": order.get("status"), "fulfillment_states": states})
+    yield from _unless_cancelled(msg.message["order"], ctx)
