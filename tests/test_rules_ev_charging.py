@@ -81,8 +81,8 @@ def case(name: str, edits: Edit | tuple[Edit, ...], rule: str, at: int, path: st
 
 
 FIRING = [
-    case("on_confirm in the cancellation terms' word for charging", put(ON_CONFIRM, f"{ORDER_POINT}.state.descriptor.code",
-                                                                     "charging-start"),
+    case("on_confirm in the cancellation terms' word for charging",
+         put(ON_CONFIRM, f"{ORDER_POINT}.state.descriptor.code", "charging-start"),
          "L2_EV_FULFILLMENT_STATE", ON_CONFIRM, f"$.{ORDER_POINT}.state.descriptor.code", "charging-start",
          "charging-started"),
     case("cancellation terms keyed to the table's misspelt state",
@@ -148,7 +148,8 @@ NEAR_MISSES = [
                  id="L2_EV_CONNECTOR_TYPE: the lower case the guide's text asks for"),
     pytest.param(put(ON_SEARCH, f"{CONNECTOR}[2].value", "IEC_60309_2_single_16"),
                  id="L2_EV_CONNECTOR_TYPE: a list value in its own mixed case"),
-    pytest.param(append(ON_SEARCH, f"{POINT0}.tags[0].list", {"descriptor": {"code": "charger-type"}, "value": "AC/DC"}),
+    pytest.param(append(ON_SEARCH, f"{POINT0}.tags[0].list",
+                        {"descriptor": {"code": "charger-type"}, "value": "AC/DC"}),
                  id="L2_EV_CHARGER_TYPE: a charging point's charger type (the table gives it no list)"),
     pytest.param(put(ON_SEARCH, f"{POINT0}.tags[0].list[1].descriptor.code", "Availability"),
                  id="L2_EV_CHARGING_POINT_AVAILABILITY: a tag code the taxonomy does not have is not read as its own"),
