@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from conformance import signing
-from conformance.network import Network
+from conformance import signing, usecases
+from conformance.network import MountableNetwork, Network
+from conformance.network.bpp import ReferenceBPP
 from conformance.network.participant import now_rfc3339
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
@@ -230,6 +231,13 @@ def signed_search(net: Network, key: KeyPair, bpp: str, *, gateway_key: KeyPair 
     if gateway_key is not None:
         headers["X-Gateway-Authorization"] = signing.sign(raw, gateway_key)
     return httpx.post(f"{net.bpps[bpp].url}/search", content=raw, headers=headers, timeout=5)
+
+
+def bpps_of(net: MountableNetwork, use_case: str = usecases.DEFAULT) -> list[ReferenceBPP]:
+    """The network's BPPs that serve a use case's catalogs: those its gateway reaches with a search of the use case's
+    domain (the reference network serves every shipped use case at once)."""
+    names = {path.stem for path in usecases.named(use_case).catalogs}
+    return [bpp for name, bpp in net.bpps.items() if name in names]
 
 
 def free_port() -> int:

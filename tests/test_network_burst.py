@@ -33,6 +33,7 @@ from conformance.messages import format_timestamp
 from conformance.network import MountableNetwork, Network, NetworkConfig
 from conformance.pytest_plugin import NetworkFactory
 from conformance.signing import KeyPair
+from tests._live import bpps_of
 from tests.conftest import FIXTURES
 
 BURST = 800
@@ -79,16 +80,17 @@ class Answer:
 
 def plan(net: MountableNetwork, count: int) -> list[Planned]:
     """`count` searches in the reference BAP's name, each in a transaction of its own (adopted by the BAP, so it
-    takes their callbacks): one in VALID_EVERY signed with the BAP's key, in turn to each BPP and to the gateway;
-    the others to the same targets, signed with a key the registry does not hold for the BAP's key id (refused
-    after the key is re-read) or under a key id it does not have at all (looked up every time)."""
+    takes their callbacks): one in VALID_EVERY signed with the BAP's key, in turn to each BPP of the searches' use
+    case (demand flexibility) and to the gateway; the others to the same targets, signed with a key the registry
+    does not hold for the BAP's key id (refused after the key is re-read) or under a key id it does not have at all
+    (looked up every time)."""
     template: dict[str, Any] = orjson.loads((FIXTURES / "conformant-transaction" / "01-search.json").read_bytes())
     bap = net.bap.key
     wrong = KeyPair.generate(bap.subscriber_id, bap.unique_key_id)
     unknown = KeyPair.generate(bap.subscriber_id, "no-such-key")
     targets: list[tuple[str, dict[str, str], int]] = [
-        (f"{b.url}/search", {"bpp_id": b.key.subscriber_id, "bpp_uri": b.url}, 1) for b in net.bpps.values()]
-    targets.append((f"{net.gateway_url}/search", {}, len(net.bpps)))
+        (f"{b.url}/search", {"bpp_id": b.key.subscriber_id, "bpp_uri": b.url}, 1) for b in bpps_of(net)]
+    targets.append((f"{net.gateway_url}/search", {}, len(bpps_of(net))))
     planned = []
     for n in range(count):
         valid = n % VALID_EVERY == 0

@@ -2,6 +2,7 @@
 templating and the five assertions mean exactly what docs/scenarios.md says. Pure and fast: no network."""
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -13,6 +14,9 @@ from conformance.errors import ConfigError
 from conformance.scenario import Assertion, build_body, discover, load, render
 from tests._live import SHIPPED, write
 
+SCENARIOS = SHIPPED.parent
+"""Every shipped use case's scenarios."""
+
 
 def refused(path: Path) -> str:
     with pytest.raises(ConfigError) as info:
@@ -23,16 +27,22 @@ def refused(path: Path) -> str:
 # --- the shipped scenarios -------------------------------------------------------------------------------
 
 def test_every_shipped_scenario_loads() -> None:
-    paths = discover([SHIPPED])
-    loaded = {f"{p.parent.name}/{p.stem}": load(p) for p in paths}
+    paths = discover([SCENARIOS])
+    loaded = {str(p.relative_to(SCENARIOS).with_suffix("")): load(p) for p in paths}
     assert {name: s.role for name, s in loaded.items()} == {
         "demand-flexibility/automated-control": "bap", "demand-flexibility/gateway-search": "bap",
         "demand-flexibility/manual-optin": "bap", "demand-flexibility/status-after-cancel": "bap",
-        "demand-flexibility/unknown-order": "bap", "bpp-role/automated-control": "bpp",
-        "bpp-role/manual-optin": "bpp", "bpp-role/status-of-an-order-not-its-own": "bpp",
-        "bpp-role/stops-after-a-refused-enrolment": "bpp"}
-    loaded = {p.stem: s for p, s in zip(paths, loaded.values()) if s.role == "bap"}
-    manual = loaded["manual-optin"]
+        "demand-flexibility/unknown-order": "bap", "demand-flexibility/bpp-role/automated-control": "bpp",
+        "demand-flexibility/bpp-role/manual-optin": "bpp",
+        "demand-flexibility/bpp-role/status-of-an-order-not-its-own": "bpp",
+        "demand-flexibility/bpp-role/stops-after-a-refused-enrolment": "bpp",
+        "ev-charging/cancellation": "bap", "ev-charging/charging-session": "bap", "ev-charging/unknown-order": "bap",
+        "ev-charging/bpp-role/a-session-not-its-own": "bpp", "ev-charging/bpp-role/cancellation": "bpp",
+        "ev-charging/bpp-role/charging-session": "bpp", "ev-charging/bpp-role/stops-after-a-refused-quote": "bpp"}
+    # A use case's scenarios are in its folder, role bpp under bpp-role/, and say so.
+    for name, s in loaded.items():
+        assert (name.split("/")[0], "bpp-role/" in name) == (s.use_case, s.role == "bpp"), name
+    manual = loaded["demand-flexibility/manual-optin"]
     assert [s.send for s in manual.steps] == ["search", "init", "confirm", "status", "support", "cancel"]
     search = manual.steps[0]
     assert search.expect.count is None and search.expect.min == 1 and search.expect.within is None
@@ -43,24 +53,41 @@ def test_every_shipped_scenario_loads() -> None:
     assert search.offer is not None and search.choose is None and dict(search.save) == {}
     assert set(search.offer.save) == {"provider_id", "item_id", "fulfillment_id", "bpp_id", "bpp_uri"}
     assert [a.describe() for a in search.offer.where] == ["$.categories[*].descriptor.code contains 'MANUAL_FLEX'"]
-    refused_step = loaded["unknown-order"].steps[1]
+    refused_step = loaded["demand-flexibility/unknown-order"].steps[1]
     assert (refused_step.expect.outcome, refused_step.expect.error_code) == ("refused", "30010")
-    assert loaded["gateway-search"].requires == ("gateway",)
+    assert loaded["demand-flexibility/gateway-search"].requires == ("gateway",)
+    session = loaded["ev-charging/charging-session"]
+    assert [s.send for s in session.steps] == ["search", "select", "init", "confirm", "status", "update", "update",
+                                              "track", "rating", "support"]
+    assert [s.body.name for s in session.steps[5:7] if s.body] == ["update.json", "update-end-charging.json"]
+    assert session.steps[0].body == scenario.FIXTURES / "ev-charging" / "requests" / "search.json"
 
 
-def test_shipped_scenarios_name_no_ids_of_the_guide() -> None:
-    """A shipped verdict must hold on any conformant participant: no scenario may lean on the guide's ids or on
-    array positions, which a BPP with its own catalog does not share."""
-    guide_ids = ("provider_demand_flex_001", "provider_flex_aggregator_001", "manual_optin_demand_flex",
-                 "aggregator_optin_flex", "manual_optin", "automated_control", "flex_manual", "flex_auto")
-    for path in discover([SHIPPED]):
+def _ids(value: object) -> set[str]:
+    """Every `id` a fixture gives (providers, items, fulfillments, orders, ...), but numbers: "1" is no name."""
+    if isinstance(value, dict):
+        own = {value["id"]} if isinstance(value.get("id"), str) and not value["id"].isdigit() else set()
+        return own.union(*(_ids(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_ids(v) for v in value))
+    return set()
+
+
+def test_shipped_scenarios_name_no_ids_of_the_guides_or_the_catalogs() -> None:
+    """A shipped verdict must hold on any conformant participant: no scenario may lean on the ids of a guide's
+    transaction or of the reference catalogs, or on array positions, which a BPP with its own catalog does not
+    share."""
+    fixtures = [*scenario.FIXTURES.glob("*/catalogs/*.json"), *scenario.FIXTURES.glob("*/guide-transaction/*.json")]
+    ids = set().union(*(_ids(json.loads(p.read_text(encoding="utf-8"))) for p in fixtures))
+    assert {"provider_demand_flex_001", "manual_optin", "voltway-blr", "amp-pillar-7", "cs-item-01"} <= ids
+    for path in discover([SCENARIOS]):
         text = path.read_text(encoding="utf-8")
-        assert not [i for i in guide_ids if i in text], path
+        assert not [i for i in ids if re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", text)], path
         assert not re.search(r"\[\d+\]", text), f"{path}: an array index"
 
 
 def test_every_shipped_assertion_names_its_clause() -> None:
-    for path in discover([SHIPPED]):
+    for path in discover([SCENARIOS]):
         for step in load(path).steps:
             assert all(a.clause for a in step.asserts), f"{path}:{step.line}"
             assert step.expect.within is None or step.expect.reason, f"{path}:{step.line}: within without a reason"

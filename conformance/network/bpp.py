@@ -64,6 +64,8 @@ class ReferenceBPP(Participant):
         self.latency = latency
         self.orders: dict[str, dict[str, Any]] = {}
         """Confirmed orders by id."""
+        self.confirmed_in: dict[Any, str] = {}
+        """transaction_id -> the id of the order confirmed in it: an update that names no order is about that one."""
         self.seen: set[tuple[Any, Any]] = set()
         """(transaction_id, message_id) of every request served: a second one is a replay or a reused id."""
         self.initialised: set[Any] = set()
@@ -140,6 +142,7 @@ class ReferenceBPP(Participant):
                 order["id"] = f"order-{uuid.uuid4()}"
                 self._set_state(order, self.first_state)
                 self.orders[order["id"]] = order
+                self.confirmed_in[context.get("transaction_id")] = order["id"]
             return {"order": copy.deepcopy(order)}
         if action == "support":  # like status: about an order of this BPP, so an unknown ref_id is refused
             ref = dig(message, "support", "ref_id")
@@ -154,13 +157,17 @@ class ReferenceBPP(Participant):
             if not any(True for _ in objects(message.get("ratings"))):
                 raise Refusal(INVALID_REQUEST, "a rating names what it rates in message.ratings", "$.message.ratings")
             return {}
-        return self._about_order(action, message)
+        return self._about_order(action, message, context.get("transaction_id"))
 
-    def _about_order(self, action: str, message: dict[str, Any]) -> dict[str, Any]:
+    def _about_order(self, action: str, message: dict[str, Any], transaction_id: Any) -> dict[str, Any]:
         """status, track, cancel and update: about an order this BPP confirmed (update names it at
-        message.order.id, the others at message.order_id), moved on as the use case says."""
+        message.order.id, the others at message.order_id), moved on as the use case says. Core 1.1.0 does not
+        require an update's order to carry its id (the UEI EV charging guide's updates carry none): an update
+        without one is about the order confirmed in its transaction."""
         where = "$.message.order.id" if action == "update" else "$.message.order_id"
         order_id = dig(message, "order", "id") if action == "update" else message.get("order_id")
+        if action == "update" and order_id is None:
+            order_id = self.confirmed_in.get(transaction_id)
         if "invent-orders" in self.faults and isinstance(order_id, str):
             self.orders.setdefault(order_id, self._invented(order_id))
         order = self._known_order(order_id, where)

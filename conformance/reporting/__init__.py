@@ -34,13 +34,16 @@ def as_text(report: Report) -> str:
 
 
 def rules_text(rules: Iterable[Rule]) -> str:
+    """One row per rule, in columns as wide as the longest id (a pack may declare long ones)."""
+    rules = list(rules)
+    width = max([30, *(len(r.id) for r in rules)])
     rows = []
     group = None
     for r in rules:
         if r.group != group:
             group = r.group
             rows.append(f"\n[{group}]")
-        rows.append(f"{r.id:30} {r.severity.value:7} {r.title}\n{'':38} {r.clause}")
+        rows.append(f"{r.id:{width}} {r.severity.value:7} {r.title}\n{'':{width + 8}} {r.clause}")
     return "\n".join(rows).lstrip("\n")
 
 
