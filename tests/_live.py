@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from conformance import signing
-from conformance.network import Network
+from conformance import signing, usecases
+from conformance.network import MountableNetwork, Network
+from conformance.network.bpp import ReferenceBPP
 from conformance.network.participant import now_rfc3339
 from conformance.signing import KeyPair
 from conformance.transport import BackgroundServer, bind
@@ -48,6 +49,13 @@ def serve(app: Any) -> Iterator[str]:
 def closed_port_url() -> str:
     """A loopback URL nobody listens on (the port was free a moment ago and is closed again)."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+def bpps_of(net: MountableNetwork, use_case: str = usecases.DEFAULT) -> list[ReferenceBPP]:
+    """The reference BPPs serving one use case's catalogs (by default demand flexibility's, whose transaction
+    fixtures most tests send): the network serves every shipped use case, and a search through its gateway
+    reaches the BPPs of the search's domain only."""
+    return [net.bpps[path.stem] for path in usecases.named(use_case).catalogs]
 
 
 def write(directory: Path, name: str, text: str) -> Path:

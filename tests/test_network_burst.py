@@ -33,6 +33,7 @@ from conformance.messages import format_timestamp
 from conformance.network import MountableNetwork, Network, NetworkConfig
 from conformance.pytest_plugin import NetworkFactory
 from conformance.signing import KeyPair
+from tests._live import bpps_of
 from tests.conftest import FIXTURES
 
 BURST = 800
@@ -86,9 +87,10 @@ def plan(net: MountableNetwork, count: int) -> list[Planned]:
     bap = net.bap.key
     wrong = KeyPair.generate(bap.subscriber_id, bap.unique_key_id)
     unknown = KeyPair.generate(bap.subscriber_id, "no-such-key")
+    bpps = bpps_of(net)  # the template's domain: the gateway fans its searches out to these
     targets: list[tuple[str, dict[str, str], int]] = [
-        (f"{b.url}/search", {"bpp_id": b.key.subscriber_id, "bpp_uri": b.url}, 1) for b in net.bpps.values()]
-    targets.append((f"{net.gateway_url}/search", {}, len(net.bpps)))
+        (f"{b.url}/search", {"bpp_id": b.key.subscriber_id, "bpp_uri": b.url}, 1) for b in bpps]
+    targets.append((f"{net.gateway_url}/search", {}, len(bpps)))
     planned = []
     for n in range(count):
         valid = n % VALID_EVERY == 0

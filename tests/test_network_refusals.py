@@ -29,7 +29,7 @@ from conformance.network import FAULTS, Network, NetworkConfig, start
 from conformance.network.participant import BAP_ONLY, Participant
 from conformance.pytest_plugin import NetworkFactory
 from conformance.signing import KeyPair
-from tests._live import serve
+from tests._live import bpps_of, serve
 from tests.conftest import FIXTURES
 
 TRANSACTION = FIXTURES / "conformant-transaction"
@@ -391,7 +391,7 @@ def test_gateway_search_refuses_a_bad_signature(net: Network) -> None:
     # The same bytes, correctly signed, are fanned out and answered by both BPPs.
     assert post_raw(f"{net.gateway_url}/search", raw, signing.sign(raw, net.bap.key)).json() == ACK
     catalogs = wait_for(net, count=2, transaction_id=body["context"]["transaction_id"], action="on_search")
-    assert {m["body"]["context"]["bpp_id"] for m in catalogs} == {b.key.subscriber_id for b in net.bpps.values()}
+    assert {m["body"]["context"]["bpp_id"] for m in catalogs} == {b.key.subscriber_id for b in bpps_of(net)}
 
 
 def test_gateway_search_refuses_an_unsigned_request(net: Network) -> None:
@@ -533,7 +533,7 @@ def test_gateway_fans_out_a_search_whose_city_is_not_an_object(
     deadline = time.monotonic() + 3
     while len(sends) < 2 and time.monotonic() < deadline:
         time.sleep(POLL)
-    assert sorted(s["url"] for s in sends) == sorted(f"{b.url}/search" for b in net.bpps.values())
+    assert sorted(s["url"] for s in sends) == sorted(f"{b.url}/search" for b in bpps_of(net))
 
 
 def test_bpp_answers_directly_when_an_unchecked_gateway_header_cannot_be_read(
@@ -838,8 +838,8 @@ def lookup(net: Network, query: dict[str, Any]) -> list[dict[str, Any]]:
 def test_registry_lookup_by_type_and_domain_returns_both_bpps_with_their_keys(net: Network) -> None:
     found = lookup(net, {"type": "BPP", "domain": "flexibility"})
     assert {r["subscriber_id"]: r["signing_public_key"] for r in found} == {
-        bpp.key.subscriber_id: bpp.key.public_key for bpp in net.bpps.values()}
-    assert {r["url"] for r in found} == {bpp.url for bpp in net.bpps.values()}
+        bpp.key.subscriber_id: bpp.key.public_key for bpp in bpps_of(net)}
+    assert {r["url"] for r in found} == {bpp.url for bpp in bpps_of(net)}
     assert {(r["type"], r["domain"], r["status"]) for r in found} == {("BPP", "flexibility", "SUBSCRIBED")}
     assert lookup(net, {"type": "BPP", "domain": "mobility"}) == []
 
