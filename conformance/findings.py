@@ -37,6 +37,9 @@ class Violation:
     found: Any
     must: str | None = None
     """Overrides the rule's predicate when one rule can be broken in several ways."""
+    clause: str | None = None
+    """Overrides the rule's clause when the text that was broken depends on the message: a rule id several Layer-2
+    packs declare cites the pack of the message's use case."""
 
 
 @dataclass(frozen=True, slots=True)

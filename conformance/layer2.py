@@ -46,6 +46,18 @@ class Layer2Pack:
     """Fulfillment state codes that mean the order is cancelled (`x-conformance.cancelled-states`)."""
     _rule_ids: dict[tuple[PathPart, ...], str] = field(default_factory=dict)
 
+    @property
+    def name(self) -> str:
+        """What the pack is called in the rule catalogue: its use case (the folder under packs/ a built-in pack is
+        in, as for the use case's fixtures), else its file."""
+        path = Path(self.origin)
+        return path.parent.name if path.parent.parent == PACKS_DIR else path.name
+
+    def declared(self, rule_id: str) -> PackRule | None:
+        """This pack's own description of a rule id: several packs may declare one id (the same check on another
+        use case's taxonomy), each with its own clause and values."""
+        return next((r for r in self.rules if r.id == rule_id), None)
+
     def rule_id(self, schema_path: tuple[PathPart, ...]) -> str:
         """The `x-rule` nearest to the failing keyword along its schema path, else the generic id."""
         found = self._rule_ids.get(schema_path)

@@ -19,6 +19,8 @@ from conformance.shipped import FIXTURES, SCENARIOS
 
 DEFAULT = "demand-flexibility"
 FILE = "use-case.yaml"
+CONFIRM_AFTER = ("init", "select")
+"""The requests a use case may name as the one that readies an order for confirm."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +36,9 @@ class Orders:
     cancelled: str
     updates: Mapping[str, str] = field(default_factory=dict)
     """A state code an update asks for -> the state on_update shows."""
+    confirm_after: str = "init"
+    """The request that readies an order for confirm: init in Beckn's flow; select where the use case's flow has no
+    init (energy finance goes select -> confirm). A confirm in a transaction with neither is refused."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,4 +108,11 @@ def read(path: Path) -> UseCase:
                    orders=Orders(confirmed=str(orders["confirmed"]), cancelled=str(orders["cancelled"]),
                                  confirmed_otherwise=orders.get("confirmed-otherwise"),
                                  after_status={str(k): str(v) for k, v in (orders.get("after-status") or {}).items()},
-                                 updates={str(k): str(v) for k, v in (orders.get("updates") or {}).items()}))
+                                 updates={str(k): str(v) for k, v in (orders.get("updates") or {}).items()},
+                                 confirm_after=_confirm_after(path, orders.get("confirm-after", "init"))))
+
+
+def _confirm_after(path: Path, value: Any) -> str:
+    if value not in CONFIRM_AFTER:
+        raise ConfigError(f"{path}: orders.confirm-after must be one of {', '.join(CONFIRM_AFTER)}, not {value!r}")
+    return str(value)

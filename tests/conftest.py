@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +30,15 @@ def guide_blocks() -> list[dict]:
     """The JSON examples of the guide itself, in the order the guide gives them."""
     text = GUIDE.read_text(encoding="utf-8")
     return [json.loads(m.group(1)) for m in re.finditer(r"```\n(.*?)\n```", text, re.S)]
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parent_of(body: Any, path: str) -> tuple[Any, str | int]:
+    """The object or list holding the value at `path` (a finding's path without `$.`, e.g.
+    `message.order.items[0].id`), and the key or index of the value in it: where a test breaks a message."""
+    *head, last = [int(index) if index else key for key, index in _STEP.findall(path)]
+    for step in head:
+        body = body[step]
+    return body, last

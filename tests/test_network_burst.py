@@ -88,9 +88,10 @@ def plan(net: MountableNetwork, count: int) -> list[Planned]:
     bap = net.bap.key
     wrong = KeyPair.generate(bap.subscriber_id, bap.unique_key_id)
     unknown = KeyPair.generate(bap.subscriber_id, "no-such-key")
+    bpps = bpps_of(net)  # the template's domain: the gateway fans its searches out to these
     targets: list[tuple[str, dict[str, str], int]] = [
-        (f"{b.url}/search", {"bpp_id": b.key.subscriber_id, "bpp_uri": b.url}, 1) for b in bpps_of(net)]
-    targets.append((f"{net.gateway_url}/search", {}, len(bpps_of(net))))
+        (f"{b.url}/search", {"bpp_id": b.key.subscriber_id, "bpp_uri": b.url}, 1) for b in bpps]
+    targets.append((f"{net.gateway_url}/search", {}, len(bpps)))
     planned = []
     for n in range(count):
         valid = n % VALID_EVERY == 0

@@ -6,16 +6,15 @@ import json
 import re
 import uuid
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
-from conformance import scenario
+from conformance import scenario, usecases
 from conformance.errors import ConfigError
 from conformance.scenario import Assertion, build_body, discover, load, render
+from conformance.shipped import SCENARIOS
 from tests._live import SHIPPED, write
-
-SCENARIOS = SHIPPED.parent
-"""Every shipped use case's scenarios."""
 
 
 def refused(path: Path) -> str:
@@ -84,6 +83,58 @@ def test_shipped_scenarios_name_no_ids_of_the_guides_or_the_catalogs() -> None:
         text = path.read_text(encoding="utf-8")
         assert not [i for i in ids if re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", text)], path
         assert not re.search(r"\[\d+\]", text), f"{path}: an array index"
+def test_every_use_case_ships_scenarios_of_its_own() -> None:
+    """Each shipped use case has scenarios in scenarios/<name>/ (role bap, and role bpp under bpp-role/), each
+    saying it is that use case's, so its request bodies come from fixtures/<name>/; and each sends what its
+    use case's flow has, from a search to a confirm."""
+    for name, use_case in usecases.shipped().items():
+        loaded = [load(p) for p in discover([use_case.scenarios])]
+        assert {s.use_case for s in loaded} == {name} and {s.role for s in loaded} == {"bap", "bpp"}, name
+        for s in loaded:
+            assert all(step.body.is_relative_to(use_case.folder) for step in s.steps), s.path
+        happy = [s for s in loaded if "happy-path" in s.tags]
+        assert happy and all([st.send for st in s.steps][0] == "search" and "confirm" in [st.send for st in s.steps]
+                             for s in happy), name
+
+
+def _catalog_ids(value: Any) -> set[str]:
+    """Every id a catalog gives anything (providers, items, categories, fulfillments, locations, ...)."""
+    if isinstance(value, dict):
+        found = {value["id"]} if isinstance(value.get("id"), str) else set()
+        return found.union(*(_catalog_ids(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_catalog_ids(v) for v in value))
+    return set()
+
+
+def _values(value: Any) -> Iterator[Any]:
+    """The scalars of a scenario's value (a `set` override, a variable, an assertion's expected value)."""
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _values(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _values(v)
+    else:
+        yield value
+
+
+@pytest.mark.parametrize("name", sorted(usecases.shipped()))
+def test_shipped_scenarios_name_no_ids_of_their_catalogs(name: str) -> None:
+    """A shipped verdict must hold on any conformant participant: no scenario may lean on the ids of the reference
+    catalogs (the guide's, the collection's) or on array positions, which a BPP with its own catalog does not
+    share. Ids are looked for where a scenario could use them: its variables, overrides and expected values."""
+    use_case = usecases.named(name)
+    ids = set().union(*(_catalog_ids(json.loads(p.read_text(encoding="utf-8"))) for p in use_case.catalogs))
+    assert ids
+    for path in discover([use_case.scenarios]):
+        s = load(path)
+        used = [*_values(dict(s.variables))]
+        for step in s.steps:
+            tests = [*step.asserts, *(step.offer.where if step.offer else ()), *([step.choose] if step.choose else [])]
+            used += [*_values(dict(step.set)), *(v for a in tests for v in _values(a.value))]
+        assert not [v for v in used if isinstance(v, str) and v in ids], path
+        assert not re.search(r"\[\d+\]", path.read_text(encoding="utf-8")), f"{path}: an array index"
 
 
 def test_every_shipped_assertion_names_its_clause() -> None:

@@ -69,7 +69,8 @@ class ReferenceBPP(Participant):
         self.seen: set[tuple[Any, Any]] = set()
         """(transaction_id, message_id) of every request served: a second one is a replay or a reused id."""
         self.initialised: set[Any] = set()
-        """Transactions whose init was served: confirm comes after init."""
+        """Transactions whose order was readied for confirm: by an init, or by the request the use case confirms
+        after instead (select, in energy finance)."""
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/{action}", self.handle, methods=["POST"])])
@@ -134,9 +135,9 @@ class ReferenceBPP(Participant):
         if action in ("select", "init", "confirm"):
             order = self._order_from(_object(message.get("order")))
             if action == "confirm" and context.get("transaction_id") not in self.initialised:
-                raise Refusal(INVALID_REQUEST, "confirm before init: this transaction has no initialised order",
-                              "$.context.transaction_id")
-            if action == "init":
+                raise Refusal(INVALID_REQUEST, f"confirm before {self.states.confirm_after}: this transaction has no "
+                                               "initialised order", "$.context.transaction_id")
+            if action in ("init", self.states.confirm_after):
                 self.initialised.add(context.get("transaction_id"))
             if action == "confirm":
                 order["id"] = f"order-{uuid.uuid4()}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from conformance.layer2 import Layer2Pack
+from conformance.layer2 import Layer2Pack, PackRule
 from conformance.rules import (  # noqa: F401  (registration)
     catalog, context, layer2, order, probe, scenario, schema, signature, timing, transaction,
 )
@@ -16,8 +16,11 @@ __all__ = ["CheckContext", "Rule", "Settings", "catalogue", "rule"]
 def catalogue(packs: Iterable[Layer2Pack] = ()) -> list[Rule]:
     """Every rule a run applies: the built-in ones, then the rules the given Layer-2 packs declare."""
     rules = {r.id: r for r in registered()}
+    declared: dict[str, list[tuple[str, PackRule]]] = {}
     for pack in packs:
         for spec in pack.rules:
-            rules.setdefault(spec.id, pack_rule(spec))
+            declared.setdefault(spec.id, []).append((pack.name, spec))
+    for rule_id, specs in declared.items():
+        rules.setdefault(rule_id, pack_rule(specs))
     rank = {g: i for i, g in enumerate(GROUPS)}
     return sorted(rules.values(), key=lambda r: rank[r.group])

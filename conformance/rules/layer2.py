@@ -1,7 +1,7 @@
 """Layer-2 rules: the use case's taxonomy, as its pack declares it. Pack rules are built from the pack's data."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from conformance.findings import Severity, Violation
 from conformance.layer2 import GENERIC_RULE, PackRule
@@ -11,17 +11,29 @@ from conformance.transaction import domain_key
 
 
 def pack_check(rule_id: str) -> Check:
-    """The check behind one pack rule: the Layer-2 violations attributed to that id."""
+    """The check behind one pack rule: the Layer-2 violations attributed to that id, each with the predicate and
+    clause of the pack that judged the message (one id may be declared by the packs of several use cases)."""
     def check(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+        pack = ctx.outcome.pack
+        spec = pack.declared(rule_id) if pack is not None else None
         for found_id, err in ctx.outcome.layer2:
             if found_id == rule_id:
                 # A pack rule's own predicate says it best; the generic rule can only quote the schema.
-                yield Violation(err.path, err.expected, err.found, err.must if rule_id == GENERIC_RULE else None)
+                yield Violation(err.path, err.expected, err.found, spec.must if spec else err.must,
+                                spec.clause if spec else None)
     return check
 
 
-def pack_rule(spec: PackRule) -> Rule:
-    return Rule(spec.id, "layer2", spec.severity, spec.title, spec.clause, spec.must, pack_check(spec.id),
+def pack_rule(declared: Sequence[tuple[str, PackRule]]) -> Rule:
+    """The catalogue's entry for a rule id one or more packs declare, given as (pack name, its declaration). Packs
+    that share an id mean the same check (the same title and severity: tests/test_starter_kit_packs.py holds the
+    shipped packs to it), each on its own use case's values: the entry names the packs, and each finding cites
+    its own pack's clause."""
+    first = declared[0][1]
+    clause = first.clause if len(declared) == 1 else (
+        f"the Layer-2 pack of the message's use case ({', '.join(name for name, _ in declared)}): each finding "
+        "cites its own pack's clause")
+    return Rule(first.id, "layer2", first.severity, first.title, clause, first.must, pack_check(first.id),
                 when=has_layer2_errors)
 
 

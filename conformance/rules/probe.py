@@ -23,7 +23,7 @@ CONTEXT = reported(
     clause="Beckn core 1.1.0, Context; BECKN-005 30000 invalid request", must=REFUSE)
 LAYER2 = reported(
     "PRB_LAYER2", group="probe", title="A value outside the network's Layer-2 taxonomy is refused",
-    clause="DEG demand flexibility guide v1.0, Taxonomy (the Layer-2 pack); BECKN-005 30000 invalid request",
+    clause="The use case's taxonomy (its Layer-2 pack: conformance/packs/<use case>/); BECKN-005 30000 invalid request",
     must=REFUSE)
 FLOW = reported(
     "PRB_FLOW", group="probe", title="A request the transaction so far does not allow is refused",

@@ -107,9 +107,9 @@ class Rule:
         expected, found = v.expected, v.found
         if self.check is None:  # the runner's own rules describe what they expected and found, in words
             expected, found = (Prose(x) if isinstance(x, str) else x for x in (expected, found))
-        return Finding(rule_id=self.id, severity=self.severity, title=self.title, clause=clause or self.clause,
-                       path=path or json_path(v.path), must=v.must or self.must, expected=expected, found=found,
-                       **where)
+        return Finding(rule_id=self.id, severity=self.severity, title=self.title,
+                       clause=clause or v.clause or self.clause, path=path or json_path(v.path),
+                       must=v.must or self.must, expected=expected, found=found, **where)
 
 
 _RULES: dict[str, Rule] = {}

@@ -81,8 +81,13 @@ def changes(path: tuple[PathPart, ...], was: Any, now: Any) -> Iterator[Violatio
 
 def _unchanged(rule_id: str, fields: tuple[str, ...], title: str) -> None:
     def check(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+        # A callback echoes its request's context: where the request changed a field, the change is the request's
+        # (reported there), and its sender, not the one that answered as asked, is to blame.
+        echoed = ctx.request.context if _answers_request(msg, ctx) else None
         for name in fields:
-            yield from changes(("context", name), ctx.first.context.get(name, ABSENT), msg.context.get(name, ABSENT))
+            now = msg.context.get(name, ABSENT)
+            if echoed is None or echoed.get(name, ABSENT) != now:
+                yield from changes(("context", name), ctx.first.context.get(name, ABSENT), now)
 
     rule(rule_id, group="transaction", title=title,
          clause=f"{CONTEXT}: set by the BAP when the transaction starts and echoed in every later message",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from conformance import signing
+from conformance import offers, signing
 from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Violation
 from conformance.messages import Message, dig, parse_duration
@@ -71,8 +71,10 @@ def _without_pack(harness: "Harness") -> list[ScenarioResult]:
 
 
 def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, ScenarioResult]:
-    """The ids a valid request to this BPP needs (provider, item, fulfillment, bpp_id, bpp_uri), from one valid
-    search; None, and why in the result, when the target does not answer it."""
+    """What a valid request to this BPP needs, from one valid search: the first offer of its catalog, as a
+    scenario sees it (conformance/offers.py: provider, item, fulfillment, and the item's fulfillments, which an
+    order naming several, as a battery rental's start and end, takes whole), and bpp_id, bpp_uri. None, and why
+    in the result, when the target does not answer it."""
     result = _result(harness, "probe set-up: a valid search the probes start from", "setup")
     transaction_id = result.transaction_id
     body = _body(harness, "search", {})
@@ -97,17 +99,16 @@ def _discover(harness: "Harness", target: str) -> tuple[dict[str, Any] | None, S
         if first is not None and step.request is not None and step.request.received_at is not None:
             harness.timed_callback((first.received_at - step.request.received_at).total_seconds())
         _claim_all(harness, transaction_id)
-    provider = dig(catalog, "message", "catalog", "providers", 0)
-    item = dig(provider, "items", 0)
+    offer = next(iter(offers.views(catalog)), None)
     result.stopped = time.time()
-    if not isinstance(provider, dict) or not isinstance(item, dict):
+    if offer is None:
         if not result.findings and result.setup_error is None and result.error is None:
             _report(result, step, timing.CALLBACK_MISSING, Violation(
                 (), f"an on_search with a provider and an item within {window:g} s", "none"))
         return None, result
-    fulfillment = dig(item, "fulfillment_ids", 0) or dig(provider, "fulfillments", 0, "id")
     return {"bpp_id": dig(catalog, "context", "bpp_id"), "bpp_uri": dig(catalog, "context", "bpp_uri"),
-            "provider_id": provider.get("id"), "item_id": item.get("id"), "fulfillment_id": fulfillment,
+            "provider_id": offer["provider"].get("id"), "item_id": offer["item"].get("id"),
+            "fulfillment_id": offer["fulfillment"].get("id"), "fulfillments": offer["fulfillments"],
             "order_id": "set-by-the-probe"}, result  # status/cancel/support probes name an unknown order
 
 

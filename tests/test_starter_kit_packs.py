@@ -1,0 +1,160 @@
+"""The Layer-2 packs of the DEG Starter Kit's use cases (retail, finance, rental, p2p-trading, ev): every rule each
+pack declares fires on its use case's conformant transaction broken in one place, citing that pack's clause and
+values, and stays silent on the transaction as it is; packs that share a rule id mean the same check.
+
+Each use case's transaction (fixtures/<use case>/conformant-transaction/) is what its scenario plays against the
+reference network, recorded with readable ids and times. The breaks are, where the Starter Kit offers one, the
+value its other material writes in the same place (docs/positions-starter-kit.md says why that material loses).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from conformance import Engine, Message, Severity, usecases
+from conformance.layer2 import Layer2Pack
+from tests.conftest import parent_of
+
+STARTER_KIT = ("retail", "finance", "rental", "p2p-trading", "ev")
+
+
+def transaction(use_case: str) -> dict[str, dict[str, Any]]:
+    """The use case's conformant transaction, by file name, in order."""
+    folder = usecases.named(use_case).folder / "conformant-transaction"
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
+
+
+def messages(bodies: dict[str, dict[str, Any]]) -> list[Message]:
+    return [Message(body, name, None, seq=n) for n, (name, body) in enumerate(bodies.items())]
+
+
+def pack_of(engine: Engine, use_case: str) -> Layer2Pack:
+    found = usecases.named(use_case)
+    pack = engine.layer2.pack_for(found.domain, found.version)
+    assert pack is not None and pack.name == use_case
+    return pack
+
+
+@dataclass(frozen=True)
+class Break:
+    use_case: str
+    rule: str
+    file: str
+    """The message of the use case's transaction that is broken."""
+    path: str
+    """Where (the finding's JSONPath without `$.`)."""
+    value: Any
+    why: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.use_case}: {self.rule}: {self.why}"
+
+
+ON_SEARCH = "02-on_search.json"
+PROVIDER = "message.catalog.providers[0]"
+BREAKS = [
+    Break("retail", "L2_CATEGORY_CODE", ON_SEARCH, f"{PROVIDER}.categories[0].descriptor.code",
+          "DEG Retail Battery", "the README's category name for its code"),
+    Break("retail", "L2_FULFILLMENT_TYPE", "05-init.json", "message.order.fulfillments[0].type",
+          "Delivery in 5 days", "the README's lower-case spelling"),
+    Break("retail", "L2_FULFILLMENT_STATE", "08-on_confirm.json",
+          "message.order.fulfillments[0].state.descriptor.code", "ORDER DELIVERED", "the guide's short_desc for its code"),
+    Break("retail", "L2_PAYMENT_COLLECTED_BY", "07-confirm.json", "message.order.payments[0].collected_by",
+          "bpp", "the core description's lower case"),
+    Break("finance", "L2_CATEGORY_CODE", "01-search.json", "message.intent.category.descriptor.code",
+          "loan_type_battery", "the README's category name for its code"),
+    Break("finance", "L2_FULFILLMENT_TYPE", "05-confirm.json", "message.order.fulfillments[0].type",
+          "DELIVERY", "upper case"),
+    Break("finance", "L2_FULFILLMENT_STATE", "06-on_confirm.json",
+          "message.order.fulfillments[0].state.descriptor.code", "LOAN DISBURSED", "the guide's short_desc for its code"),
+    Break("rental", "L2_CATEGORY_CODE", ON_SEARCH, f"{PROVIDER}.categories[0].descriptor.code",
+          "BATTERY RENTAL", "the guide's on_select name for its code"),
+    Break("rental", "L2_FULFILLMENT_TYPE", "03-select.json", "message.order.fulfillments[1].type",
+          "RENTAL_STOP", "an end the use case does not name"),
+    Break("rental", "L2_PAYMENT_COLLECTED_BY", "07-confirm.json", "message.order.payments[0].collected_by",
+          "WALLET", "a party that is neither BAP nor BPP"),
+    Break("p2p-trading", "L2_CATEGORY_CODE", ON_SEARCH, f"{PROVIDER}.categories[0].descriptor.code",
+          "solar energy", "the guide's category name for its code"),
+    Break("p2p-trading", "L2_ITEM_CODE", "01-search.json", "message.intent.item.descriptor.code",
+          "electricity", "another word for the commodity"),
+    Break("p2p-trading", "L2_FULFILLMENT_TYPE", "03-init.json", "message.order.fulfillments[0].type",
+          "start", "the guide's stop type written as a fulfillment type"),
+    Break("p2p-trading", "L2_STOP_TYPE", ON_SEARCH, f"{PROVIDER}.fulfillments[1].stops[0].type",
+          "END", "the collection's fulfillment type written as a stop type"),
+    Break("p2p-trading", "L2_FULFILLMENT_STATE", "06-on_confirm.json",
+          "message.order.fulfillments[0].state.descriptor.code", "ORDER_PLACED", "another spelling of the guide's"),
+    Break("p2p-trading", "L2_PAYMENT_COLLECTED_BY", "05-confirm.json", "message.order.payments[0].collected_by",
+          "PROSUMER", "a party that is neither BAP nor BPP"),
+    Break("ev", "L2_CATEGORY_CODE", ON_SEARCH, f"{PROVIDER}.categories[0].descriptor.code",
+          "EV Chargers", "the README's category name for its code"),
+    Break("ev", "L2_FULFILLMENT_TYPE", "05-init.json", "message.order.fulfillments[0].type",
+          "ONSITE", "upper case"),
+    Break("ev", "L2_PORT_TYPE", "03-select.json", "message.order.items[0].tags[0].list[0].value",
+          "Type2, GB/T", "the README's two connectors in one tag"),
+]
+
+
+def broken(b: Break) -> dict[str, dict[str, Any]]:
+    bodies = copy.deepcopy(transaction(b.use_case))
+    parent, key = parent_of(bodies[b.file], b.path)
+    assert key in parent if isinstance(parent, dict) else key < len(parent), f"{b.file} has no {b.path}"
+    parent[key] = b.value
+    return bodies
+
+
+@pytest.mark.parametrize("b", [pytest.param(b, id=b.id) for b in BREAKS])
+def test_rule_fires_with_its_own_packs_clause(b: Break, engine: Engine) -> None:
+    findings = engine.check(messages(broken(b))).findings
+    assert Counter((f.rule_id, f.source, f.path) for f in findings) == Counter([(b.rule, b.file, f"$.{b.path}")]), \
+        "\n\n".join(f.text() for f in findings)
+    [finding] = findings
+    declared = pack_of(engine, b.use_case).declared(b.rule)
+    assert declared is not None
+    assert (finding.severity, finding.title, finding.clause, finding.must) == (
+        declared.severity, declared.title, declared.clause, declared.must)
+    assert finding.found == b.value
+
+
+@pytest.mark.parametrize("use_case", STARTER_KIT)
+def test_the_use_cases_transaction_is_clean(use_case: str, engine: Engine) -> None:
+    """Silent: no rule of the catalogue, the use case's pack included, finds anything in it."""
+    bodies = transaction(use_case)
+    report = engine.check(messages(bodies))
+    assert report.findings == [], "\n\n".join(f.text() for f in report.findings)
+    assert (report.messages, report.transactions) == (len(bodies), 1)
+    assert bodies[ON_SEARCH]["message"]["catalog"]["providers"] == [
+        json.loads(path.read_text(encoding="utf-8"))["provider"] for path in usecases.named(use_case).catalogs]
+
+
+def test_a_tag_of_another_code_is_free_text() -> None:
+    """Near miss: only a port_type tag is narrowed; a charger's other tags say what they like."""
+    bodies = copy.deepcopy(transaction("ev"))
+    tags = bodies[ON_SEARCH]["message"]["catalog"]["providers"][0]["items"][0]["tags"][0]["list"]
+    tags.append({"descriptor": {"code": "power_rating"}, "value": "60 kW, shared by two ports"})
+    assert Engine().check(messages(bodies)).findings == []
+
+
+@pytest.mark.parametrize("use_case", STARTER_KIT)
+def test_every_rule_of_the_pack_has_a_break(use_case: str, engine: Engine) -> None:
+    declared = {r.id for r in pack_of(engine, use_case).rules}
+    assert declared == {b.rule for b in BREAKS if b.use_case == use_case}
+
+
+def test_packs_that_share_a_rule_id_mean_the_same_check(engine: Engine) -> None:
+    """A rule id is one check in the catalogue and in reports: the packs that declare it give it one title and one
+    severity; only the clause and the values (must) are their use case's own."""
+    meaning: dict[str, set[tuple[str, Severity]]] = {}
+    for pack in engine.layer2.packs():
+        for r in pack.rules:
+            meaning.setdefault(r.id, set()).add((r.title, r.severity))
+    assert {rule_id: m for rule_id, m in meaning.items() if len(m) > 1} == {}
+    shared = {rule_id for rule_id in meaning if sum(p.declared(rule_id) is not None for p in engine.layer2.packs()) > 1}
+    assert {"L2_CATEGORY_CODE", "L2_FULFILLMENT_TYPE", "L2_FULFILLMENT_STATE"} <= shared
+    listed = {r.id: r for r in engine.rules}["L2_CATEGORY_CODE"]
+    assert listed.clause.startswith("the Layer-2 pack of the message's use case (demand-flexibility, ")
