@@ -20,17 +20,17 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import orjson
 
-from conformance import __version__, config, reporting, transcript, usecases
+from conformance import __version__, config, coverage, reporting, transcript, usecases
 from conformance.engine import Engine, Progress
 from conformance.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_USAGE,
                                ConfigError, SetupError)
 from conformance.layer2 import Layer2
-from conformance.messages import parse_duration
+from conformance.messages import Message, parse_duration
 from conformance.rules import Settings
 from conformance.schemas import SchemaSet
 
 REPORTS = Path("reports")
-LIVE = ("run", "probe", "replay")
+LIVE = ("run", "probe", "replay", "certify")
 """The commands that play against a live target, with the same options, reports and exit codes."""
 
 
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--use-case", metavar="NAME",
                           help="apply this use case's Layer-2 pack to every message, whatever its domain (see "
                                "`deg-conformance run --use-case`; default: the pack of each message's domain)")
+    validate.add_argument("--coverage", action="store_true",
+                          help="also print which actions and rules the capture exercised, and which rules it never "
+                               "did, with why (with --json: a coverage member, as certify's coverage.json)")
     validate.add_argument("--default-ttl", default="PT30S", metavar="DURATION",
                           help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
     _schema_options(validate)
@@ -135,9 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--env", type=Path, metavar="ENV.json",
                         help="for a Postman collection: a Postman environment whose values fill its {{variables}}")
     _live_options(replay)
+
+    certify = sub.add_parser("certify", help="play a use case's certification profile: its scenarios, then every "
+                                             "probe; one verdict, with coverage",
+                             description="Play the certification profile of --use-case for --role (fixtures/<use "
+                                         "case>/certification.yaml, or --profile): every scenario it names, then "
+                                         "every probe, in one run and one report folder (Allure, JUnit, summary.json, "
+                                         "transcript.jsonl, coverage.json). Certified (exit 0) when everything "
+                                         "passed and the profile's required scenarios, probes and actions were all "
+                                         "covered; required coverage missing is exit 1, or 4 when the run's set-up "
+                                         "kept it from running. Without --target or --gateway, the reference network "
+                                         "is certified. Same flags as run.")
+    certify.add_argument("--profile", type=Path, metavar="FILE",
+                         help="a certification profile of the network's own, in the shipped profiles' format "
+                              "(default fixtures/<use case>/certification.yaml)")
+    _live_options(certify)
     # One settings file serves every live command: each takes its own options and leaves the others' alone.
-    shared = frozenset(a.dest for p in (run, probe, replay) for a in p._actions)  # noqa: SLF001
-    for live in (run, probe, replay):
+    shared = frozenset(a.dest for p in (run, probe, replay, certify) for a in p._actions)  # noqa: SLF001
+    for live in (run, probe, replay, certify):
         live.set_defaults(live_settings=shared)
     _keys_commands(sub)
     _import_commands(sub)
@@ -308,6 +326,16 @@ def _engine(args: argparse.Namespace) -> Engine:
     return Engine(schemas=schemas, layer2=layer2, settings=Settings(default_ttl=ttl))
 
 
+def _capture_coverage(args: argparse.Namespace, engine: Engine, messages: list[Message]) -> dict[str, Any]:
+    """What a capture exercised: its use case is --use-case's, else that of its first message's domain."""
+    domain = next((m.context.get("domain") for m in messages if m.usable), None)
+    use_case = usecases.named(args.use_case) if args.use_case else usecases.of_domain(domain)
+    assert engine.evaluated is not None
+    subject = coverage.Subject(use_case=use_case.name if use_case else None,
+                               domain=use_case.domain if use_case else domain if isinstance(domain, str) else None)
+    return coverage.measure(messages, engine, engine.evaluated, subject)
+
+
 def _progress(total: int) -> Progress | None:
     if total < 5000 or not sys.stderr.isatty():
         return None
@@ -374,7 +402,7 @@ def _scenarios(paths: list[Path], role: str) -> list[Any]:
 
 def _run(args: argparse.Namespace, engine: Engine) -> int:
     # Imported here: the runner pulls in the network stack, which validate and rules do not need.
-    from conformance import waivers
+    from conformance import certify, profiles, waivers
     from conformance.findings import Severity
     from conformance.keys import load_key_file, registrations
     from conformance.network import NetworkConfig
@@ -386,10 +414,13 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
 
     probing = args.command == "probe"
     use_case = usecases.named(args.use_case)
+    profile = profiles.of(use_case.name, args.role, args.profile) if args.command == "certify" else None
     run_id = new_run_id()
     report_dir = args.report_dir or REPORTS / run_id
     if args.command == "replay":
         scenarios = _replayed(args, report_dir)
+    elif profile is not None:
+        scenarios = profile.scenarios()
     else:
         scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
     if engine.layer2.pack_for(use_case.domain, use_case.version) is None:
@@ -456,30 +487,45 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                 where = "the reference network" if harness.network else (args.target or args.gateway)
                 if probing:
                     what = "the probes"
+                elif profile is not None:
+                    what = (f"the {use_case.name} certification profile ({len(scenarios)} scenario(s), then the "
+                            f"probes)")
                 elif args.command == "replay":
                     what = f"{len(scenarios)} transaction(s) replayed from {', '.join(map(str, args.captures))}"
                 else:
                     what = f"{len(scenarios)} scenario(s){' and the probes' * args.probes}"
                 print(f"run {run_id}: {what} against {where}, callbacks at {harness.callback_url}",
                       file=sys.stderr, flush=True)
-            result = harness.run(scenarios, run_id, probes=probing or getattr(args, "probes", False))
+            result = harness.run(scenarios, run_id,
+                                 probes=probing or profile is not None or getattr(args, "probes", False))
         write_reports(result, report_dir, participant=where or "?")
         if args.junitxml is not None:
             args.junitxml.parent.mkdir(parents=True, exist_ok=True)
             args.junitxml.write_bytes(junit_xml(result))
+        code = result.exit_code
+        if profile is not None:
+            covered = certify.measure(result, profile, engine, report_dir)
+            code = coverage.exit_code(code, covered)
+            certify.write(report_dir, covered, profile, code)
     except (ConfigError, SetupError):
         raise
     except Exception as exc:  # a bug of the harness: its traceback goes with this run's reports
         raise Crashed(report_dir / "harness-error.log") from exc
     if args.json:
-        print(orjson.dumps(summary(result), option=orjson.OPT_INDENT_2, default=str).decode())
+        shown = (orjson.loads((report_dir / "summary.json").read_bytes()) if profile is not None
+                 else summary(result))
+        print(orjson.dumps(shown, option=orjson.OPT_INDENT_2, default=str).decode())
     else:
         print(run_text(result))
+        if profile is not None:
+            print(coverage.table(covered))
+            print(f"certification of {use_case.name} as {profile.role}: "
+                  f"{'CERTIFIED' if code == EXIT_OK else 'NOT CERTIFIED'} (exit code {code})")
     if any(s.internal_error for s in result.scenarios):
         print(f"deg-conformance: internal error: a bug of the harness, not a verdict on the target; the traceback "
               f"is in {report_dir / 'harness-error.log'}", file=sys.stderr)
     print(f"reports in {report_dir}/", file=sys.stderr)
-    return result.exit_code
+    return code
 
 
 def _replayed(args: argparse.Namespace, report_dir: Path) -> list[Any]:
@@ -674,16 +720,23 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_OK
         messages = transcript.load(args.paths)
         progress = _progress(len(messages))
+        if args.coverage:
+            engine.evaluated = set()
         report = engine.check(messages, progress=progress)
         if progress is not None:
             print(file=sys.stderr)  # end the progress line
+        covered = _capture_coverage(args, engine, messages) if args.coverage else None
     except ConfigError as exc:
         print(f"deg-conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
-        print(orjson.dumps(reporting.as_json(report), option=orjson.OPT_INDENT_2).decode())
+        doc = reporting.as_json(report)
+        print(orjson.dumps({**doc, "coverage": covered} if covered is not None else doc,
+                           option=orjson.OPT_INDENT_2).decode())
     else:
         print(reporting.as_text(report))
+        if covered is not None:
+            print(coverage.table(covered))
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
