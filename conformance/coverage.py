@@ -23,8 +23,8 @@ import jsonschema_rs
 
 from conformance.engine import Engine
 from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_SETUP
-from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS, Message
-from conformance.rules import Rule, catalogue
+from conformance.messages import ACTIONS, CALLBACK_ACTIONS, REQUEST_ACTIONS, Message
+from conformance.rules import RESPONSE_RULES, Rule, catalogue
 
 if TYPE_CHECKING:
     from conformance.profiles import Profile
@@ -94,12 +94,14 @@ def measure(messages: Sequence[Message], engine: Engine, seen: set[tuple[str, st
                 "exercised": requests[a] > 0 and callbacks[a] > 0} for a in REQUEST_ACTIONS if a in wanted]
     rules = _rules(engine)
     ours = _our_pack_rules(engine, subject, messages)
-    target_side = _target_actions(subject.role)
-    target_seen = {a for a in target_side if (callbacks[a[3:]] if a.startswith("on_") else requests[a]) > 0}
-    done = {rule_id for rule_id, action in seen if action in target_side}
-    done |= {r.id for r in rules if r.envelope and messages}  # every record went through the one decoder
     pack_ids = {spec.id for pack in engine.layer2.packs() for spec in pack.rules}
-    never = [{"rule": r.id, "why": _why_never(r, subject, ours, pack_ids, target_side, target_seen)}
+    recorded: dict[str, set[str]] = {}
+    for rule_id, action in seen:
+        recorded.setdefault(rule_id, set()).add(action)
+    seen_actions = {a for a in ACTIONS if (callbacks[a[3:]] if a.startswith("on_") else requests[a]) > 0}
+    done = {r.id for r in rules if (r.envelope and messages)  # every record went through the one decoder
+            or (recorded.get(r.id, set()) & _target_side(r, subject.role) and (r.id not in pack_ids or r.id in ours))}
+    never = [{"rule": r.id, "why": _why_never(r, subject, ours, pack_ids, seen_actions)}
              for r in rules if r.id not in done]
     probes = [{"name": p.name, "status": p.status} for p in played.probes]
     missing = _missing(subject, actions)
@@ -175,14 +177,16 @@ def _rules(engine: Engine) -> list[Rule]:
     return [r for r in known.values() if r.check is not None]
 
 
-def _target_actions(role: str | None) -> frozenset[str]:
-    """The actions of the messages the target sends: callbacks when the harness is the BAP, requests when it is
-    the BPP, both for a capture."""
-    if role == "bap":
-        return frozenset(CALLBACK_ACTIONS)
-    if role == "bpp":
-        return frozenset(REQUEST_ACTIONS)
-    return frozenset(CALLBACK_ACTIONS + REQUEST_ACTIONS)
+def _target_side(rule: Rule, role: str | None) -> frozenset[str]:
+    """The actions of the messages on which a rule judges the target: the target's own messages (callbacks when the
+    harness is the BAP, requests when it is the BPP), or for a rule on the reply a message got (RESPONSE_RULES), the
+    harness's; every action for a capture."""
+    if role is None:
+        return ACTIONS
+    harness_sends_requests = role == "bap"
+    if rule.id in RESPONSE_RULES:
+        harness_sends_requests = not harness_sends_requests
+    return frozenset(CALLBACK_ACTIONS if harness_sends_requests else REQUEST_ACTIONS)
 
 
 def _our_pack_rules(engine: Engine, subject: Subject, messages: Sequence[Message]) -> set[str]:
@@ -199,25 +203,20 @@ def _our_pack_rules(engine: Engine, subject: Subject, messages: Sequence[Message
     return {spec.id for pack in packs if pack is not None for spec in pack.rules}
 
 
-def _why_never(rule: Rule, subject: Subject, ours: set[str], pack_ids: set[str], target_side: frozenset[str],
-               target_seen: set[str]) -> str:
+def _why_never(rule: Rule, subject: Subject, ours: set[str], pack_ids: set[str], seen_actions: set[str]) -> str:
     if rule.id in pack_ids and rule.id not in ours:
         return NOT_IN_PACK
-    applicable = rule.actions & target_side
+    applicable = rule.actions & _target_side(rule, subject.role)
     if not applicable:
         return f"{NOT_FOR_ROLE}: it judges messages the harness sends as {subject.role}"
-    if applicable & target_seen:
+    if applicable & seen_actions:
         return f"{NOT_HELD} (signature checks, reply latencies)" if rule.live_only else NOT_HELD
     skipped = [s for s in subject.played.scenarios if s.status in ("skipped", "broken") and
-               applicable & {_target_action(a, subject.role) for a in s.actions}]
+               applicable & {a for r in s.actions for a in (r, f"on_{r}")}]
     if skipped:
         return f"{SKIPPED}: {', '.join(s.name for s in skipped)}"
-    return f"{NO_MESSAGE} ({', '.join(sorted(applicable)) if len(applicable) <= 3 else 'any of ' + str(len(applicable))})"
-
-
-def _target_action(request: str, role: str | None) -> str:
-    """The target's message in the exchange a request starts: its callback when it is the BPP."""
-    return request if role == "bpp" else f"on_{request}"
+    shown = ", ".join(sorted(applicable)) if len(applicable) <= 3 else f"any of {len(applicable)} actions"
+    return f"{NO_MESSAGE} ({shown})"
 
 
 def _missing(subject: Subject, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
