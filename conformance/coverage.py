@@ -25,6 +25,7 @@ from conformance.engine import Engine
 from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_SETUP
 from conformance.messages import ACTIONS, CALLBACK_ACTIONS, REQUEST_ACTIONS, Message
 from conformance.rules import RESPONSE_RULES, Rule, catalogue
+from conformance.rules.registry import has_core_errors, has_layer2_errors
 
 if TYPE_CHECKING:
     from conformance.profiles import Profile
@@ -34,7 +35,12 @@ NOT_IN_PACK = "not in this use case's pack"
 NO_MESSAGE = "no message of that action"
 NOT_FOR_ROLE = "not applicable to the role"
 SKIPPED = "skipped scenario"
-NOT_HELD = "no message held what it reads"
+NOT_HELD = "no message it applies to"
+GUARDED = frozenset({"CTX_TIMESTAMP_FORMAT", "TXN_CALLBACK_MESSAGE_ID", "TXN_CALLBACK_TRANSACTION_ID",
+                     "TXN_ORPHAN_CALLBACK", "TXN_DUPLICATE_CALLBACK", "SCH_CAPTURE_FIELD"})
+"""Rules whose `when` says whether there is anything to report, not whether they apply (the timestamp did not parse,
+the callback pairs as an orphan): each is evaluated on every message of its actions, as are the schema and Layer-2
+rules, whose `when` says that the validation found errors. Any other rule is evaluated where its `when` held."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,8 +105,8 @@ def measure(messages: Sequence[Message], engine: Engine, seen: set[tuple[str, st
     for rule_id, action in seen:
         recorded.setdefault(rule_id, set()).add(action)
     seen_actions = {a for a in ACTIONS if (callbacks[a[3:]] if a.startswith("on_") else requests[a]) > 0}
-    done = {r.id for r in rules if (r.envelope and messages)  # every record went through the one decoder
-            or (recorded.get(r.id, set()) & _target_side(r, subject.role) and (r.id not in pack_ids or r.id in ours))}
+    done = {r.id for r in rules if _evaluated(r, subject.role, recorded, seen_actions, bool(messages))
+            and (r.id not in pack_ids or r.id in ours)}
     never = [{"rule": r.id, "why": _why_never(r, subject, ours, pack_ids, seen_actions)}
              for r in rules if r.id not in done]
     probes = [{"name": p.name, "status": p.status} for p in played.probes]
@@ -177,6 +183,17 @@ def _rules(engine: Engine) -> list[Rule]:
     return [r for r in known.values() if r.check is not None]
 
 
+def _evaluated(rule: Rule, role: str | None, recorded: dict[str, set[str]], seen_actions: set[str],
+               any_record: bool) -> bool:
+    """Whether the rule judged at least one of the target's messages."""
+    if rule.envelope:
+        return any_record  # every record went through the one decoder, with its limits
+    side = rule.actions & _target_side(rule, role)
+    if rule.id in GUARDED or rule.when in (has_core_errors, has_layer2_errors):
+        return bool(side & seen_actions)
+    return bool(side & recorded.get(rule.id, set()))
+
+
 def _target_side(rule: Rule, role: str | None) -> frozenset[str]:
     """The actions of the messages on which a rule judges the target: the target's own messages (callbacks when the
     harness is the BAP, requests when it is the BPP), or for a rule on the reply a message got (RESPONSE_RULES), the
@@ -210,7 +227,7 @@ def _why_never(rule: Rule, subject: Subject, ours: set[str], pack_ids: set[str],
     if not applicable:
         return f"{NOT_FOR_ROLE}: it judges messages the harness sends as {subject.role}"
     if applicable & seen_actions:
-        return f"{NOT_HELD} (signature checks, reply latencies)" if rule.live_only else NOT_HELD
+        return f"{NOT_HELD}: messages of its actions came, but none held what it judges"
     skipped = [s for s in subject.played.scenarios if s.status in ("skipped", "broken") and
                applicable & {a for r in s.actions for a in (r, f"on_{r}")}]
     if skipped:

@@ -56,7 +56,7 @@ class Engine:
         self._index_rules(self.layer2.packs())
         self.evaluated: set[tuple[str, str]] | None = None
         """Coverage (conformance/coverage.py) sets a set here to learn which rules were applied: (rule id, action)
-        of each rule dispatched to a message of its action. None (the default) records nothing."""
+        of each rule whose `when` held on a message of its action. None (the default) records nothing."""
 
     def _index_rules(self, packs: Iterable[Layer2Pack]) -> None:
         self._packs.extend(p for p in packs if p not in self._packs)
@@ -109,11 +109,10 @@ class Engine:
 
     @staticmethod
     def _record(rules: list[Rule], msg: Message, ctx: CheckContext, into: set[tuple[str, str]]) -> None:
-        """A rule counts as evaluated on a message of its action whatever it found (its `when` mostly says whether
-        there is anything to report); a live-only rule (signatures, timings) only when the message holds what it
-        reads, which a capture may not. Kept out of `_apply`, the hot loop, which runs without it."""
+        """Each rule that applied to the message (its `when` held), as (rule id, action): what coverage reads. Kept
+        out of `_apply`, the hot loop, which runs without it."""
         action = msg.action or ""
-        into.update((r.id, action) for r in rules if not r.live_only or r.when is None or r.when(msg, ctx))
+        into.update((r.id, action) for r in rules if r.when is None or r.when(msg, ctx))
 
     def _apply(self, rules: list[Rule], msg: Message, ctx: CheckContext) -> list[Finding]:
         """The hot loop: every rule of the message's action. Kept flat, since it runs ~30 times a message."""
