@@ -83,7 +83,10 @@ class Certified:
     def why_not(self) -> str:
         failing = [(s["id"], s["status"], s["error"] or s["setup_error"] or s["skip_reason"])
                    for s in self.summary["scenarios"] if s["status"] not in ("passed", "skipped")]
-        return f"exit {self.code}, errors {sorted(self.errors)}, {failing[:6]}, missing {self.coverage['missing']}"
+        findings = [(f["rule_id"], f["scenario"], f["step_name"], f["action"], f["expected"], f["found"])
+                    for f in self.summary["findings"] if f["severity"] == "error"]
+        return (f"exit {self.code} ({self.folder}), errors {sorted(self.errors)}, {failing[:6]}, {findings[:4]}, "
+                f"missing {self.coverage['missing']}")
 
 
 def certify(folder: Path, *argv: str) -> Certified:
@@ -245,7 +248,7 @@ def test_a_required_step_the_run_cannot_offer_is_a_set_up_error(network: tuple[N
     doc["bap"]["scenarios"] = {"required": ["gateway-search", "manual-optin"]}
     path = tmp_path / "gateway-required.yaml"
     path.write_text(yaml.safe_dump(doc))
-    run = certify(tmp_path / "run", "--target", bpp_of(net, "demand-flexibility"), *identity, "--profile", str(path))
+    run = certify(tmp_path / "run", "--target", net.bpps["sf-grid-loadflex"].url, *identity, "--profile", str(path))
     assert run.code == 4, run.why_not()
     [missing] = run.coverage["missing"]
     assert (missing["kind"], missing["name"], missing["setup"]) == ("scenario", "gateway-search", True)
