@@ -51,13 +51,6 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-def bpps_of(net: MountableNetwork, use_case: str = usecases.DEFAULT) -> list[ReferenceBPP]:
-    """The reference BPPs serving one use case's catalogs (by default demand flexibility's, whose transaction
-    fixtures most tests send): the network serves every shipped use case, and a search through its gateway
-    reaches the BPPs of the search's domain only."""
-    return [net.bpps[path.stem] for path in usecases.named(use_case).catalogs]
-
-
 def write(directory: Path, name: str, text: str) -> Path:
     """Write a file (a scenario, a fixture) under `directory`, dedented; returns its path."""
     path = directory / name

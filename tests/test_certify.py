@@ -326,3 +326,48 @@ def test_the_coverage_schema_refuses_what_the_contract_does_not_allow() -> None:
                    {**doc, "role": "gateway"}):
         with pytest.raises(jsonschema_rs.ValidationError):
             coverage.check(broken)
+
+
+def test_probes_sent_to_a_gateway_leave_the_bpps_probes_missing_a_set_up_error(tmp_path: Path) -> None:
+    """--gateway without --target: the scenarios go through the gateway, and so do the probes, which a gateway takes
+    as searches only; the BPP's flow probes the profile requires are not sent, which the run's set-up is to blame
+    for (exit 4, saying to give the BPP as --target)."""
+    key = KeyPair.generate(HARNESS, "k1")
+    (tmp_path / "harness.key").write_text(key.private_key)
+    with Network(NetworkConfig()) as net:
+        net.add_subscriber(Subscriber.for_key(key, url="http://127.0.0.1:9/unused", type="BAP", domain="flexibility"))
+        run = certify(tmp_path / "run", "--gateway", net.gateway_url, "--registry", net.registry_url,
+                      "--key-file", str(tmp_path / "harness.key"), "--subscriber-id", HARNESS, "--key-id", "k1")
+    assert run.code == 4, run.why_not()
+    assert run.errors == set() and run.summary["certification"]["certified"] is False
+    missing = {m["name"]: m for m in run.coverage["missing"]}
+    assert set(missing) == {"flow/confirm-before-init", "flow/status-unknown-order", "flow/cancel-unknown-order",
+                            "flow/support-unknown-order"}
+    assert all(m["setup"] and "give the BPP as --target" in m["why"] for m in missing.values())
+
+
+def test_why_a_rule_was_never_evaluated() -> None:
+    """The guide's conformant transaction without its cancel: ORD_NOT_CANCELLED (on_cancel only) was never evaluated,
+    for want of an on_cancel; blamed on a skipped scenario when one would have sent the cancel. As BAP, the rules on
+    requests judge the harness's own messages (not applicable to the role)."""
+    from conformance import Engine
+    from conformance.transcript import load
+
+    messages = [m for m in load([usecases.named("demand-flexibility").folder / "conformant-transaction"])
+                if m.action not in ("cancel", "on_cancel")]
+    engine = Engine()
+    engine.evaluated = set()
+    engine.check(messages)
+
+    def never(played: coverage.Played) -> dict[str, str]:
+        subject = coverage.Subject(use_case="demand-flexibility", domain="flexibility", role="bap", played=played)
+        doc = coverage.measure(messages, engine, engine.evaluated, subject)
+        return {n["rule"]: n["why"] for n in doc["rules"]["never"]}
+
+    alone = never(coverage.Played())
+    assert alone["ORD_NOT_CANCELLED"] == f"{coverage.NO_MESSAGE} (on_cancel)"
+    assert alone["ORD_REQUEST_ORDER_ID"].startswith(coverage.NOT_FOR_ROLE)
+    assert "ORD_CALLBACK_ORDER_ID" not in alone  # on_status has it
+    skipped = coverage.Step(name="cancels", status="skipped", why="skipped: it needs a gateway", setup=True,
+                            actions=("search", "cancel"))
+    assert never(coverage.Played(scenarios=(skipped,)))["ORD_NOT_CANCELLED"] == f"{coverage.SKIPPED}: cancels"
