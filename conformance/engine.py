@@ -110,9 +110,9 @@ class Engine:
     @staticmethod
     def _record(rules: list[Rule], msg: Message, ctx: CheckContext, into: set[tuple[str, str]]) -> None:
         """Each rule that applied to the message (its `when` held), as (rule id, action): what coverage reads. Kept
-        out of `_apply`, the hot loop, which runs without it."""
+        out of `_apply`, the hot loop, which runs without it; a `when` is asked only until its rule is recorded."""
         action = msg.action or ""
-        into.update((r.id, action) for r in rules if r.when is None or r.when(msg, ctx))
+        into.update(key for r in rules if (key := (r.id, action)) not in into and (r.when is None or r.when(msg, ctx)))
 
     def _apply(self, rules: list[Rule], msg: Message, ctx: CheckContext) -> list[Finding]:
         """The hot loop: every rule of the message's action. Kept flat, since it runs ~30 times a message."""
