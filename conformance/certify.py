@@ -15,10 +15,8 @@ import orjson
 from conformance import coverage, transcript, usecases
 from conformance.engine import Engine
 from conformance.profiles import Profile
+from conformance.runner import UNMET
 from conformance.runner.results import RunResult, ScenarioResult
-
-UNMET = "it needs "
-"""How the runner words a skip for a requirement the run does not offer (Harness.play): a matter of set-up."""
 
 
 def played(run: RunResult, profile: Profile) -> coverage.Played:
