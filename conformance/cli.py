@@ -420,6 +420,9 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     if args.command == "replay":
         scenarios = _replayed(args, report_dir)
     elif profile is not None:
+        if args.role == "bpp" and args.drive != "trigger":  # refused now, not after the scenarios were played
+            raise ConfigError("certify plays the probes, which as BPP need --drive trigger (each asks the BAP for a "
+                              "search): play the passive-drive scenarios with `run --role bpp --drive passive`")
         scenarios = profile.scenarios()
     else:
         scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)

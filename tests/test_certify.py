@@ -291,6 +291,14 @@ def test_a_profile_that_cannot_be_used_is_refused_in_one_line(capsys: pytest.Cap
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_certify_as_bpp_in_passive_drive_is_refused_before_anything_is_sent(capsys: pytest.CaptureFixture[str],
+                                                                              tmp_path: Path) -> None:
+    assert main(["certify", "--role", "bpp", "--drive", "passive", "--report-dir", str(tmp_path)]) == 2
+    _, err = capsys.readouterr()
+    assert "certify plays the probes, which as BPP need --drive trigger" in err and "Traceback" not in err
+    assert not (tmp_path / "summary.json").exists()
+
+
 def test_validate_coverage_of_a_capture(capsys: pytest.CaptureFixture[str]) -> None:
     folder = usecases.named("demand-flexibility").folder / "conformant-transaction"
     assert main(["validate", "--coverage", str(folder)]) == 0
