@@ -371,7 +371,7 @@ class Harness:
         result.interrupted = self.interrupted
         strays = self.inbox.strays()
         result.strays = [r.message("unexpected", n) for n, r in enumerate(strays, 1)]
-        judged = unsolicited(self, strays)
+        judged = unsolicited(self, strays, result.scenarios)
         if judged is not None:
             result.scenarios.append(judged)
         for scenario_result in result.scenarios:  # the probes' and the unsolicited messages' too
