@@ -379,10 +379,14 @@ class Harness:
         self.inbox.reopen()
         result.setup_errors = self.preflight()
         if not result.setup_errors:
+            # One pool for scenarios and probes: a probe's silence window and a scenario's wait for a callback
+            # overlap, so a run with probes takes about as long as its longest wait, not the sum of both kinds.
             with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="scenario") as pool:
-                result.scenarios = list(pool.map(self.play, scenarios))
-            if probes and not self.interrupted:
-                result.scenarios += probe.play_all(self)
+                played = [pool.submit(self.play, s) for s in scenarios]
+                probing = pool.submit(probe.plan, self, pool) if probes else None
+                result.scenarios = [f.result() for f in played]
+                if probing is not None:
+                    result.scenarios += [pending() for pending in probing.result()]
         # Nothing more is taken, and what is being received is filed: every message ACKed is in the report.
         self.inbox.close(time.monotonic() + self.config.ack_timeout + Verifier.LOOKUP_TIMEOUT + 1)
         result.interrupted = self.interrupted
