@@ -449,7 +449,9 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                       waivers=waivers.load(args.waivers) if args.waivers else ()),
         network=NetworkConfig(faults=faults, variations=variations) if faults or variations else None)
     # Read before the run, not after it: a key file that cannot be used must not cost a whole run.
-    operator = read_key_file(args.certificate_key, args.subscriber_id, args.key_id) if args.certificate_key else None
+    signing_key = getattr(args, "certificate_key", None)  # run's alone, not probe's or replay's
+    operator = (read_key_file(signing_key, args.subscriber_id, args.key_id, flag="--certificate-key")
+                if signing_key else None)
     if args.print_network:
         rows = bpp_addresses(config)
         width = max(len(r[0]) for r in rows)
