@@ -229,14 +229,17 @@ def tree_digest(root: Path, patterns: tuple[str, ...]) -> str:
     return body_digest(listing)
 
 
-@lru_cache(maxsize=8)
 def harness_digests(profile: Path | None = None) -> dict[str, str | None]:
     """Digests of what the harness judges with (SHIPPED), and of the certification profile."""
+    profiled = None if profile is None else body_digest(profile.read_bytes().replace(b"\r\n", b"\n"))
+    return {**_shipped_digests(), "profile": profiled}
+
+
+@lru_cache(maxsize=1)
+def _shipped_digests() -> dict[str, str]:
+    """Once a process: what the package ships does not change under it."""
     package = Path(str(resources.files("conformance")))
-    digests: dict[str, str | None] = {part: tree_digest(package / folder, patterns)
-                                      for part, (folder, patterns) in SHIPPED.items()}
-    digests["profile"] = None if profile is None else body_digest(profile.read_bytes().replace(b"\r\n", b"\n"))
-    return digests
+    return {part: tree_digest(package / folder, patterns) for part, (folder, patterns) in SHIPPED.items()}
 
 
 # ---- the signature and the file's form --------------------------------------------------------------------------

@@ -452,6 +452,11 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     signing_key = getattr(args, "certificate_key", None)  # run's alone, not probe's or replay's
     operator = (read_key_file(signing_key, args.subscriber_id, args.key_id, flag="--certificate-key")
                 if signing_key else None)
+    if operator is not None and args.key_file and (
+            read_key_file(args.key_file, args.subscriber_id, args.key_id).public_key != operator.public_key):
+        print(f"note: --certificate-key holds another key than --key-file; a verifier looking up "
+              f"{args.subscriber_id}|{args.key_id} in the registry finds the --key-file one, unless you publish this "
+              f"one there (or give verifiers its public key, {operator.public_key})", file=sys.stderr)
     if args.print_network:
         rows = bpp_addresses(config)
         width = max(len(r[0]) for r in rows)

@@ -463,3 +463,33 @@ def test_the_page_shows_verdict_coverage_and_failing_rules_escaped(failed: Path,
     for rule in cert["failed_rules"]:
         assert [rule["rule_id"], "error", rule["title"], rule["clause"], str(rule["findings"]), "manual-optin"] in rows
     assert "No coverage stated" in "".join(page.itertext())
+
+
+def test_the_participant_of_a_run_is_the_one_sender_its_transcript_shows(tmp_path: Path) -> None:
+    def transcript(*records: dict[str, Any]) -> Path:
+        (tmp_path / "transcript.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+        return tmp_path
+
+    def of(role: str) -> str | None:
+        return certificate.participant_of(tmp_path, role=role, target=None, use_case="u", domain="d").subscriber_id
+
+    callback = {"direction": "in", "body": {"context": {"bap_id": "harness", "bpp_id": "bpp.example"}}}
+    request = {"direction": "out", "body": {"context": {"bap_id": "harness", "bpp_id": "other.example"}}}
+    transcript(callback, request, callback)
+    assert (of("bpp"), of("bap")) == ("bpp.example", "harness")
+    transcript(callback, {"direction": "in", "body": {"context": {"bpp_id": "second.example"}}})
+    assert of("bpp") is None  # several BPPs answered (a gateway's): none is named
+    (tmp_path / "transcript.jsonl").unlink()
+    assert of("bpp") is None
+
+
+def test_a_certificate_key_other_than_the_runs_key_is_noted(tmp_path: Path, operator: tuple[Path, KeyPair],
+                                                            capsys: Capture) -> None:
+    harness = tmp_path / "harness.key"
+    new_key_file(harness, OPERATOR, KEY_ID)
+    code, _, err = cli(capsys, "run", str(SHIPPED / "unknown-order.yaml"), "--report-dir", str(tmp_path / "r"),
+                       "--certificate-key", str(operator[0]), "--key-file", str(harness), "--subscriber-id", OPERATOR,
+                       "--key-id", KEY_ID, "--target", closed_port_url(), "--ack-timeout", "0.5")
+    assert code == 3 and "note: --certificate-key holds another key than --key-file" in err
+    assert certificate.verify(tmp_path / "r" / "certificate.json", key=lambda d: operator[1].public_key).valid
+    assert document(tmp_path / "r")["verdict"] == "no verdict"

@@ -73,6 +73,10 @@ def _coverage(coverage: Any) -> str:
                 "(<code>deg-conformance certify</code> states which actions, rules and probes it exercised).</p>")
     complete = coverage.get("complete") is True
     out = [f"<p>Required coverage: <strong>{'complete' if complete else 'MISSING'}</strong></p>"]
+    required = coverage.get("required")
+    if isinstance(required, Mapping) and required:
+        out.append("<p>Required: " + "; ".join(f"{escape(str(kind))}: {escape(_cell(names)) or 'none'}"
+                                               for kind, names in required.items()) + "</p>")
     if coverage.get("missing"):
         out += ["<h3>Missing</h3>", _records(coverage["missing"])]
     if coverage.get("actions"):
