@@ -49,7 +49,7 @@ LOOKUP_TIMEOUT = 5.0
 """Seconds a registry lookup of the operator's key may take, whole."""
 SHIPPED: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "rules": ("rules", ("*.py",)),
-    "schemas": ("schemas", ("*.yaml",)),
+    "schemas": ("schemas", ("*.yaml", "*.json")),
     "packs": ("packs", ("*.yaml",)),
     "scenarios": ("data/scenarios", ("*.yaml", "*.json")),
     "fixtures": ("data/fixtures", ("*.yaml", "*.json")),
@@ -127,10 +127,10 @@ def _body(summary: dict[str, Any], coverage: Any, *, participant: Participant, k
           now: datetime | None) -> dict[str, Any]:
     """Everything a certificate states but its file digests and signature."""
     started = float(summary["started"])
-    verdict, reason = _verdict(summary, coverage)
     fail_on_warnings = dig(summary, "settings", "fail_on") == "warning"
     failing = [f for f in summary.get("findings", []) if f.get("waiver") is None
                and (f.get("severity") == "error" or (fail_on_warnings and f.get("severity") == "warning"))]
+    verdict, reason = _verdict(summary, coverage, failing)
     return {
         "format": FORMAT, "verdict": verdict, "verdict_reason": reason, "participant": participant.as_dict(),
         "harness": {"name": "deg-conformance", "version": __version__, "digests": harness_digests(profile)},
@@ -147,14 +147,23 @@ def _body(summary: dict[str, Any], coverage: Any, *, participant: Participant, k
     }
 
 
-def _verdict(summary: dict[str, Any], coverage: Any) -> tuple[str, str]:
+def _verdict(summary: dict[str, Any], coverage: Any, failing: list[dict[str, Any]]) -> tuple[str, str]:
+    """pass, fail or no verdict, and why: from the run's exit code (a certification's summary carries its own,
+    which counts missing coverage) and, when a coverage table is given, whether it is complete."""
     code = summary["exit_code"]
-    if code == EXIT_FAILED:
-        return "fail", "the participant broke a rule (the run's exit code 1)"
-    if code != EXIT_OK:
-        return "no verdict", f"the run could not judge the participant (exit code {code}; see the README's table)"
-    if isinstance(coverage, dict) and coverage.get("complete") is not True:
-        return "fail", "every scenario and probe passed, but required coverage is missing"
+    missing = isinstance(coverage, dict) and coverage.get("complete") is not True
+    rules = len({f["rule_id"] for f in failing})
+    why = [f"the participant broke {rules} rule(s)"] if rules else []
+    if missing:
+        gaps = [f"{m.get('kind', '?')} {m.get('name', '?')}" for m in coverage.get("missing") or []
+                if isinstance(m, dict)]
+        why.append(f"required coverage is missing ({', '.join(gaps[:5]) or 'see the coverage table'}"
+                   f"{', ...' if len(gaps) > 5 else ''})")
+    if code not in (EXIT_OK, EXIT_FAILED):
+        return "no verdict", (f"the run could not judge the participant (exit code {code}; see the README's table)"
+                              + "".join(f"; {w}" for w in why))
+    if code == EXIT_FAILED or missing:
+        return "fail", "; ".join(why) or "the run failed (exit code 1)"
     if coverage is None:
         return "pass", "every scenario and probe played passed or was skipped with its reason (no coverage stated)"
     return "pass", "every scenario and probe passed or was skipped with its reason, and the required coverage is complete"

@@ -129,6 +129,7 @@ def test_a_failing_run_is_certified_as_failing_with_the_rules_and_their_clauses(
     cert = document(failed)
     assert check(failed, operator[1]).valid
     assert cert["verdict"] == "fail" and cert["run"]["exit_code"] == 1
+    assert cert["verdict_reason"] == "the participant broke 2 rule(s)"
     rules = {r["rule_id"]: r for r in cert["failed_rules"]}
     assert set(rules) == {"L2_FULFILLMENT_STATE", "ORD_NOT_CANCELLED"}
     assert rules["L2_FULFILLMENT_STATE"]["scenarios"] == ["manual-optin"] and rules["L2_FULFILLMENT_STATE"]["clause"]
@@ -403,7 +404,7 @@ def test_coverage_is_embedded_as_given_and_missing_coverage_fails(tmp_path: Path
                                                                   operator: tuple[Path, KeyPair]) -> None:
     cert = issued(tmp_path / "missing", operator[1], COVERAGE)
     assert cert["coverage"] == COVERAGE and cert["verdict"] == "fail"
-    assert "required coverage is missing" in cert["verdict_reason"]
+    assert cert["verdict_reason"] == "required coverage is missing (action update)"
     assert [r["kind"] for r in cert["results"]] == ["scenario", "scenario", "probe"]
     assert cert["results"][1]["reason"] == "it needs a gateway"
     assert check(tmp_path / "missing", operator[1]).valid

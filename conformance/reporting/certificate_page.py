@@ -25,7 +25,7 @@ def page_html(certificate: Mapping[str, Any]) -> str:
     """The page of a certificate (the signed document, or its body before signing)."""
     participant, run, issuer = certificate["participant"], certificate["run"], certificate["issuer"]
     verdict = certificate["verdict"]
-    who = participant["subscriber_id"] or participant["target"] or "the participant"
+    who = participant["subscriber_id"] or participant["target"] or "the reference network"
     title = f"DEG conformance certificate: {verdict.upper()}, {who} as {participant['role'].upper()}"
     parts = [
         '<!DOCTYPE html>\n<html xmlns="http://www.w3.org/1999/xhtml" lang="en">',
