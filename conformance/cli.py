@@ -110,10 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO",
                      help="scenario files or folders (default: the shipped scenarios/ of the role)")
     run.add_argument("--probes", action="store_true", help="after the scenarios, send the probes (see `probe`)")
-    run.add_argument("--certificate-key", type=Path, metavar="FILE",
-                     help="after the reports, sign them: certificate.json (with certificate.svg and certificate.html) "
-                          "in the report folder, signed with this operator's key file (the --key-file format), as "
-                          "--subscriber-id and --key-id; see `verify-certificate`")
     _live_options(run)
 
     probe = sub.add_parser("probe", help="send deliberately wrong messages: does the target refuse them?",
@@ -228,6 +224,10 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=Path, metavar="DIR",
                         help="where reports go (default reports/<run-id>/)")
     parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    parser.add_argument("--certificate-key", type=Path, metavar="FILE",
+                        help="after the reports, sign them: certificate.json (with certificate.svg and "
+                             "certificate.html) in the report folder, signed with this operator's key file (the "
+                             "--key-file format) as --subscriber-id and --key-id; see `verify-certificate`")
     parser.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
                         help="scenarios played at once (default 1)")
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
@@ -449,9 +449,8 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                       waivers=waivers.load(args.waivers) if args.waivers else ()),
         network=NetworkConfig(faults=faults, variations=variations) if faults or variations else None)
     # Read before the run, not after it: a key file that cannot be used must not cost a whole run.
-    signing_key = getattr(args, "certificate_key", None)  # run's alone, not probe's or replay's
-    operator = (read_key_file(signing_key, args.subscriber_id, args.key_id, flag="--certificate-key")
-                if signing_key else None)
+    operator = (read_key_file(args.certificate_key, args.subscriber_id, args.key_id, flag="--certificate-key")
+                if args.certificate_key else None)
     if operator is not None and args.key_file and (
             read_key_file(args.key_file, args.subscriber_id, args.key_id).public_key != operator.public_key):
         print(f"note: --certificate-key holds another key than --key-file; a verifier looking up "
@@ -522,15 +521,17 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     return result.exit_code
 
 
-def _certify_run(report_dir: Path, operator: Any, *, role: str, target: str | None, use_case: Any) -> None:
-    """`run --certificate-key`: the run's reports signed in the process that wrote them, so that nothing can be
-    edited between the run and its certificate. The participant's role is the other than the harness's."""
+def _certify_run(report_dir: Path, operator: Any, *, role: str, target: str | None, use_case: Any,
+                 profile: Path | None = None) -> None:
+    """`--certificate-key`: the run's reports (and its coverage.json, when a certification wrote one, and the
+    digest of its `profile`) signed in the process that wrote them, so that nothing can be edited between the run
+    and its certificate. The participant's role is the other than the harness's."""
     from conformance import certificate
 
     judged = "bap" if role == "bpp" else "bpp"
     participant = certificate.participant_of(report_dir, role=judged, target=target, use_case=use_case.name,
                                              domain=use_case.domain)
-    path = certificate.issue(report_dir, participant=participant, key=operator)
+    path = certificate.issue(report_dir, participant=participant, key=operator, profile=profile)
     print(f"certificate: {path} (with {certificate.BADGE} and {certificate.PAGE}), signed by "
           f"{operator.subscriber_id}|{operator.unique_key_id}", file=sys.stderr)
 

@@ -494,3 +494,18 @@ def test_a_certificate_key_other_than_the_runs_key_is_noted(tmp_path: Path, oper
     assert code == 3 and "note: --certificate-key holds another key than --key-file" in err
     assert certificate.verify(tmp_path / "r" / "certificate.json", key=lambda d: operator[1].public_key).valid
     assert document(tmp_path / "r")["verdict"] == "no verdict"
+
+
+def test_a_probe_run_is_certified_with_each_probe_verdict(tmp_path: Path, operator: tuple[Path, KeyPair],
+                                                          capsys: Capture) -> None:
+    code, _, err = cli(capsys, "probe", "-n", "8", "--callback-timeout", "0.5", "--report-dir", str(tmp_path),
+                       "--certificate-key", str(operator[0]), "--subscriber-id", OPERATOR, "--key-id", KEY_ID)
+    assert code == 0 and f"certificate: {tmp_path / 'certificate.json'}" in err
+    cert = document(tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [(r["id"], r["kind"], r["status"]) for r in cert["results"]] == [
+        (s["id"], "probe", s["status"]) for s in summary["scenarios"]]
+    probed = {json.loads(line)["body"]["context"].get("bpp_id") for line in (tmp_path / "transcript.jsonl").open()
+              if json.loads(line)["direction"] == "in"}
+    assert len(probed) == 1 and cert["participant"]["subscriber_id"] in probed  # the one BPP the probes went to
+    assert check(tmp_path, operator[1]).valid
