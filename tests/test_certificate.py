@@ -194,8 +194,13 @@ def test_flipping_a_byte_of_any_digested_file_fails_and_names_the_file(copy: Pat
         transcript.write(b"\n")
     code, out, _ = cli(capsys, "verify-certificate", str(copy / "certificate.json"),
                        "--public-key", operator[1].public_key)
-    assert code == 1 and out == "INVALID transcript.jsonl: the report file was changed (its digest is not the " \
-                                "certificate's)\n"
+    changed = "transcript.jsonl: the report file was changed (its digest is not the certificate's)"
+    assert code == 1 and out == f"INVALID {changed}\n"
+    code, out, err = cli(capsys, "verify-certificate", str(copy / "certificate.json"),
+                         "--public-key", operator[1].public_key, "--json")
+    printed = json.loads(out)
+    assert code == 1 and (printed["valid"], printed["problems"], printed["verdict"]) == (False, [changed], "pass")
+    assert f"INVALID {changed}" in err
 
 
 def test_a_missing_file_is_named_and_an_added_one_noted(copy: Path, operator: tuple[Path, KeyPair],
@@ -301,6 +306,7 @@ def test_a_damaged_certificate_is_refused_without_asking_the_registry(copy: Path
 
 @pytest.mark.parametrize("argv, says", [
     (["nowhere/certificate.json", "--public-key", KeyPair.generate("a", "b").public_key], "cannot read"),
+    (["{dir}", "--public-key", KeyPair.generate("a", "b").public_key], "cannot read"),
     (["{cert}", "--public-key", "not-a-key"], "not a base64 Ed25519 public key"),
     (["{cert}", "--public-key", "AAAA"], "not a base64 Ed25519 public key"),
     (["{cert}", "--registry", "http://127.0.0.1:9"], "--registry needs --subscriber-id"),
@@ -309,7 +315,7 @@ def test_a_damaged_certificate_is_refused_without_asking_the_registry(copy: Path
     (["{cert}", "--public-key", KeyPair.generate("a", "b").public_key, "--report-dir", "nowhere"], "no such folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(passed: Path, argv: list[str], says: str, capsys: Capture) -> None:
-    argv = [a.replace("{cert}", str(passed / "certificate.json")) for a in argv]
+    argv = [a.replace("{cert}", str(passed / "certificate.json")).replace("{dir}", str(passed)) for a in argv]
     code, out, err = cli(capsys, "verify-certificate", *argv)
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1
 
