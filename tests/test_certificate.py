@@ -515,3 +515,14 @@ def test_a_probe_run_is_certified_with_each_probe_verdict(tmp_path: Path, operat
               if json.loads(line)["direction"] == "in"}
     assert len(probed) == 1 and cert["participant"]["subscriber_id"] in probed  # the one BPP the probes went to
     assert check(tmp_path, operator[1]).valid
+
+
+def test_the_key_can_come_from_the_environment_as_every_live_setting(tmp_path: Path, operator: tuple[Path, KeyPair],
+                                                                     capsys: Capture,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEG_CONFORMANCE_CERTIFICATE_KEY", str(operator[0]))
+    code, _, err = cli(capsys, "run", str(SHIPPED / "unknown-order.yaml"), "--report-dir", str(tmp_path),
+                       "--subscriber-id", OPERATOR, "--key-id", KEY_ID, "--target", closed_port_url(),
+                       "--ack-timeout", "0.5")
+    assert code == 3 and "certificate: " in err
+    assert check(tmp_path, operator[1]).valid
