@@ -166,7 +166,8 @@ def _verdict(summary: dict[str, Any], coverage: Any, failing: list[dict[str, Any
         return "fail", "; ".join(why) or "the run failed (exit code 1)"
     if coverage is None:
         return "pass", "every scenario and probe played passed or was skipped with its reason (no coverage stated)"
-    return "pass", "every scenario and probe passed or was skipped with its reason, and the required coverage is complete"
+    return "pass", ("every scenario and probe passed or was skipped with its reason, and the required coverage is "
+                    "complete")
 
 
 def _result(scenario: dict[str, Any], failing: list[dict[str, Any]]) -> dict[str, Any]:

@@ -113,7 +113,8 @@ def test_the_certificate_states_the_run_and_digests_every_report_file(passed: Pa
     assert cert["harness"]["digests"] == certificate.harness_digests(None)
     on_disk = {p.relative_to(passed).as_posix() for p in passed.rglob("*") if p.is_file()}
     assert set(cert["files"]) == on_disk - {"certificate.json"}
-    assert {"summary.json", "transcript.jsonl", "junit.xml", "certificate.svg", "certificate.html"} <= set(cert["files"])
+    reports = {"summary.json", "transcript.jsonl", "junit.xml", "certificate.svg", "certificate.html"}
+    assert reports <= set(cert["files"])
     assert any(name.startswith("allure-results/") for name in cert["files"])
     # the signature: Ed25519 over the BLAKE2b-512 of the canonical form (sorted keys, no whitespace)
     unsigned = {k: v for k, v in cert.items() if k != "signature"}

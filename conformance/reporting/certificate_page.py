@@ -54,8 +54,8 @@ def page_html(certificate: Mapping[str, Any]) -> str:
         _coverage(certificate["coverage"]),
         "<h2>Scenarios and probes</h2>",
         _table(["id", "kind", "verdict", "why", "failed rules"],
-               [[escape(r["id"]), escape(r["kind"]), f'<span class="{escape(r["status"])}">{escape(r["status"])}</span>',
-                 escape(r["reason"] or ""), escape(", ".join(r["rules"]))] for r in certificate["results"]],
+               [[escape(r["id"]), escape(r["kind"]), _status(r["status"]), escape(r["reason"] or ""),
+                 escape(", ".join(r["rules"]))] for r in certificate["results"]],
                empty="None were played."),
         '<p class="note">This page shows certificate.json; only <code>deg-conformance verify-certificate '
         "certificate.json --public-key KEY</code> (or <code>--registry URL --subscriber-id ID</code>) proves that "
@@ -91,6 +91,10 @@ def _coverage(coverage: Any) -> str:
     if coverage.get("probes"):
         out += ["<h3>Probes</h3>", _records(coverage["probes"])]
     return "\n".join(out)
+
+
+def _status(status: str) -> str:
+    return f'<span class="{escape(status)}">{escape(status)}</span>'
 
 
 def _records(records: Any) -> str:
