@@ -90,12 +90,12 @@ def new_key_file(path: Path, subscriber_id: str, key_id: str, *, force: bool = F
     return key
 
 
-def read_key_file(path: Path, subscriber_id: str, key_id: str) -> KeyPair:
-    """The key in a key file, as the subscriber and key id it is published under."""
+def read_key_file(path: Path, subscriber_id: str, key_id: str, *, flag: str = "--key-file") -> KeyPair:
+    """The key in a key file, as the subscriber and key id it is published under; errors name `flag`."""
     try:
-        return KeyPair.from_private_key(subscriber_id, key_id, load_key_file(path))
+        return KeyPair.from_private_key(subscriber_id, key_id, load_key_file(path, flag=flag))
     except ValueError as exc:
-        raise ConfigError(f"--key-file {path}: {exc}") from None
+        raise ConfigError(f"{flag} {path}: {exc}") from None
 
 
 def entry(key: KeyPair, *, url: str | None, type: str, domain: str, city: str | None = None) -> Subscriber:
