@@ -407,7 +407,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     # Imported here: the runner pulls in the network stack, which validate and rules do not need.
     from conformance import waivers
     from conformance.findings import Severity
-    from conformance.keys import load_key_file, read_key_file, registrations
+    from conformance.keys import load_key_file, owner_of, read_key_file, registrations
     from conformance.network import NetworkConfig
     from conformance.reporting.junit import junit_xml
     from conformance.reporting.live import run_text, step_line, write_reports
@@ -452,9 +452,12 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
                       waivers=waivers.load(args.waivers) if args.waivers else ()),
         network=NetworkConfig(faults=faults, variations=variations) if faults or variations else None)
     # Read before the run, not after it: a key file that cannot be used must not cost a whole run.
-    operator = (read_key_file(args.certificate_key, args.subscriber_id, args.key_id, flag="--certificate-key")
-                if args.certificate_key else None)
-    if operator is not None and args.key_file and (
+    operator = None
+    if args.certificate_key:  # an operator's key file names its owner; a bare key signs as the run's identity
+        owner = owner_of(args.certificate_key) or (args.subscriber_id, args.key_id)
+        operator = read_key_file(args.certificate_key, *owner, flag="--certificate-key")
+    if operator is not None and args.key_file and (operator.subscriber_id, operator.unique_key_id) == (
+            args.subscriber_id, args.key_id) and (
             read_key_file(args.key_file, args.subscriber_id, args.key_id).public_key != operator.public_key):
         print(f"note: --certificate-key holds another key than --key-file; a verifier looking up "
               f"{args.subscriber_id}|{args.key_id} in the registry finds the --key-file one, unless you publish this "

@@ -8,6 +8,7 @@ entry is also given in the DeDi record's shape for a person to publish there.
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,20 @@ def new_key_file(path: Path, subscriber_id: str, key_id: str, *, force: bool = F
     except OSError as exc:
         raise ConfigError(f"--out {path}: cannot write: {exc.strerror or exc}") from None
     return key
+
+
+_OWNER = re.compile(r"^# deg-conformance: the Ed25519 private key \(base64 seed\) of (\S+), key id (\S+);")
+
+
+def owner_of(path: Path) -> tuple[str, str] | None:
+    """The subscriber id and key id a key file made by `keys new` names in its first line, or None (a bare key):
+    whose key it is, when that is not the run's own identity (an operator's key signing certificates)."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            found = _OWNER.match(lines.readline())
+    except (OSError, UnicodeDecodeError):
+        return None  # read_key_file says what is wrong with the file
+    return (found.group(1), found.group(2)) if found else None
 
 
 def read_key_file(path: Path, subscriber_id: str, key_id: str, *, flag: str = "--key-file") -> KeyPair:

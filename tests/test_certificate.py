@@ -527,3 +527,22 @@ def test_the_key_can_come_from_the_environment_as_every_live_setting(tmp_path: P
                        "--ack-timeout", "0.5")
     assert code == 3 and "certificate: " in err
     assert check(tmp_path, operator[1]).valid
+
+
+def test_the_issuer_is_the_owner_the_operators_key_file_names(tmp_path: Path, operator: tuple[Path, KeyPair],
+                                                              capsys: Capture) -> None:
+    """The operator is not the harness: a key file made by `keys new` names whose key it is, and that is who signs,
+    whatever identity the run uses on the network; a bare key (no such line) signs as the run's identity."""
+    run = [str(SHIPPED / "unknown-order.yaml"), "--target", closed_port_url(), "--ack-timeout", "0.5"]
+    code, _, _ = cli(capsys, "run", *run, "--report-dir", str(tmp_path / "named"), "--certificate-key",
+                     str(operator[0]))
+    assert code == 3
+    assert document(tmp_path / "named")["issuer"]["subscriber_id"] == OPERATOR
+    assert document(tmp_path / "named")["issuer"]["key_id"] == KEY_ID
+    bare = tmp_path / "bare.key"
+    bare.write_text(operator[1].private_key + "\n")
+    code, _, _ = cli(capsys, "run", *run, "--report-dir", str(tmp_path / "bare"), "--certificate-key", str(bare),
+                     "--subscriber-id", "harness.example", "--key-id", "h1")
+    assert code == 3
+    assert (document(tmp_path / "bare")["issuer"]["subscriber_id"], document(tmp_path / "bare")["issuer"]["key_id"]) \
+        == ("harness.example", "h1")
