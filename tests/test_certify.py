@@ -379,3 +379,22 @@ def test_why_a_rule_was_never_evaluated() -> None:
     skipped = coverage.Step(name="cancels", status="skipped", why="skipped: it needs a gateway", setup=True,
                             actions=("search", "cancel"))
     assert never(coverage.Played(scenarios=(skipped,)))["ORD_NOT_CANCELLED"] == f"{coverage.SKIPPED}: cancels"
+
+
+def test_a_signed_certification_states_its_coverage_and_digests_its_profile(capsys: pytest.CaptureFixture[str],
+                                                                              tmp_path: Path) -> None:
+    """--certificate-key: the certificate is issued once coverage.json and summary.json are final, so that it states
+    the certification's coverage and verdict, digests both files and the profile played, and verifies."""
+    from conformance import certificate
+    from conformance.keys import new_key_file
+
+    key = new_key_file(tmp_path / "operator.key", "operator.example", "k1")
+    run = certify(tmp_path / "run", "--use-case", "finance", "--certificate-key", str(tmp_path / "operator.key"))
+    assert run.code == 0, run.why_not()
+    signed = json.loads((run.folder / certificate.NAME).read_text())
+    assert signed["verdict"] == "pass" and signed["coverage"] == run.coverage
+    assert signed["harness"]["digests"]["profile"] == certificate.harness_digests(
+        profiles.of("finance", "bap").path)["profile"] is not None
+    assert {"coverage.json", "summary.json"} <= set(signed["files"])
+    capsys.readouterr()
+    assert main(["verify-certificate", str(run.folder / certificate.NAME), "--public-key", key.public_key]) == 0
