@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     certify = sub.add_parser("certify", help="play a use case's certification profile: its scenarios, then every "
                                              "probe; one verdict, with coverage",
                              description="Play the certification profile of --use-case for --role (fixtures/<use "
-                                         "case>/certification.yaml, or --profile): every scenario it names, then "
+                                         "case>/certification.yaml, or --profile): every scenario it names and "
                                          "every probe, in one run and one report folder (Allure, JUnit, summary.json, "
                                          "transcript.jsonl, coverage.json). Certified (exit 0) when everything "
                                          "passed and the profile's required scenarios, probes and actions were all "
