@@ -1,7 +1,7 @@
 """Wall time of a whole certification against the built-in reference network, start-up included.
 
-A certification is both roles with their probes: `deg-conformance run --probes` as BAP (against the network's
-gateway and BPPs) and as BPP (against its BAP), every shipped scenario of the use case. One run measures, each a
+A certification is `deg-conformance certify` in both roles: as BAP (against the network's gateway and BPPs) and as
+BPP (against its BAP), the use case's profile, scenarios and probes. One run measures, each a
 fresh `deg-conformance` process as a user starts it (interpreter, imports, the network, the reports):
   - baseline: one search through the gateway (`run` of a single one-step scenario): what any run costs;
   - each role alone, and both roles one after the other;
@@ -58,8 +58,8 @@ def main() -> None:
         folder = Path(tmp)
         (folder / "one-search.yaml").write_text(ONE_SEARCH, encoding="utf-8")
 
-        def run(role: str, what: list[str], name: str) -> list[str]:
-            return [*CLI, "run", "--role", role, "--use-case", args.use_case, "-n", str(args.concurrency),
+        def run(role: str, what: list[str], name: str, command: str = "run") -> list[str]:
+            return [*CLI, command, "--role", role, "--use-case", args.use_case, "-n", str(args.concurrency),
                     "--report-dir", str(folder / name), *what]
 
         if args.smoke:
@@ -67,7 +67,7 @@ def main() -> None:
             bap = run("bap", [str(sorted(shipped.glob("*.yaml"))[0])], "bap")
             bpp = run("bpp", [str(sorted((shipped / "bpp-role").glob("*.yaml"))[0])], "bpp")
         else:
-            bap, bpp = run("bap", ["--probes"], "bap"), run("bpp", ["--probes"], "bpp")
+            bap, bpp = run("bap", [], "bap", "certify"), run("bpp", [], "bpp", "certify")
         baseline = run("bap", [str(folder / "one-search.yaml")], "baseline")
         figures: dict[str, list[float]] = {"baseline": [], "bap": [], "bpp": [], "serial": [], "at once": []}
         for _ in range(repeat):  # interleaved, so that a busy moment of the machine weighs on every figure alike
