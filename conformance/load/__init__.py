@@ -59,7 +59,7 @@ class LoadConfig:
             raise ConfigError("--users and --expect-workers must be at least 1, --spawn-rate above 0")
         if not (0 < self.master_port < 65536):
             raise ConfigError(f"--master-port {self.master_port}: not a TCP port")
-        if not TIMESPAN.fullmatch(self.run_time) or not self.run_time:
+        if not TIMESPAN.fullmatch(self.run_time) or not self.run_time or seconds(self.run_time) == 0:
             raise ConfigError(f"--run-time {self.run_time!r}: write a duration such as 30s, 5m or 1h30m")
         if self.mode == "master" and self.plan.target is None and self.plan.gateway is None:
             raise ConfigError("--master needs --target or --gateway: without one each worker would play against a "
@@ -75,7 +75,7 @@ def run(config: LoadConfig) -> int:
     if importlib.util.find_spec("locust") is None:
         raise SetupError("load runs on Locust, which is not installed: pip install 'deg-conformance[load]'")
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-            "--loglevel", "WARNING"]
+            "--loglevel", os.environ.get("DEG_LOAD_LOGLEVEL", "WARNING")]
     if config.mode == "worker":
         argv += ["--worker", "--master-host", config.master_host, "--master-port", str(config.master_port)]
     else:
@@ -85,7 +85,7 @@ def run(config: LoadConfig) -> int:
         except OSError as exc:
             raise ConfigError(f"--report-dir {report}: cannot write reports there: {exc.strerror or exc}") from None
         (report / "load-summary.json").unlink(missing_ok=True)  # a former run's must not pass for this one's
-        argv += ["-u", str(config.users), "-r", f"{config.spawn_rate:g}", "-t", config.run_time,
+        argv += ["-u", str(config.users), "-r", f"{config.spawn_rate:g}", "--deg-run-time", f"{seconds(config.run_time):g}",
                  "--csv", str(report / "locust"), "--html", str(report / "locust.html"),
                  "--deg-plan", settings.dump(config.plan)]
         if config.mode == "master":
@@ -109,3 +109,11 @@ def run(config: LoadConfig) -> int:
               file=sys.stderr)
         return EXIT_SETUP
     return code
+
+
+def seconds(timespan: str) -> float:
+    """30s, 5m, 1h30m or a bare number of seconds, in seconds."""
+    match = TIMESPAN.fullmatch(timespan)
+    assert match is not None, "checked by LoadConfig"
+    hours, minutes, secs = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + secs

@@ -24,7 +24,7 @@ import orjson
 import urllib3
 from locust import User, constant, events, task
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from conformance.load import report, settings
 from conformance.load.player import DRAIN
@@ -39,17 +39,22 @@ FINAL_TIMEOUT = DRAIN + 20.0
 class Player:
     """This worker's player process, and a client for it."""
 
-    def __init__(self, plan: str, identity: str) -> None:
+    def __init__(self) -> None:
+        """Started with the Locust process, so that its imports are done before the test starts."""
         self.process = subprocess.Popen([sys.executable, "-m", "conformance.load.player"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE)
+        self.ready: dict[str, Any] = {"error": "the load player was never given the run's plan"}
+        self.http = urllib3.PoolManager(maxsize=256, retries=False)
+
+    def configure(self, plan: str, identity: str) -> None:
+        """Hand the player its settings and wait (START_TIMEOUT at most) until it plays, or says why it cannot."""
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(orjson.dumps({"plan": plan, "identity": identity}) + b"\n")
         self.process.stdin.flush()
         with gevent.Timeout(START_TIMEOUT, False):
             line = self.process.stdout.readline()
-        self.ready: dict[str, Any] = orjson.loads(line) if line else {
-            "error": f"the load player did not start within {START_TIMEOUT:g} s"}
-        self.http = urllib3.PoolManager(maxsize=256, retries=False)
+        self.ready = orjson.loads(line) if line else {"error": f"the load player did not start within "
+                                                               f"{START_TIMEOUT:g} s"}
 
     def play(self, n: int) -> dict[str, Any] | None:
         """One flow's outcome; None when the player takes no more (the run is finishing)."""
@@ -80,35 +85,51 @@ class Run:
     tally = Tally()
     finals: set[str] = set()
     """As master: the workers whose tally came in."""
+    ready: set[str] = set()
+    """As master: the workers whose player plays."""
     turns = itertools.count()
     """Each user starts at another scenario, so that a worker's users spread over them."""
+    environment: Environment | None = None
+    clock: gevent.Greenlet | None = None
+    """As master or local run: the run time, started once every user plays."""
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--deg-plan", default="{}", help="(set by deg-conformance load) the run's plan, as JSON")
+    parser.add_argument("--deg-run-time", type=float, default=10.0,
+                        help="(set by deg-conformance load) seconds to run once every user has started")
 
 
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
+    Run.environment = environment
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         runner.register_message("deg_final", _final)
-    elif isinstance(runner, WorkerRunner):
+        runner.register_message("deg_ready", _ready)
+        return
+    if isinstance(runner, WorkerRunner):
         runner.register_message("deg_finish", lambda environment, msg: environment.runner.stop(), concurrent=True)
+    Run.player = Player()
 
 
 @events.test_start.add_listener
 def _test_start(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, MasterRunner) or Run.player is not None:
+    if not isinstance(environment.runner, WorkerRunner):
+        gevent.spawn_later(START_TIMEOUT, _never_started, environment)
+    player = Run.player
+    if player is None or "url" in player.ready:
         return
-    identity = os.environ.get(settings.IDENTITY_ENV, settings.dump(settings.Identity()))
-    Run.player = player = Player(environment.parsed_options.deg_plan, identity)
+    player.configure(environment.parsed_options.deg_plan,
+                     os.environ.get(settings.IDENTITY_ENV, settings.dump(settings.Identity())))
     error = player.ready.get("error")
     problems = [f"the load player cannot start: {error}"] if error else player.ready["setup_errors"]
     if problems:
         _report_problems(environment, problems, usage=bool(error))
         return
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.send_message("deg_ready")
     print(f"deg-conformance load: playing {', '.join(player.ready['scenarios'])} against {player.ready['target']}, "
           f"callbacks at {player.ready['callback_url']}", file=sys.stderr, flush=True)
 
@@ -123,6 +144,35 @@ def _report_problems(environment: Environment, problems: list[str], *, usage: bo
     else:
         Run.tally.merge(tally.as_dict())
         gevent.spawn(environment.runner.quit)
+
+
+@events.spawning_complete.add_listener
+def _spawned(**_: Any) -> None:
+    """A local run's clock starts once its users are all started (its player was ready before the first)."""
+    environment = Run.environment
+    if environment is not None and isinstance(environment.runner, LocalRunner):
+        _start_clock(environment)
+
+
+def _ready(environment: Environment, msg: Any) -> None:
+    """As master: a worker's player plays; the clock starts once every worker's does."""
+    Run.ready.add(msg.node_id)
+    if {c.id for c in environment.runner.clients.all} <= Run.ready:
+        _start_clock(environment)
+
+
+def _start_clock(environment: Environment) -> None:
+    """The run time counts from when every player plays, not from Locust's start: players and their listeners
+    start first, and on a loaded machine that takes seconds that must not come out of the run."""
+    if Run.clock is None:
+        Run.clock = gevent.spawn_later(environment.parsed_options.deg_run_time, environment.runner.quit)
+
+
+def _never_started(environment: Environment) -> None:
+    if Run.clock is None:
+        Run.tally.problem("setup", f"the simulated users had not all started {START_TIMEOUT:g} s after the test "
+                                   "began (a worker that cannot start its player?)")
+        environment.runner.quit()
 
 
 @events.test_stopping.add_listener
@@ -166,6 +216,9 @@ def _final(environment: Environment, msg: Any) -> None:
 
 @events.quitting.add_listener
 def _quitting(environment: Environment, **_: Any) -> None:
+    if Run.player is not None:  # a test that never started (workers that never came): the player just ends
+        Run.player.close()
+        Run.player = None
     if isinstance(environment.runner, WorkerRunner):
         environment.process_exit_code = 0  # the master holds the verdict; a worker's own failures are in it
         return
@@ -189,8 +242,8 @@ class ScenarioUser(User):
             gevent.sleep(0.5)  # the run is stopping (or never started): nothing to play
             return
         self.turn += 1
-        if flow["skipped"] is not None:
-            gevent.sleep(0.1)  # a scenario the target offers nothing for: the player plays the others from now on
+        if flow["skipped"] is not None:  # the target offers nothing it needs: the player plays the others from now on
+            return
         fire = self.environment.events.request.fire
         for step in flow["steps"]:
             refused = step["ack"] is None

@@ -144,8 +144,11 @@ class Player:
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the Locust process, which finishes the player
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the Locust process ended before its test started
     try:
-        doc = orjson.loads(sys.stdin.readline() or b"{}")
+        doc = orjson.loads(line)
         player = Player(settings.parse(settings.Plan, doc.get("plan", "{}")),
                         settings.parse(settings.Identity, doc.get("identity", "{}")))
     except (ConfigError, TypeError, ValueError) as exc:

@@ -1,0 +1,150 @@
+"""`deg-conformance load` on Locust: a master and two workers against the reference network on loopback, a fault
+switch under load, the tally that adds flows up, and the refusals of settings that cannot work.
+
+Locust monkey-patches the standard library for gevent when it is imported, so it runs only in the subprocesses
+these tests start (the command re-executes Locust), never in the pytest process.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from conformance.findings import Finding, Severity
+from conformance.load import LoadConfig, settings
+from conformance.load.tally import Tally, duplicates, outcome
+from conformance.messages import Message
+from conformance.network import Network
+from conformance.network.registry import Subscriber
+from conformance.runner.results import ScenarioResult, StepResult
+from conformance.scenario import Scenario
+from conformance.signing import KeyPair
+from conformance.transport import Reply
+from tests._live import SHIPPED, free_port
+
+DEADLINE = 120
+"""Seconds a whole load command may take in a test (its run time is a few seconds)."""
+
+
+def load(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "conformance.cli", "load", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finished(process: subprocess.Popen[str]) -> tuple[int, str]:
+    out, err = process.communicate(timeout=DEADLINE)
+    return process.returncode, out + err
+
+
+def registered_key(net: Network, folder: Path) -> list[str]:
+    """A key of the harness's, in the network's registry: the identity options every worker gets."""
+    key = KeyPair.generate("load.conformance.test", "k1")
+    net.add_subscriber(Subscriber.for_key(key, url="http://127.0.0.1:9", type="BAP", domain="flexibility"))
+    path = folder / "harness.key"
+    path.write_text(key.private_key + "\n")
+    return ["--key-file", str(path), "--subscriber-id", key.subscriber_id, "--key-id", "k1"]
+
+
+def test_master_and_two_workers_find_nothing_against_the_clean_network(deg_network: Network, tmp_path: Path) -> None:
+    port, reports = free_port(), tmp_path / "reports"
+    identity = registered_key(deg_network, tmp_path)
+    master = load("--master", "--expect-workers", "2", "--master-port", str(port), "--users", "12", "--spawn-rate",
+                  "12", "--run-time", "4s", "--target", deg_network.bpps["sf-grid-loadflex"].url, "--registry",
+                  deg_network.registry_url, "--report-dir", str(reports), cwd=tmp_path)
+    workers = [load("--worker", "--master-port", str(port), *identity, cwd=tmp_path) for _ in range(2)]
+    code, text = finished(master)
+    for worker in workers:  # each played through a listener of its own
+        worker_code, worker_text = finished(worker)
+        assert worker_code == 0 and "callbacks at http://127.0.0.1:" in worker_text, worker_text
+    assert code == 0, text
+    summary = json.loads((reports / "load-summary.json").read_text())
+    assert summary["findings"] == {} and summary["problems"] == {}
+    assert (summary["lost"], summary["duplicated"], summary["misrouted"], summary["late"]) == (0, 0, 0, 0)
+    assert summary["flows"]["passed"] >= 12 and set(summary["flows"]) <= {"passed", "skipped"}
+    assert summary["flows_per_s"] > 0
+    for kind, action in (("ACK", "search"), ("ACK", "confirm"), ("CALLBACK", "on_confirm")):
+        row = summary["latency_ms"][kind][action]
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    assert (reports / "locust_stats.csv").read_text().count("on_confirm") == 1
+    assert (reports / "locust.html").stat().st_size > 0
+    assert "callbacks at" not in text  # the master plays nothing itself
+
+
+def test_a_fault_switch_under_load_gives_its_rule(tmp_path: Path) -> None:
+    code, text = finished(load("--users", "4", "--spawn-rate", "4", "--run-time", "3s", "--callback-timeout", "2",
+                               "--fault", "sf-grid-loadflex=wrong-callback-message-id", str(SHIPPED / "manual-optin.yaml"),
+                               "--report-dir", str(tmp_path / "r"), cwd=tmp_path))
+    assert code == 1, text
+    summary = json.loads((tmp_path / "r" / "load-summary.json").read_text())
+    assert summary["findings"]["TXN_CALLBACK_MESSAGE_ID"]["count"] >= 1
+    assert "FAIL" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--worker", "--target", "http://127.0.0.1:9"], "--target: the master's plan"),
+    (["--master", "--key-file", "k"], "--key-file: each worker's own"),
+    (["--master"], "--master needs --target or --gateway"),
+    (["--run-time", "soon"], "--run-time 'soon'"),
+    (["--users", "0"], "--users and --expect-workers must be at least 1"),
+    (["--target", "ftp://x"], "is not an http(s) URL"),
+    (["--target", "http://127.0.0.1:9", "--fault", "sf-grid-loadflex=no-callback", "--master"], "--fault applies"),
+])
+def test_settings_that_cannot_work_are_refused_at_once(tmp_path: Path, args: list[str], message: str) -> None:
+    code, text = finished(load(*args, cwd=tmp_path))
+    assert code == 2 and message in text and "Traceback" not in text
+
+
+def test_settings_cross_as_json_without_the_key_in_the_plan() -> None:
+    plan = settings.Plan(target="http://127.0.0.1:9/bpp", scenarios=("a.yaml",), faults={"bap": ("unsigned",)})
+    assert settings.parse(settings.Plan, settings.dump(plan)) == settings.Plan(
+        target="http://127.0.0.1:9/bpp", scenarios=("a.yaml",), faults={"bap": ["unsigned"]})
+    identity = settings.Identity(private_key="secret")
+    assert "secret" not in repr(identity) and "private_key" not in settings.dump(plan)
+    assert LoadConfig(mode="worker").plan == settings.Plan()
+
+
+def _flow(findings: list[Finding], callbacks: list[Message], unexpected: list[Message]) -> ScenarioResult:
+    sent = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    request = Message({"context": {"action": "search", "transaction_id": "t1", "message_id": "m1"}}, "s", 1,
+                      received_at=sent, direction="out")
+    step = StepResult(1, "discover", "search", 0.0, request=request, reply=Reply(200, {"message": {"ack": {
+        "status": "ACK"}}}, 0.01), callbacks=callbacks)
+    return ScenarioResult(Scenario(name="x", path=Path("x.yaml"), steps=()), "t1", 0.0, 1.5, steps=[step],
+                          findings=findings, unexpected=unexpected)
+
+
+def _callback(tid: str, bpp: str, after: float) -> Message:
+    return Message({"context": {"action": "on_search", "transaction_id": tid, "message_id": "m1", "bpp_id": bpp}},
+                   "s", 2, received_at=datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=after),
+                   direction="in")
+
+
+def test_a_flow_counts_lost_duplicated_and_misrouted_callbacks() -> None:
+    missing = Finding("TIM_CALLBACK_MISSING", Severity.ERROR, "t", "c", "$", "m", 1, 2)
+    flow = outcome(_flow([missing], [_callback("t1", "a", 0.2), _callback("t1", "b", 0.3)],
+                         [_callback("t1", "a", 0.5), _callback("t2", "c", 0.6)]))
+    assert flow["steps"] == [{"action": "search", "ack": 0.01, "answer": "ACK",
+                              "callbacks": [("on_search", 0.2), ("on_search", 0.3)]}]
+    assert (flow["lost"], flow["duplicated"], flow["misrouted"], flow["status"]) == (1, 1, 1, "failed")
+    clean = outcome(_flow([], [_callback("t1", "a", 0.2), _callback("t1", "b", 0.3)], []))
+    assert (clean["lost"], clean["duplicated"], clean["misrouted"], clean["status"]) == (0, 0, 0, "passed")
+    assert duplicates([_callback("t1", "a", 0.1), _callback("t1", "b", 0.1)]) == 0
+
+
+def test_tallies_add_up_across_workers_and_give_the_exit_code() -> None:
+    missing = Finding("TIM_CALLBACK_MISSING", Severity.ERROR, "t", "c", "$", "m", 1, 2)
+    worker_a, worker_b, master = Tally(), Tally(), Tally()
+    worker_a.add(outcome(_flow([], [_callback("t1", "a", 0.1)], [])))
+    assert worker_a.exit_code() == 0
+    worker_b.add(outcome(_flow([missing], [], [])))
+    for worker in (worker_a, worker_b):
+        master.merge(worker.as_dict())
+    assert master.flows == {"passed": 1, "failed": 1} and master.lost == 1
+    assert master.findings["TIM_CALLBACK_MISSING"]["count"] == 1 and master.exit_code() == 1
+    master.problem("setup", "the registry has no key")
+    assert master.exit_code() == 4
+    assert Tally().exit_code() == 2  # nothing judged within the run time proves nothing
