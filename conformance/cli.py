@@ -181,6 +181,8 @@ def _load_command(sub: Any) -> None:
                       help="as worker: the master's address; as master: the address to listen on for workers")
     load.add_argument("--master-port", type=int, default=5557, metavar="PORT")
     load.add_argument("--expect-workers", type=int, default=1, metavar="N")
+    load.add_argument("--expect-workers-max-wait", type=int, default=60, metavar="SECONDS",
+                      help="as master: give up (exit 4) when the workers have not all come by then (default 60)")
     load.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT", help="this process's callback listener")
     load.add_argument("--callback-url", metavar="URL", help="the public URL of --listen, when it differs")
     load.add_argument("--subscriber-id", default="deg-conformance.local")
@@ -558,7 +560,8 @@ def _load(args: argparse.Namespace) -> int:
     return load.run(load.LoadConfig(
         mode=mode, plan=plan, identity=identity, users=args.users, spawn_rate=args.spawn_rate, run_time=args.run_time,
         report_dir=args.report_dir or REPORTS / f"load-{new_run_id()}", master_host=args.master_host,
-        master_port=args.master_port, expect_workers=args.expect_workers))
+        master_port=args.master_port, expect_workers=args.expect_workers,
+        expect_workers_max_wait=args.expect_workers_max_wait))
 
 
 def _replayed(args: argparse.Namespace, report_dir: Path) -> list[Any]:

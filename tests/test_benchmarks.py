@@ -13,3 +13,10 @@ def test_the_reference_bpp_benchmark_runs_its_flows() -> None:
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert "flows: 20 full search->cancel flows, 240 signed messages" in done.stdout
     assert " flows/s " in done.stdout
+
+
+def test_the_load_benchmark_runs_and_finds_nothing_against_the_reference_network() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load_reference.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("; exit 0") == 2 and "flows/s with 4 users:" in done.stdout

@@ -89,13 +89,20 @@ def test_a_fault_switch_under_load_gives_its_rule(tmp_path: Path) -> None:
     (["--master", "--key-file", "k"], "--key-file: each worker's own"),
     (["--master"], "--master needs --target or --gateway"),
     (["--run-time", "soon"], "--run-time 'soon'"),
-    (["--users", "0"], "--users and --expect-workers must be at least 1"),
+    (["--users", "0"], "--users, --expect-workers and --expect-workers-max-wait must be at least 1"),
     (["--target", "ftp://x"], "is not an http(s) URL"),
     (["--target", "http://127.0.0.1:9", "--fault", "sf-grid-loadflex=no-callback", "--master"], "--fault applies"),
 ])
 def test_settings_that_cannot_work_are_refused_at_once(tmp_path: Path, args: list[str], message: str) -> None:
     code, text = finished(load(*args, cwd=tmp_path))
     assert code == 2 and message in text and "Traceback" not in text
+
+
+def test_a_master_whose_workers_never_come_is_a_set_up_error(tmp_path: Path) -> None:
+    code, text = finished(load("--master", "--expect-workers", "2", "--expect-workers-max-wait", "1", "--master-port",
+                               str(free_port()), "--target", "http://127.0.0.1:9", "--run-time", "1s",
+                               "--report-dir", str(tmp_path / "r"), cwd=tmp_path))
+    assert code == 4 and "fewer than 2 worker(s) connected within 1 s" in text, text
 
 
 def test_settings_cross_as_json_without_the_key_in_the_plan() -> None:

@@ -22,7 +22,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.errors import EXIT_INTERRUPTED, EXIT_SETUP, ConfigError, SetupError
+import orjson
+
+from conformance.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_SETUP, ConfigError, SetupError
 from conformance.load import settings
 
 __all__ = ["LoadConfig", "run"]
@@ -55,8 +57,9 @@ class LoadConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.users < 1 or self.spawn_rate <= 0 or self.expect_workers < 1:
-            raise ConfigError("--users and --expect-workers must be at least 1, --spawn-rate above 0")
+        if self.users < 1 or self.spawn_rate <= 0 or self.expect_workers < 1 or self.expect_workers_max_wait < 1:
+            raise ConfigError("--users, --expect-workers and --expect-workers-max-wait must be at least 1, "
+                              "--spawn-rate above 0")
         if not (0 < self.master_port < 65536):
             raise ConfigError(f"--master-port {self.master_port}: not a TCP port")
         if not TIMESPAN.fullmatch(self.run_time) or not self.run_time or seconds(self.run_time) == 0:
@@ -103,12 +106,19 @@ def run(config: LoadConfig) -> int:
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             process.send_signal(signal.SIGKILL)
         return EXIT_INTERRUPTED
-    if config.mode != "worker" and code != 0 and not (config.report_dir / "load-summary.json").exists():
-        print("deg-conformance: set-up error: the load run ended before it could judge anything (Locust's log above "
-              "says why: with --master, workers that never connected within --expect-workers-max-wait?)",
-              file=sys.stderr)
+    if config.mode == "worker":
+        return code
+    summary = config.report_dir / "load-summary.json"
+    if summary.exists():  # the verdict, whatever Locust exits with (it exits 1 on its own for reasons of its own)
+        return int(orjson.loads(summary.read_bytes())["exit_code"])
+    if code == 1:  # Locust gave up before the test began: workers that never connected
+        print(f"deg-conformance: set-up error: the load run ended before it began (Locust's log above says why: with "
+              f"--master, fewer than {config.expect_workers} worker(s) connected within "
+              f"{config.expect_workers_max_wait} s?)", file=sys.stderr)
         return EXIT_SETUP
-    return code
+    print(f"deg-conformance: internal error: Locust ended (exit {code}) before the run was judged; its log above says "
+          "why: a bug of the harness, not a verdict on the target", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def seconds(timespan: str) -> float:

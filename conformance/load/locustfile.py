@@ -121,7 +121,7 @@ def _test_start(environment: Environment, **_: Any) -> None:
     player = Run.player
     if player is None or "url" in player.ready:
         return
-    player.configure(environment.parsed_options.deg_plan,
+    player.configure(_option(environment, "deg_plan"),
                      os.environ.get(settings.IDENTITY_ENV, settings.dump(settings.Identity())))
     error = player.ready.get("error")
     problems = [f"the load player cannot start: {error}"] if error else player.ready["setup_errors"]
@@ -143,7 +143,7 @@ def _report_problems(environment: Environment, problems: list[str], *, usage: bo
         environment.runner.send_message("deg_final", {"tally": tally.as_dict(), "stop": True})
     else:
         Run.tally.merge(tally.as_dict())
-        gevent.spawn(environment.runner.quit)
+        gevent.spawn(_quit, environment)
 
 
 @events.spawning_complete.add_listener
@@ -157,7 +157,8 @@ def _spawned(**_: Any) -> None:
 def _ready(environment: Environment, msg: Any) -> None:
     """As master: a worker's player plays; the clock starts once every worker's does."""
     Run.ready.add(msg.node_id)
-    if {c.id for c in environment.runner.clients.all} <= Run.ready:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner) and {c.id for c in runner.clients.all} <= Run.ready:
         _start_clock(environment)
 
 
@@ -165,14 +166,14 @@ def _start_clock(environment: Environment) -> None:
     """The run time counts from when every player plays, not from Locust's start: players and their listeners
     start first, and on a loaded machine that takes seconds that must not come out of the run."""
     if Run.clock is None:
-        Run.clock = gevent.spawn_later(environment.parsed_options.deg_run_time, environment.runner.quit)
+        Run.clock = gevent.spawn_later(_option(environment, "deg_run_time"), _quit, environment)
 
 
 def _never_started(environment: Environment) -> None:
     if Run.clock is None:
         Run.tally.problem("setup", f"the simulated users had not all started {START_TIMEOUT:g} s after the test "
                                    "began (a worker that cannot start its player?)")
-        environment.runner.quit()
+        _quit(environment)
 
 
 @events.test_stopping.add_listener
@@ -206,12 +207,23 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         Run.tally.merge(final)
 
 
+def _option(environment: Environment, name: str) -> Any:
+    """One of the options deg-conformance load gave this Locust process (or, on a worker, its master gave)."""
+    assert environment.parsed_options is not None, "Locust parses its options before it fires any event"
+    return getattr(environment.parsed_options, name)
+
+
+def _quit(environment: Environment) -> None:
+    assert environment.runner is not None, "Locust makes its runner before it fires any event"
+    environment.runner.quit()
+
+
 def _final(environment: Environment, msg: Any) -> None:
     """As master: a worker's tally (and, when its player could not start, the run stops)."""
     Run.tally.merge(msg.data["tally"])
     Run.finals.add(msg.node_id)
     if msg.data.get("stop"):
-        gevent.spawn(environment.runner.quit)
+        gevent.spawn(_quit, environment)
 
 
 @events.quitting.add_listener
