@@ -7,8 +7,11 @@ these tests start (the command re-executes Locust), never in the pytest process.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -96,6 +99,28 @@ def test_a_fault_switch_under_load_gives_its_rule(tmp_path: Path) -> None:
 def test_settings_that_cannot_work_are_refused_at_once(tmp_path: Path, args: list[str], message: str) -> None:
     code, text = finished(load(*args, cwd=tmp_path))
     assert code == 2 and message in text and "Traceback" not in text
+
+
+def test_ctrl_c_ends_the_flows_under_way_and_writes_the_reports(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "conformance.cli", "load", "--users", "2", "--run-time", "5m",
+                                "--report-dir", str(tmp_path / "r"), str(SHIPPED / "unknown-order.yaml")],
+                               cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _playing(tmp_path / "r"):
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground process group
+    code, text = finished(process)
+    assert code == 130 and "Traceback" not in text, text
+    summary = json.loads((tmp_path / "r" / "load-summary.json").read_text())
+    assert summary["flows"].get("passed", 0) >= 1 and summary["findings"] == {}
+
+
+def _playing(report: Path) -> bool:
+    """Locust's history CSV has a row with a request in it: the users play."""
+    history = report / "locust_stats_history.csv"
+    rows = history.read_text().splitlines()[1:] if history.exists() else []
+    return any(row.split(",")[17:18] not in (["0"], []) for row in rows)
 
 
 def test_a_master_whose_workers_never_come_is_a_set_up_error(tmp_path: Path) -> None:

@@ -87,6 +87,8 @@ class Run:
     """As master: the workers whose tally came in."""
     ready: set[str] = set()
     """As master: the workers whose player plays."""
+    collected = False
+    """As master: the workers were asked for their tallies."""
     turns = itertools.count()
     """Each user starts at another scenario, so that a worker's users spread over them."""
     environment: Environment | None = None
@@ -178,10 +180,20 @@ def _never_started(environment: Environment) -> None:
 
 @events.test_stopping.add_listener
 def _test_stopping(environment: Environment, **_: Any) -> None:
-    """As master: every worker stops its users and sends its tally; wait for them (FINAL_TIMEOUT at most)."""
+    _collect(environment)
+
+
+@events.test_stop.add_listener
+def _test_stop(environment: Environment, **_: Any) -> None:
+    _finish(environment)
+
+
+def _collect(environment: Environment) -> None:
+    """As master, once: every worker stops its users and sends its tally; wait for them (FINAL_TIMEOUT at most)."""
     runner = environment.runner
-    if not isinstance(runner, MasterRunner):
+    if not isinstance(runner, MasterRunner) or Run.collected:
         return
+    Run.collected = True
     workers = {c.id for c in runner.clients.all}
     for worker in workers - Run.finals:
         runner.send_message("deg_finish", None, worker)
@@ -192,15 +204,16 @@ def _test_stopping(environment: Environment, **_: Any) -> None:
         Run.tally.problem("internal", f"worker {worker} sent no tally within {FINAL_TIMEOUT:g} s of the stop")
 
 
-@events.test_stop.add_listener
-def _test_stop(environment: Environment, **_: Any) -> None:
-    """As worker or local run: the player finishes (flows under way end, strays are judged); its tally is the
-    run's (local) or goes to the master."""
+def _finish(environment: Environment) -> None:
+    """As worker or local run, once: the player finishes (flows under way end, strays are judged); its tally is
+    the run's (local) or goes to the master. A player that never started just ends."""
     player, Run.player = Run.player, None
-    if player is None or isinstance(environment.runner, MasterRunner):
+    if player is None:
         return
     final = player.finish() if "url" in player.ready else {}
     player.close()
+    if not final:
+        return
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.send_message("deg_final", {"tally": final})
     else:
@@ -228,9 +241,10 @@ def _final(environment: Environment, msg: Any) -> None:
 
 @events.quitting.add_listener
 def _quitting(environment: Environment, **_: Any) -> None:
-    if Run.player is not None:  # a test that never started (workers that never came): the player just ends
-        Run.player.close()
-        Run.player = None
+    """The end of every Locust process, Ctrl-C included (then the test never stopped on its own): the tallies are
+    gathered as at a stop, and the master or local run writes the report."""
+    _finish(environment)
+    _collect(environment)
     if isinstance(environment.runner, WorkerRunner):
         environment.process_exit_code = 0  # the master holds the verdict; a worker's own failures are in it
         return
