@@ -86,7 +86,7 @@ class Tally:
     findings: dict[str, dict[str, Any]] = field(default_factory=dict)
     """rule id -> {severity, count, examples}."""
     problems: dict[str, list[str]] = field(default_factory=dict)
-    """usage / setup / broken / internal -> what kept a flow (or the run) from a verdict, each text once."""
+    """usage / setup / broken / internal / skipped -> what kept a flow (or the run) from a verdict, each text once."""
 
     def add(self, flow: Outcome) -> None:
         self.flows[flow["status"]] = self.flows.get(flow["status"], 0) + 1
@@ -96,7 +96,8 @@ class Tally:
         self.unreachable += bool(flow["unreachable"])
         self.count_findings(flow["findings"])
         for kind, text in (("setup", flow["setup_error"]), ("internal", flow["internal_error"]),
-                           ("broken", flow["error"] if flow["status"] == "broken" else None)):
+                           ("broken", flow["error"] if flow["status"] == "broken" else None),
+                           ("skipped", flow["skipped"])):
             if text:
                 self.problem(kind, text)
 
