@@ -24,7 +24,7 @@ import orjson
 import urllib3
 from locust import User, constant, events, task
 from locust.env import Environment
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from conformance.load import report, settings
 from conformance.load.player import DRAIN
@@ -32,6 +32,9 @@ from conformance.load.tally import Tally
 
 START_TIMEOUT = 60.0
 """Seconds a player may take to start (and, with no target, to start the reference network)."""
+PLAY_TIMEOUT = 900.0
+"""Seconds one flow may take, whole: the player's own waits end sooner (each step's callback wait is the request's
+ttl, and a run's end interrupts them)."""
 FINAL_TIMEOUT = DRAIN + 20.0
 """Seconds the master waits for every worker's tally once the run stops."""
 
@@ -58,7 +61,8 @@ class Player:
 
     def play(self, n: int) -> dict[str, Any] | None:
         """One flow's outcome; None when the player takes no more (the run is finishing)."""
-        answer = self.http.request("POST", f"{self.ready['url']}/play/{n}", timeout=urllib3.Timeout(connect=5))
+        answer = self.http.request("POST", f"{self.ready['url']}/play/{n}",
+                                   timeout=urllib3.Timeout(connect=5, read=PLAY_TIMEOUT))
         return orjson.loads(answer.data) if answer.status == 200 else None
 
     def finish(self) -> dict[str, Any]:
@@ -86,12 +90,11 @@ class Run:
     finals: set[str] = set()
     """As master: the workers whose tally came in."""
     ready: set[str] = set()
-    """As master: the workers whose player plays."""
+    """As master: the workers whose player plays (the run time starts when all do)."""
     collected = False
     """As master: the workers were asked for their tallies."""
     turns = itertools.count()
     """Each user starts at another scenario, so that a worker's users spread over them."""
-    environment: Environment | None = None
     clock: gevent.Greenlet | None = None
     """As master or local run: the run time, started once every user plays."""
 
@@ -105,7 +108,6 @@ def _options(parser: Any) -> None:
 
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
-    Run.environment = environment
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         runner.register_message("deg_final", _final)
@@ -132,6 +134,8 @@ def _test_start(environment: Environment, **_: Any) -> None:
         return
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.send_message("deg_ready")
+    else:
+        _start_clock(environment)
     print(f"deg-conformance load: playing {', '.join(player.ready['scenarios'])} against {player.ready['target']}, "
           f"callbacks at {player.ready['callback_url']}", file=sys.stderr, flush=True)
 
@@ -146,14 +150,6 @@ def _report_problems(environment: Environment, problems: list[str], *, usage: bo
     else:
         Run.tally.merge(tally.as_dict())
         gevent.spawn(_quit, environment)
-
-
-@events.spawning_complete.add_listener
-def _spawned(**_: Any) -> None:
-    """A local run's clock starts once its users are all started (its player was ready before the first)."""
-    environment = Run.environment
-    if environment is not None and isinstance(environment.runner, LocalRunner):
-        _start_clock(environment)
 
 
 def _ready(environment: Environment, msg: Any) -> None:
