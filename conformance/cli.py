@@ -154,7 +154,7 @@ def _load_command(sub: Any) -> None:
                     "listener. Reports ACK and callback latency per action, flows/s, lost, duplicated and misrouted "
                     "callbacks and the rule findings under load (load-summary.json), and Locust's CSV and HTML, "
                     "in --report-dir. Distributed: one --master with the plan, --worker processes with --master-host.")
-    load.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO",
+    load.add_argument("scenarios", nargs="*", type=Path, default=[], metavar="SCENARIO",
                       help="scenario files or folders (default: the use case's role-bap scenarios)")
     load.add_argument("--role", choices=["bap"], default="bap", help="the part the harness plays (bap only)")
     load.add_argument("--use-case", default=usecases.DEFAULT, metavar="NAME", help="the use case (its scenarios)")
@@ -189,6 +189,15 @@ def _load_command(sub: Any) -> None:
     load.add_argument("--key-id", default="deg-conformance-key-1")
     load.add_argument("--key-file", type=Path, metavar="FILE", help="the harness's key (default: a fresh one)")
     load.add_argument("--ca-bundle", type=Path, metavar="FILE")
+    load.set_defaults(load_defaults={a.dest: a.default for a in load._actions})  # noqa: SLF001
+
+
+LOAD_PLAN = ("scenarios", "target", "gateway", "registry", "registry_type", "registry_name", "use_case", "fault",
+             "signatures", "ack_timeout", "callback_timeout", "var", "vars", "users", "spawn_rate", "run_time",
+             "report_dir", "expect_workers", "expect_workers_max_wait")
+"""`load` options of the master's (or a local run's): a worker plays what its master says."""
+LOAD_IDENTITY = ("listen", "callback_url", "subscriber_id", "key_id", "key_file", "ca_bundle")
+"""`load` options of each worker's own (or a local run's): a master plays nothing itself."""
 
 
 def _live_options(parser: argparse.ArgumentParser) -> None:
@@ -535,15 +544,14 @@ def _load(args: argparse.Namespace) -> int:
     from conformance.load.settings import Identity, Plan
     from conformance.runner import new_run_id
 
-    given = {flag for flag, value in (("--target", args.target), ("--gateway", args.gateway),
-                                      ("--registry", args.registry), ("SCENARIO", args.scenarios),
-                                      ("--fault", args.fault), ("--var", args.var), ("--vars", args.vars)) if value}
-    mine = {flag for flag, value in (("--listen", args.listen != "127.0.0.1:0"), ("--callback-url", args.callback_url),
-                                     ("--key-file", args.key_file)) if value}
-    if args.worker and given:
-        raise ConfigError(f"{', '.join(sorted(given))}: the master's plan; a --worker plays what its master says")
-    if args.master and mine:
-        raise ConfigError(f"{', '.join(sorted(mine))}: each worker's own; a --master plays nothing itself")
+    def given(dests: tuple[str, ...]) -> str:
+        return ", ".join("SCENARIO" if d == "scenarios" else f"--{d.replace('_', '-')}" for d in dests
+                         if getattr(args, d) != args.load_defaults[d])
+
+    if args.worker and given(LOAD_PLAN):
+        raise ConfigError(f"{given(LOAD_PLAN)}: the master's plan; a --worker plays what its master says")
+    if args.master and given(LOAD_IDENTITY):
+        raise ConfigError(f"{given(LOAD_IDENTITY)}: each worker's own; a --master plays nothing itself")
     use_case = usecases.named(args.use_case)
     scenarios = [] if args.worker else _scenarios(args.scenarios or [use_case.scenarios], "bap")
     plan = Plan(target=args.target, gateway=args.gateway, registry=args.registry, registry_type=args.registry_type,

@@ -106,7 +106,12 @@ def run(config: LoadConfig) -> int:
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             process.send_signal(signal.SIGKILL)
         return EXIT_INTERRUPTED
-    if config.mode == "worker":
+    if config.mode == "worker":  # the verdict is the master's; a worker only ends well or not
+        if code != 0:
+            print(f"deg-conformance: set-up error: this worker ended with Locust's exit {code} (its log above says why: "
+                  f"a master at {config.master_host}:{config.master_port} it could not reach within Locust's "
+                  "5 minutes of retries?)", file=sys.stderr)
+            return EXIT_SETUP
         return code
     summary = config.report_dir / "load-summary.json"
     if summary.exists():  # the verdict, whatever Locust exits with (it exits 1 on its own for reasons of its own)
