@@ -125,6 +125,14 @@ def _playing(report: Path) -> bool:
     return any(row.split(",")[17:18] not in (["0"], []) for row in rows)
 
 
+def test_a_key_the_registry_does_not_hold_is_a_set_up_error(deg_network: Network, tmp_path: Path) -> None:
+    code, text = finished(load("--target", deg_network.bpps["sf-grid-loadflex"].url, "--registry",
+                               deg_network.registry_url, "--run-time", "2s", "--report-dir", str(tmp_path / "r"),
+                               cwd=tmp_path))
+    assert code == 4 and "has no key deg-conformance.local|" in text and "keys subscribe" in text, text
+    assert json.loads((tmp_path / "r" / "load-summary.json").read_text())["flows"] == {}
+
+
 def test_a_master_whose_workers_never_come_is_a_set_up_error(tmp_path: Path) -> None:
     code, text = finished(load("--master", "--expect-workers", "2", "--expect-workers-max-wait", "1", "--master-port",
                                str(free_port()), "--target", "http://127.0.0.1:9", "--run-time", "1s",

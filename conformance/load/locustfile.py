@@ -169,8 +169,8 @@ def _start_clock(environment: Environment) -> None:
 
 def _never_started(environment: Environment) -> None:
     if Run.clock is None:
-        Run.tally.problem("setup", f"the simulated users had not all started {START_TIMEOUT:g} s after the test "
-                                   "began (a worker that cannot start its player?)")
+        Run.tally.problem("setup", f"the players had not all started {START_TIMEOUT:g} s after the test began (a "
+                                   "worker whose player cannot start?)")
         _quit(environment)
 
 
