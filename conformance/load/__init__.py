@@ -32,6 +32,8 @@ __all__ = ["LoadConfig", "run"]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 MODES = ("local", "master", "worker")
 TIMESPAN = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
+LOGLEVEL_ENV = "DEG_CONFORMANCE_LOAD_LOGLEVEL"
+"""Locust's log level (default WARNING; INFO or DEBUG show how master and workers talk)."""
 STOP_GRACE = 90.0
 """Seconds the command waits for Locust after a Ctrl-C (flows under way end, reports are written)."""
 
@@ -78,7 +80,7 @@ def run(config: LoadConfig) -> int:
     if importlib.util.find_spec("locust") is None:
         raise SetupError("load runs on Locust, which is not installed: pip install 'deg-conformance[load]'")
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-            "--loglevel", os.environ.get("DEG_LOAD_LOGLEVEL", "WARNING")]
+            "--loglevel", os.environ.get(LOGLEVEL_ENV, "WARNING")]
     if config.mode == "worker":
         argv += ["--worker", "--master-host", config.master_host, "--master-port", str(config.master_port)]
     else:
