@@ -6,6 +6,7 @@ these tests start (the command re-executes Locust), never in the pytest process.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -136,11 +137,39 @@ def test_a_key_the_registry_does_not_hold_is_a_set_up_error(deg_network: Network
     assert json.loads((tmp_path / "r" / "load-summary.json").read_text())["flows"] == {}
 
 
+def test_a_player_that_dies_is_a_harness_error_not_a_verdict(tmp_path: Path) -> None:
+    process = load("--users", "2", "--run-time", "6s", "--report-dir", str(tmp_path / "r"),
+                   str(SHIPPED / "unknown-order.yaml"), cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _playing(tmp_path / "r"):
+        time.sleep(0.5)
+    locust = _children(process.pid)
+    players = [pid for parent in locust for pid in _children(parent)]
+    assert len(locust) == 1 and len(players) == 1
+    os.kill(players[0], signal.SIGKILL)
+    code, text = finished(process)
+    assert code == 5 and "Traceback" not in text, text
+    assert "the load player stopped answering" in (tmp_path / "r" / "load-summary.json").read_text()
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(line) for line in found.split()]
+
+
 def test_a_master_whose_workers_never_come_is_a_set_up_error(tmp_path: Path) -> None:
     code, text = finished(load("--master", "--expect-workers", "2", "--expect-workers-max-wait", "1", "--master-port",
                                str(free_port()), "--target", "http://127.0.0.1:9", "--run-time", "1s",
                                "--report-dir", str(tmp_path / "r"), cwd=tmp_path))
     assert code == 4 and "fewer than 2 worker(s) connected within 1 s" in text, text
+
+
+def test_without_locust_the_fix_is_named(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "locust" else real(name, *a))
+    assert main(["load", "--report-dir", str(tmp_path)]) == 4
+    assert "pip install 'deg-conformance[load]'" in capsys.readouterr().err
 
 
 def test_settings_cross_as_json_without_the_key_in_the_plan() -> None:

@@ -47,6 +47,8 @@ class Player:
         self.process = subprocess.Popen([sys.executable, "-m", "conformance.load.player"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE)
         self.ready: dict[str, Any] = {"error": "the load player was never given the run's plan"}
+        self.lost: str | None = None
+        """Why the player stopped answering, when it did."""
         self.http = urllib3.PoolManager(maxsize=256, retries=False)
 
     def configure(self, plan: str, identity: str) -> None:
@@ -60,12 +62,20 @@ class Player:
                                                                f"{START_TIMEOUT:g} s"}
 
     def play(self, n: int) -> dict[str, Any] | None:
-        """One flow's outcome; None when the player takes no more (the run is finishing)."""
-        answer = self.http.request("POST", f"{self.ready['url']}/play/{n}",
-                                   timeout=urllib3.Timeout(connect=5, read=PLAY_TIMEOUT))
+        """One flow's outcome; None when the player takes no more (the run is finishing, or the player is gone)."""
+        if self.lost is not None:
+            return None
+        try:
+            answer = self.http.request("POST", f"{self.ready['url']}/play/{n}",
+                                       timeout=urllib3.Timeout(connect=5, read=PLAY_TIMEOUT))
+        except urllib3.exceptions.HTTPError as exc:  # the player died: a bug of the harness, reported at the end
+            self.lost = f"the load player stopped answering ({type(exc).__name__}: {exc})"
+            return None
         return orjson.loads(answer.data) if answer.status == 200 else None
 
     def finish(self) -> dict[str, Any]:
+        if self.lost is not None:
+            return {"problems": {"internal": [self.lost]}}
         try:
             answer = self.http.request("POST", f"{self.ready['url']}/finish",
                                        timeout=urllib3.Timeout(connect=5, read=FINAL_TIMEOUT))
