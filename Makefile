@@ -43,7 +43,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_throughput.py
 	$(BIN)/python benchmarks/reference_bpp.py
-	$(BIN)/python benchmarks/run_suite.py
+	$(BIN)/python benchmarks/certification.py
 	$(BIN)/python benchmarks/load_reference.py
 
 clean:

@@ -129,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "timestamps, signed with the harness's key; the target's new callbacks "
                                         "are judged with the whole catalogue. bpp_id and bpp_uri stay as captured "
                                         "unless a search in the transaction finds new ones; the order id is the new "
-                                        "on_confirm's. Same flags, reports and exit codes as run.")
+                                        "on_confirm's. With --role bpp the target is a BAP: its client endpoint "
+                                        "is asked to send each captured transaction's requests again (from its "
+                                        "search on), and the harness's BPPs serve the captured on_search catalogs "
+                                        "(or --catalog). Same flags, reports and exit codes as run.")
     replay.add_argument("captures", nargs="+", type=Path, metavar="CAPTURE",
                         help="captured traffic, as validate reads it, or a Postman collection")
     replay.add_argument("--env", type=Path, metavar="ENV.json",
@@ -142,7 +145,31 @@ def build_parser() -> argparse.ArgumentParser:
     _keys_commands(sub)
     _import_commands(sub)
     _load_command(sub)
+    _verify_certificate_command(sub)
     return parser
+
+
+def _verify_certificate_command(sub: Any) -> None:
+    verify = sub.add_parser(
+        "verify-certificate", help="check a certificate's signature and the report files it digests",
+        description="Check that a certificate (certificate.json) was signed by the operator's key, given or looked "
+                    "up in the network's registry, and that every report file it digests is unchanged. Exit 0 "
+                    "valid, 1 changed (each change named), 2 bad input, 4 registry unreachable or key not found.")
+    verify.add_argument("certificate", type=Path, metavar="FILE", help="the certificate.json")
+    key = verify.add_mutually_exclusive_group(required=True)
+    key.add_argument("--public-key", metavar="KEY",
+                     help="the operator's base64 Ed25519 public key, or a file holding it")
+    key.add_argument("--registry", metavar="URL", help="look the operator's key up in this registry")
+    verify.add_argument("--subscriber-id", metavar="ID", help="with --registry: the operator's subscriber id")
+    verify.add_argument("--key-id", metavar="K",
+                        help="with --registry: the operator's key id (default: the one the certificate names)")
+    verify.add_argument("--registry-type", choices=["beckn", "dedi"], default="beckn",
+                        help="how keys are looked up there (default beckn; see run --registry-type)")
+    verify.add_argument("--registry-name", metavar="NAME", help="with --registry-type dedi: the registry name")
+    verify.add_argument("--ca-bundle", type=Path, metavar="FILE", help="CA certificates to trust for the registry")
+    verify.add_argument("--report-dir", type=Path, metavar="DIR",
+                        help="the report folder whose files the certificate digests (default: the certificate's)")
+    verify.add_argument("--json", action="store_true", help="print the verification as JSON")
 
 
 def _load_command(sub: Any) -> None:
@@ -256,6 +283,10 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=Path, metavar="DIR",
                         help="where reports go (default reports/<run-id>/)")
     parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    parser.add_argument("--certificate-key", type=Path, metavar="FILE",
+                        help="after the reports, sign them: certificate.json (with certificate.svg and "
+                             "certificate.html) in the report folder, signed with this operator's key file (the "
+                             "--key-file format) as --subscriber-id and --key-id; see `verify-certificate`")
     parser.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
                         help="scenarios played at once (default 1)")
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
@@ -432,7 +463,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     # Imported here: the runner pulls in the network stack, which validate and rules do not need.
     from conformance import waivers
     from conformance.findings import Severity
-    from conformance.keys import load_key_file, registrations
+    from conformance.keys import load_key_file, owner_of, read_key_file, registrations
     from conformance.network import NetworkConfig
     from conformance.reporting.junit import junit_xml
     from conformance.reporting.live import run_text, step_line, write_reports
@@ -444,10 +475,6 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     use_case = usecases.named(args.use_case)
     run_id = new_run_id()
     report_dir = args.report_dir or REPORTS / run_id
-    if args.command == "replay":
-        scenarios = _replayed(args, report_dir)
-    else:
-        scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
     if engine.layer2.pack_for(use_case.domain, use_case.version) is None:
         print(f"use case {use_case.name} ({use_case.domain} {use_case.version}) has no Layer-2 pack: its Layer-2 "
               "checks and probes are skipped", file=sys.stderr)
@@ -463,6 +490,10 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         raise ConfigError("--vary applies to the reference network, which --target/--gateway replace")
     if args.print_network and args.role != "bpp":
         raise ConfigError("--print-network is for --role bpp: as BAP the harness serves only its callback URL")
+    if args.command == "replay":
+        scenarios = _replayed(args, report_dir)
+    else:
+        scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
     config = RunConfig(
         role=args.role, use_case=args.use_case, drive=args.drive, catalogs=tuple(args.catalog),
         target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
@@ -476,6 +507,17 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         policy=Policy(exclude=waivers.patterns(args.exclude_rules), fail_on=Severity(args.fail_on),
                       waivers=waivers.load(args.waivers) if args.waivers else ()),
         network=NetworkConfig(faults=faults, variations=variations) if faults or variations else None)
+    # Read before the run, not after it: a key file that cannot be used must not cost a whole run.
+    operator = None
+    if args.certificate_key:  # an operator's key file names its owner; a bare key signs as the run's identity
+        owner = owner_of(args.certificate_key) or (args.subscriber_id, args.key_id)
+        operator = read_key_file(args.certificate_key, *owner, flag="--certificate-key")
+    if operator is not None and args.key_file and (operator.subscriber_id, operator.unique_key_id) == (
+            args.subscriber_id, args.key_id) and (
+            read_key_file(args.key_file, args.subscriber_id, args.key_id).public_key != operator.public_key):
+        print(f"note: --certificate-key holds another key than --key-file; a verifier looking up "
+              f"{args.subscriber_id}|{args.key_id} in the registry finds the --key-file one, unless you publish this "
+              f"one there (or give verifiers its public key, {operator.public_key})", file=sys.stderr)
     if args.print_network:
         rows = bpp_addresses(config)
         width = max(len(r[0]) for r in rows)
@@ -523,6 +565,9 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         if args.junitxml is not None:
             args.junitxml.parent.mkdir(parents=True, exist_ok=True)
             args.junitxml.write_bytes(junit_xml(result))
+        if operator is not None:
+            _certify_run(report_dir, operator, role=args.role, target=args.target or args.gateway,
+                         use_case=use_case)
     except (ConfigError, SetupError):
         raise
     except Exception as exc:  # a bug of the harness: its traceback goes with this run's reports
@@ -572,21 +617,77 @@ def _load(args: argparse.Namespace) -> int:
         expect_workers_max_wait=args.expect_workers_max_wait))
 
 
+def _certify_run(report_dir: Path, operator: Any, *, role: str, target: str | None, use_case: Any,
+                 profile: Path | None = None) -> None:
+    """`--certificate-key`: the run's reports (and its coverage.json, when a certification wrote one, and the
+    digest of its `profile`) signed in the process that wrote them, so that nothing can be edited between the run
+    and its certificate. The participant's role is the other than the harness's."""
+    from conformance import certificate
+
+    judged = "bap" if role == "bpp" else "bpp"
+    participant = certificate.participant_of(report_dir, role=judged, target=target, use_case=use_case.name,
+                                             domain=use_case.domain)
+    path = certificate.issue(report_dir, participant=participant, key=operator, profile=profile)
+    print(f"certificate: {path} (with {certificate.BADGE} and {certificate.PAGE}), signed by "
+          f"{operator.subscriber_id}|{operator.unique_key_id}", file=sys.stderr)
+
+
+def _verify_certificate(args: argparse.Namespace) -> int:
+    """`verify-certificate`: 0 valid, 1 changed (naming each change), 2 bad input, 4 the operator's key cannot be
+    looked up."""
+    from conformance import certificate
+
+    if args.registry is not None and not args.subscriber_id:
+        raise ConfigError("--registry needs --subscriber-id: the operator whose key signs certificates (a "
+                          "certificate's own claim of who signed it is never trusted)")
+    if args.public_key is not None and (args.subscriber_id or args.key_id):
+        raise ConfigError("--subscriber-id and --key-id are for --registry; --public-key is the key itself")
+    if args.report_dir is not None and not args.report_dir.is_dir():
+        raise ConfigError(f"--report-dir {args.report_dir}: no such folder")
+    if args.public_key is not None:
+        given = certificate.public_key_argument(args.public_key)
+
+        def key(document: Mapping[str, Any]) -> str:
+            return given
+    else:
+        def key(document: Mapping[str, Any]) -> str:
+            return certificate.registry_key(args.registry, args.subscriber_id,
+                                            args.key_id or document["issuer"]["key_id"], kind=args.registry_type,
+                                            name=args.registry_name, ca_bundle=args.ca_bundle)
+    found = certificate.verify(args.certificate, key=key, report_dir=args.report_dir)
+    document = found.certificate or {}
+    if args.json:
+        print(orjson.dumps({"valid": found.valid, "problems": found.problems, "notes": found.notes,
+                            "files_checked": found.checked_files, "verdict": document.get("verdict"),
+                            "participant": document.get("participant")}, option=orjson.OPT_INDENT_2).decode())
+    for note in found.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not found.valid:
+        for problem in found.problems:
+            print(f"INVALID {problem}", file=sys.stderr if args.json else sys.stdout)
+        return EXIT_FAILED
+    if not args.json:
+        participant = document["participant"]
+        print(f"VALID certificate: {document['verdict'].upper()} for {participant['subscriber_id'] or '?'} as "
+              f"{participant['role'].upper()} ({participant['use_case']}), run {document['run']['run_id']}, issued "
+              f"{document['issued_at']} by {document['issuer']['subscriber_id']}; {found.checked_files} report "
+              f"file(s) unchanged")
+    return EXIT_OK
+
+
 def _replayed(args: argparse.Namespace, report_dir: Path) -> list[Any]:
     """`replay`'s scenarios, a captured transaction each; a Postman collection's imported beside the reports."""
     from conformance import replay
 
-    if args.role == "bpp":
-        raise ConfigError("replay --role bpp (a BPP's callbacks sent again, to a BAP) is not built: a BAP takes "
-                          "callbacks only for transactions it started, so each would first have to be asked for its "
-                          "requests anew; replay the BAP's requests to a BPP or gateway (--role bap)")
-    if args.catalog or args.drive != "trigger" or args.print_network:
-        raise ConfigError("--catalog, --drive and --print-network are for --role bpp, which replay does not play")
-
     def note(text: str) -> None:
         print(f"replay: {text}", file=sys.stderr)
 
-    return replay.scenarios(args.captures, imported=report_dir / "imported", env=args.env, note=note)
+    played = replay.scenarios(args.captures, imported=report_dir / "imported", env=args.env, role=args.role,
+                              note=note)
+    if args.role == "bpp" and not args.catalog:  # the harness's BPPs publish what the captured ones did
+        args.catalog = replay.catalogs(args.captures, report_dir / "imported" / "catalogs")
+        note(f"serving the captured catalogs: {', '.join(str(p) for p in args.catalog)}")
+    return played
 
 
 @contextmanager
@@ -753,6 +854,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _import(args)
         if args.command == "load":
             return _load(args)
+        if args.command == "verify-certificate":
+            return _verify_certificate(args)
         if args.command in LIVE:
             config.layer(args.live_parser, args, args.live_defaults, others=args.live_settings)
         engine = _engine(args)

@@ -15,6 +15,17 @@ def test_the_reference_bpp_benchmark_runs_its_flows() -> None:
     assert " flows/s " in done.stdout
 
 
+def test_the_certification_benchmark_times_both_roles() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "certification.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("certification of demand-flexibility, one scenario per role, no probes (smoke)")
+    assert [line.split("  ")[1].strip() for line in lines[1:]] == [
+        "baseline: one search", "role bap", "role bpp", "both roles, one after the other", "both roles at once"]
+    assert all("ratio to baseline" in line for line in lines[1:])
+
+
 def test_the_load_benchmark_runs_and_finds_nothing_against_the_reference_network() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load_reference.py"), "--smoke"],
                           capture_output=True, text=True, timeout=300)

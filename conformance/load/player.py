@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,20 @@ from starlette.routing import Route
 from conformance import scenario as scenarios
 from conformance.errors import ConfigError
 from conformance.load import settings
-from conformance.load.tally import Outcome, Tally, outcome
+from conformance.findings import Violation
+from conformance.load.tally import Outcome, Tally, brief, outcome
+from conformance.rules.scenario import UNCLAIMED
 from conformance.runner import Harness
 from conformance.runner.listener import Verifier
+from conformance.runner.results import ScenarioResult
 from conformance.runner.transcript import unsolicited
 from conformance.transport import BackgroundServer, bind
 
 MAX_FLOWS = 1024
 """Flows one player plays at once: the threads it may start (one per simulated user of its worker)."""
+RETAIN = 120.0
+"""Seconds a judged flow is kept, so that a callback coming after it (a late duplicate, say) is checked with its
+transaction; later than that it is only reported late (RUN_UNCLAIMED): a long run cannot keep every flow."""
 DRAIN = 40.0
 """Seconds `finish` lets the flows under way end (a callback's wait is the request's ttl, PT30S in the shipped
 fixtures); those still running then are interrupted and not counted."""
@@ -56,6 +63,8 @@ class Player:
         self._running = 0
         self._finishing = False
         self._interrupted = False
+        self._judged: deque[tuple[float, ScenarioResult]] = deque()
+        """(when, flow) of the flows judged in the last RETAIN seconds."""
         self._pool = ThreadPoolExecutor(max_workers=MAX_FLOWS, thread_name_prefix="flow")
         self._control = BackgroundServer(bind("127.0.0.1", 0), name="load player")
 
@@ -104,6 +113,10 @@ class Player:
                 if flow["skipped"] is not None and chosen in self.scenarios and len(self.scenarios) > 1:
                     self.scenarios.remove(chosen)  # the target publishes no offer it needs: it stays so
                 self.tally.add(flow)
+                now = time.monotonic()
+                self._judged.append((now, result))
+                while self._judged[0][0] < now - RETAIN:
+                    self._judged.popleft()
             return flow
         finally:
             with self._lock:
@@ -127,18 +140,27 @@ class Player:
         harness = self.harness
         harness.interrupt()
         harness.inbox.close(time.monotonic() + harness.config.ack_timeout + Verifier.LOOKUP_TIMEOUT + 1)
+        with self._lock:
+            kept = [result for _, result in self._judged]
+        known = {result.transaction_id for result in kept}
         strays = harness.inbox.strays()
-        judged = unsolicited(harness, strays)
-        if judged is not None:
-            judged.judge(harness.config.policy)
-            late = [m for m in judged.unexpected if m.transaction_id in harness.transactions]
-            with self._lock:
+        # Late for a flow no longer kept: nothing to check it with, so it is only reported late.
+        forgotten = [r for r in strays if r.transaction_id in harness.transactions and r.transaction_id not in known]
+        gone = {id(r) for r in forgotten}
+        judged = unsolicited(harness, [r for r in strays if id(r) not in gone], kept)
+        findings = [UNCLAIMED.finding(Violation((), "no such message", f"{r.action or 'a message'} more than "
+                                                f"{RETAIN:g} s after its flow was judged"), r.message("late", n))
+                    for n, r in enumerate(forgotten, 1)]
+        with self._lock:
+            self.tally.late += len(forgotten)
+            if judged is not None:
+                judged.judge(harness.config.policy)
+                late = [m for m in judged.unexpected if m.transaction_id in harness.transactions]
                 self.tally.late += len(late)
                 self.tally.orphans += len(judged.unexpected) - len(late)
                 self.tally.misrouted += len(judged.unexpected) - len(late)
-                self.tally.count_findings([{"rule_id": f.rule_id, "severity": f.severity.value, "text": f.text()}
-                                           for f in judged.findings if f.waiver is None])
-        with self._lock:
+                findings += [f for f in judged.findings if f.waiver is None]
+            self.tally.count_findings([brief(f) for f in findings])
             return self.tally.as_dict()
 
 
