@@ -16,20 +16,23 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
 import pytest
 
 from conformance.cli import main
 from conformance.findings import Finding, Severity
 from conformance.load import LoadConfig, settings
+from conformance.load import player as player_module
 from conformance.load.tally import Tally, duplicates, outcome
 from conformance.messages import Message
 from conformance.network import Network
 from conformance.network.registry import Subscriber
+from conformance.runner.listener import Received
 from conformance.runner.results import ScenarioResult, StepResult
 from conformance.scenario import Scenario
 from conformance.signing import KeyPair
 from conformance.transport import Reply
-from tests._live import SHIPPED, free_port
+from tests._live import ONE_SEARCH, SHIPPED, free_port, write
 
 DEADLINE = 120
 """Seconds a whole load command may take in a test (its run time is a few seconds)."""
@@ -222,3 +225,29 @@ def test_tallies_add_up_across_workers_and_give_the_exit_code() -> None:
     master.problem("setup", "the registry has no key")
     assert master.exit_code() == 4
     assert Tally().exit_code() == 2  # nothing judged within the run time proves nothing
+
+
+def test_a_late_callback_is_checked_with_its_flow_while_it_is_kept_and_only_reported_late_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(player_module, "RETAIN", 0.0)  # only the latest flow is kept
+    scenario = write(tmp_path, "one-search.yaml", ONE_SEARCH)
+    player = player_module.Player(settings.Plan(scenarios=(str(scenario),)), settings.Identity())
+    try:
+        player.start()
+        first, second = player.play(0), player.play(1)
+        assert first is not None and second is not None and first["status"] == second["status"] == "passed"
+        kept = player._judged[-1][1]  # noqa: SLF001 - the flow the player still holds
+        assert [r.transaction_id for _, r in player._judged] == [second["transaction_id"]]  # noqa: SLF001
+        on_search = kept.steps[0].callbacks[0]
+        for tid in (first["transaction_id"], second["transaction_id"]):  # the same on_search again, for each flow
+            body = {**on_search.body, "context": {**on_search.context, "transaction_id": tid}}
+            player.harness.inbox.add(Received(datetime.now(timezone.utc), "/on_search", orjson.dumps(body), body,
+                                              None, {}, on_search.signatures))
+        tally = player.finish()
+    finally:
+        player.stop()
+    assert tally["late"] == 2 and tally["orphans"] == 0
+    assert tally["findings"]["TXN_DUPLICATE_CALLBACK"]["count"] == 1  # the kept flow's: checked with it
+    assert "TXN_ORPHAN_CALLBACK" not in tally["findings"]  # the forgotten flow's is no orphan
+    assert any("more than 0 s after its flow was judged" in text
+               for text in tally["findings"]["RUN_UNCLAIMED"]["examples"])

@@ -91,16 +91,17 @@ class Player:
         self.harness.stop()
 
     async def _play(self, request: Request) -> Response:
-        with self._lock:
-            if self._finishing:
-                return JSONResponse({"finishing": True}, status_code=503)
-            self._running += 1
-        n = request.path_params["n"]
-        flow = await asyncio.get_running_loop().run_in_executor(self._pool, self.play, n)
+        flow = await asyncio.get_running_loop().run_in_executor(self._pool, self.play, request.path_params["n"])
+        if flow is None:
+            return JSONResponse({"finishing": True}, status_code=503)
         return Response(orjson.dumps(flow), media_type="application/json")
 
     def play(self, n: int) -> Outcome | None:
-        """One flow, counted in the tally unless the run stopped it half-way (then None)."""
+        """One flow, counted in the tally; None when the run is finishing (none starts) or stopped it half-way."""
+        with self._lock:
+            if self._finishing:
+                return None
+            self._running += 1
         try:
             with self._lock:
                 chosen = self.scenarios[n % len(self.scenarios)]
