@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_throughput.py
 	$(BIN)/python benchmarks/reference_bpp.py
 	$(BIN)/python benchmarks/certification.py
+	$(BIN)/python benchmarks/load_reference.py
 
 clean:
 	rm -rf $(VENV) reports/*/ .pytest_cache .mypy_cache

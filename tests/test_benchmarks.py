@@ -24,3 +24,10 @@ def test_the_certification_benchmark_times_both_roles() -> None:
     assert [line.split("  ")[1].strip() for line in lines[1:]] == [
         "baseline: one search", "role bap", "role bpp", "both roles, one after the other", "both roles at once"]
     assert all("ratio to baseline" in line for line in lines[1:])
+
+
+def test_the_load_benchmark_runs_and_finds_nothing_against_the_reference_network() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load_reference.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("; exit 0") == 2 and "flows/s with 4 users:" in done.stdout
