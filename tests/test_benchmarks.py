@@ -12,4 +12,4 @@ def test_the_reference_bpp_benchmark_runs_its_flows() -> None:
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert "flows: 20 full search->cancel flows, 240 signed messages" in done.stdout
-    assert " flows/s " in done.stdout
+    assert " flows/s " in done.stdout and " of the baseline" in done.stdout

@@ -17,6 +17,7 @@ from conformance.engine import Engine
 from conformance.findings import Severity
 from conformance.messages import Message, decode_json, format_timestamp
 from conformance.network.registry import RegistryClient
+from conformance.network.wire import LoopbackPool, loopback
 from conformance.signing import KeyPair, SignatureError
 from conformance.transport import read_body
 
@@ -133,11 +134,12 @@ def log_failure(what: str, exc: BaseException) -> None:
 
 
 class Turns:
-    """Turns to send, SENDS_PER_ADDRESS at a time to each address: one for all the participants that share an HTTP
-    client."""
+    """Turns to send, SENDS_PER_ADDRESS at a time to each address, and the kept-alive connections to loopback
+    addresses they send on (wire.LoopbackPool): one for all the participants that share an HTTP client."""
 
     def __init__(self) -> None:
         self._by_address: dict[str, asyncio.Semaphore] = {}
+        self.loopback = LoopbackPool()
 
     def to(self, url: str) -> asyncio.Semaphore:
         """The turns of the address `url` names (one for anything not a URL: sending there fails at once)."""
@@ -176,6 +178,7 @@ class Participant:
         self.registry: RegistryClient | None = None
         self.shortcut: tuple[str, str] | None = None
         self.turns: Turns | None = None
+        self._own_turns = False
         self._wrong_key = KeyPair.generate(key.subscriber_id, key.unique_key_id)
         self._deferred: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -189,6 +192,7 @@ class Participant:
         goes to the local one, for the public address may not be reachable from inside the server. `turns` are
         those of everyone sharing `http` (default: this participant's own)."""
         self.http, self.registry, self.shortcut = http, registry, shortcut
+        self._own_turns = turns is None
         self.turns = turns or Turns()
 
     async def detach(self) -> None:
@@ -201,6 +205,8 @@ class Participant:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         self._dropped += sum(task.cancelled() for task in pending)
+        if self._own_turns and self.turns is not None:
+            await self.turns.loopback.aclose()
         if self._dropped:
             log.info("%s: stopped; %d callbacks or relays not yet delivered were dropped", self.key.subscriber_id,
                      self._dropped)
@@ -326,8 +332,11 @@ class Participant:
         if self.shortcut is not None:
             public, local = self.shortcut
             url = local + url[len(public):] if url.startswith(f"{public}/") else url
+        address = loopback(url)
         try:
             async with asyncio.timeout(DELIVERY_DEADLINE), self.turns.to(url):
+                if address is not None:
+                    return await self.turns.loopback.post(address, body, headers)
                 return await self.http.post(url, content=body, headers={"Content-Type": "application/json", **headers})
         except TimeoutError:
             raise httpx.TimeoutException(f"no answer within {DELIVERY_DEADLINE:g} s, the wait for its turn "

@@ -268,6 +268,7 @@ class MountableNetwork(Addresses):
                 registry = InProcessRegistryClient(self.registry, url=self.local_registry_url)
             self._attached = [*self.participants, *also]
             turns = Turns()
+            stack.push_async_callback(turns.loopback.aclose)  # after halt: nothing sends any more
             for participant in self._attached:
                 participant.attach(http, registry, shortcut=(self.base_url, self.local_url), turns=turns)
             self._loop = asyncio.get_running_loop()
