@@ -93,9 +93,9 @@ async def flow(pool: LoopbackPool, listener: Listener, key: KeyPair, bpp: tuple[
                                "location": {"country": {"code": "USA"}, "city": {"code": "NANP:628"}}}
     order_id = None
     for action in STEPS:
-        message: dict[str, Any] = {
-            "search": {"intent": {"descriptor": {"name": "flex"}}}, "init": {"order": ORDER},
-            "confirm": {"order": ORDER}, "support": {"support": {"ref_id": order_id}}}.get(action, {"order_id": order_id})
+        message: dict[str, Any] = {"search": {"intent": {"descriptor": {"name": "flex"}}}, "init": {"order": ORDER},
+                                   "confirm": {"order": ORDER},
+                                   "support": {"support": {"ref_id": order_id}}}.get(action, {"order_id": order_id})
         message_id = str(uuid.uuid4())
         body = json.dumps({"context": {**context, "action": action, "message_id": message_id,
                                        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
@@ -203,7 +203,8 @@ def main() -> int:
         assert baseline.stdout is not None
         baseline_url = baseline.stdout.readline().strip()
         with NetworkProcess(NetworkConfig()) as net:
-            net.add_subscriber(Subscriber.for_key(key, url=url_of(sockets["network"]), type="BAP", domain="flexibility"))
+            net.add_subscriber(Subscriber.for_key(key, url=url_of(sockets["network"]), type="BAP",
+                                                  domain="flexibility"))
             endpoint = next(e for e in net.endpoints() if e.name == BPP)
             targets = {"network": (Listener({endpoint.subscriber_id: endpoint.public_key}),
                                    (endpoint.subscriber_id, endpoint.url)),

@@ -17,7 +17,8 @@ ACK = b'{"message":{"ack":{"status":"ACK"}}}'
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
     return head, await reader.readexactly(length)
 
 
@@ -59,7 +60,8 @@ def post_twice(handler: Handler, headers: dict[str, str] | None = None,
 
 
 def with_length(body: bytes, *extra: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), b"".join(e + b"\r\n" for e in extra), body)
+    headers = b"".join(e + b"\r\n" for e in extra)
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), headers, body)
 
 
 def test_only_plain_http_urls_on_a_loopback_host_go_over_kept_connections() -> None:
@@ -100,7 +102,8 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_and_the_request_s
 
 
 def test_chunked_and_read_to_close_answers_are_read_whole() -> None:
-    chunked = b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\nT: 1\r\n\r\n"
+    chunked = (b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;x=y\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\nT: 1\r\n\r\n")
     first, second = post_twice(answering(chunked))
     assert (first.status_code, first.content, second.content) == (202, b'{"a": 1}', b'{"a": 1}')
     first, _ = post_twice(answering(b"HTTP/1.1 200 OK\r\n\r\nto the end", close_after=True))
