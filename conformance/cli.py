@@ -129,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "timestamps, signed with the harness's key; the target's new callbacks "
                                         "are judged with the whole catalogue. bpp_id and bpp_uri stay as captured "
                                         "unless a search in the transaction finds new ones; the order id is the new "
-                                        "on_confirm's. Same flags, reports and exit codes as run.")
+                                        "on_confirm's. With --role bpp the target is a BAP: its client endpoint "
+                                        "is asked to send each captured transaction's requests again (from its "
+                                        "search on), and the harness's BPPs serve the captured on_search catalogs "
+                                        "(or --catalog). Same flags, reports and exit codes as run.")
     replay.add_argument("captures", nargs="+", type=Path, metavar="CAPTURE",
                         help="captured traffic, as validate reads it, or a Postman collection")
     replay.add_argument("--env", type=Path, metavar="ENV.json",
@@ -388,10 +391,6 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     use_case = usecases.named(args.use_case)
     run_id = new_run_id()
     report_dir = args.report_dir or REPORTS / run_id
-    if args.command == "replay":
-        scenarios = _replayed(args, report_dir)
-    else:
-        scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
     if engine.layer2.pack_for(use_case.domain, use_case.version) is None:
         print(f"use case {use_case.name} ({use_case.domain} {use_case.version}) has no Layer-2 pack: its Layer-2 "
               "checks and probes are skipped", file=sys.stderr)
@@ -407,6 +406,10 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         raise ConfigError("--vary applies to the reference network, which --target/--gateway replace")
     if args.print_network and args.role != "bpp":
         raise ConfigError("--print-network is for --role bpp: as BAP the harness serves only its callback URL")
+    if args.command == "replay":
+        scenarios = _replayed(args, report_dir)
+    else:
+        scenarios = [] if probing else _scenarios(args.scenarios or [use_case.scenarios], args.role)
     config = RunConfig(
         role=args.role, use_case=args.use_case, drive=args.drive, catalogs=tuple(args.catalog),
         target=args.target, gateway=args.gateway, registry=args.registry, listen=args.listen,
@@ -486,17 +489,15 @@ def _replayed(args: argparse.Namespace, report_dir: Path) -> list[Any]:
     """`replay`'s scenarios, a captured transaction each; a Postman collection's imported beside the reports."""
     from conformance import replay
 
-    if args.role == "bpp":
-        raise ConfigError("replay --role bpp (a BPP's callbacks sent again, to a BAP) is not built: a BAP takes "
-                          "callbacks only for transactions it started, so each would first have to be asked for its "
-                          "requests anew; replay the BAP's requests to a BPP or gateway (--role bap)")
-    if args.catalog or args.drive != "trigger" or args.print_network:
-        raise ConfigError("--catalog, --drive and --print-network are for --role bpp, which replay does not play")
-
     def note(text: str) -> None:
         print(f"replay: {text}", file=sys.stderr)
 
-    return replay.scenarios(args.captures, imported=report_dir / "imported", env=args.env, note=note)
+    played = replay.scenarios(args.captures, imported=report_dir / "imported", env=args.env, role=args.role,
+                              note=note)
+    if args.role == "bpp" and not args.catalog:  # the harness's BPPs publish what the captured ones did
+        args.catalog = replay.catalogs(args.captures, report_dir / "imported" / "catalogs")
+        note(f"serving the captured catalogs: {', '.join(str(p) for p in args.catalog)}")
+    return played
 
 
 @contextmanager
