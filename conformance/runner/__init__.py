@@ -326,7 +326,7 @@ class Harness:
         no --target): a search of a domain none of its BPPs serves (a scenario of a use case the harness does not
         ship, imported from a collection), or a request to a BPP outside it (a bpp_uri recorded elsewhere). Such
         a scenario is skipped, saying so: neither the network nor the scenario is at fault. None otherwise."""
-        if not isinstance(self.network, Network) or self.gateway is None:
+        if not isinstance(self.network, NetworkProcess) or self.gateway is None:
             return None
         if action == "search" and url == join(self.gateway, action):
             city = dig(context, "location", "city", "code")
