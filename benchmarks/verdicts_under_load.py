@@ -27,8 +27,10 @@ from conformance import scenario, usecases
 from conformance.network import NetworkConfig
 from conformance.runner import Harness, RunConfig
 
-FAULTY = {"sf-grid-loadflex": frozenset({"enum-out-of-range"})}
-"""A BPP fault whose findings every scenario that reaches an order gets."""
+FAULTY = {bpp: frozenset({"enum-out-of-range"}) for bpp in ("sf-grid-loadflex", "flexigrid-aggregator")}
+"""A fault whose findings every scenario that reaches an order gets, given to both demand-flexibility BPPs: a
+scenario goes on with the first offer of the on_searches in the order they arrived, so with the fault on one BPP
+its verdict would depend on which BPP answered first, at any -n."""
 
 
 def cpu() -> tuple[float, float]:
