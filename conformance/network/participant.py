@@ -91,7 +91,8 @@ log = logging.getLogger("conformance.network")
 SENDS_PER_ADDRESS = 8
 """Sends the participants sharing an HTTP client have under way at once to one address (scheme, host and port).
 A send beyond them waits for its turn, with no time limit of its own (DELIVERY_DEADLINE bounds each send as a
-whole): a burst queues rather than fails. Per address, so that a slow receiver holds up only the sends to it. Few,
+whole): a burst queues rather than fails. Per address, so that a slow receiver holds up only the sends to it. They
+also bound the kept connections to a loopback address (wire.LoopbackPool), which sets no limit of its own. Few,
 and waited for in a semaphore rather than in the HTTP client's pool, for httpcore's pool scans all its connections
 and queued requests whenever a request starts or ends: on 2 cores a burst of 2,000 requests took about 10 s with
 8 (tests/test_network_burst.py's `measure`), and half as long again with 16, twice with 32."""
