@@ -155,3 +155,18 @@ def test_a_kept_connection_that_breaks_before_any_answer_byte_is_retried_once_on
 
     with pytest.raises(httpx.RemoteProtocolError):
         post_twice(silent)
+
+
+def test_answers_without_a_body_and_interim_answers_end_where_http_says_they_do() -> None:
+    """A 204 has no body even without a Content-Length (reading to the close would wait for the deadline); an
+    interim 100 Continue comes before the answer; an HTTP/1.0 answer keeps its connection only when it says so."""
+    seen: list[tuple[int, bytes]] = []
+    first, second = post_twice(answering(b"HTTP/1.1 204 No Content\r\n\r\n", seen=seen))
+    assert (first.status_code, first.content, second.status_code) == (204, b"", 204)
+    assert seen[0][0] == seen[1][0]
+    first, _ = post_twice(answering(b"HTTP/1.1 100 Continue\r\n\r\n" + with_length(ACK)))
+    assert (first.status_code, first.content) == (200, ACK)
+    for keep_alive, reused in ((b"Connection: keep-alive", True), (b"X-Other: 1", False)):
+        seen = []
+        post_twice(answering(with_length(ACK, keep_alive).replace(b"HTTP/1.1", b"HTTP/1.0", 1), seen=seen))
+        assert (seen[0][0] == seen[1][0]) is reused

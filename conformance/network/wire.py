@@ -151,8 +151,13 @@ class LoopbackPool:
                 raise httpx.RemoteProtocolError(f"the connection broke: {exc}") from None
             except asyncio.LimitOverrunError:
                 raise httpx.RemoteProtocolError(f"an answer's headers over {HEAD_LIMIT} bytes") from None
-            status, fields = _parse_head(head)
-            content, keep = await _read_body(connection.reader, fields)
+            status, fields, persistent = _parse_head(head)
+            while 100 <= status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+                status, fields, persistent = _parse_head(await connection.reader.readuntil(b"\r\n\r\n"))
+            if status in (204, 304):  # never a body
+                content, keep = b"", persistent
+            else:
+                content, keep = await _read_body(connection.reader, fields, persistent)
             return httpx.Response(status, headers=fields, content=content)
         finally:
             if keep and not self._closed:
@@ -162,7 +167,9 @@ class LoopbackPool:
                 connection.close()
 
 
-def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
+def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]], bool]:
+    """The status, the header fields, and whether the connection may carry another request (HTTP/1.1 unless it
+    says `Connection: close`; HTTP/1.0 only when it says `Connection: keep-alive`)."""
     status_line, *rest = head[:-4].decode("latin-1").split("\r\n")
     version, _, tail = status_line.partition(" ")
     code = tail[:3]
@@ -174,13 +181,16 @@ def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
         if not colon:
             raise httpx.RemoteProtocolError(f"not a header line: {line[:80]!r}")
         fields.append((name.strip(), value.strip()))
-    return int(code), fields
+    connection = ",".join(value for name, value in fields if name.lower() == "connection").lower()
+    persistent = "keep-alive" in connection if version == "HTTP/1.0" else "close" not in connection
+    return int(code), fields, persistent
 
 
-async def _read_body(reader: asyncio.StreamReader, fields: list[tuple[str, str]]) -> tuple[bytes, bool]:
-    """The answer's body, and whether the connection may carry another request."""
+async def _read_body(reader: asyncio.StreamReader, fields: list[tuple[str, str]],
+                     keep: bool) -> tuple[bytes, bool]:
+    """The answer's body, and whether the connection may carry another request (`keep`, unless the body ends
+    with the connection)."""
     named = {name.lower(): value for name, value in fields}
-    keep = "close" not in named.get("connection", "").lower()
     try:
         if "chunked" in named.get("transfer-encoding", "").lower():
             return await _read_chunks(reader), keep
