@@ -22,12 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from conformance import signing
@@ -63,7 +65,7 @@ class Listener:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 fields = dict(line.split(": ", 1) for line in head[:-4].decode("latin-1").split("\r\n")[1:])
-                body = await reader.readexactly(int(fields.get("Content-Length") or fields.get("content-length")))
+                body = await reader.readexactly(int(fields.get("Content-Length") or fields.get("content-length") or 0))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                              % (len(ACK), ACK))
                 self.take(body, fields.get("Authorization") or fields.get("authorization"))
@@ -93,7 +95,7 @@ async def flow(pool: LoopbackPool, listener: Listener, key: KeyPair, bpp: tuple[
                                "location": {"country": {"code": "USA"}, "city": {"code": "NANP:628"}}}
     order_id = None
     for action in STEPS:
-        message: dict[str, Any] = {"search": {"intent": {"descriptor": {"name": "flex"}}}, "init": {"order": ORDER},
+        message: Any = {"search": {"intent": {"descriptor": {"name": "flex"}}}, "init": {"order": ORDER},
                                    "confirm": {"order": ORDER},
                                    "support": {"support": {"ref_id": order_id}}}.get(action, {"order_id": order_id})
         message_id = str(uuid.uuid4())
@@ -115,14 +117,21 @@ async def flow(pool: LoopbackPool, listener: Listener, key: KeyPair, bpp: tuple[
             order_id = callback["message"]["order"]["id"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has taken so far (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def rounds(targets: dict[str, tuple[Listener, tuple[str, str]]], key: KeyPair,
-                 sockets: dict[str, socket.socket], flows: int, concurrency: int,
-                 count: int) -> dict[str, list[float]]:
-    """Flows per second of each target, `count` rounds each, alternating."""
+                 sockets: dict[str, socket.socket], pids: dict[str, int], flows: int, concurrency: int,
+                 count: int) -> dict[str, list[tuple[float, float]]]:
+    """(flows per second, ms of the target process's CPU per flow) of each target, `count` rounds each,
+    alternating."""
     pool = LoopbackPool()
     servers = {name: await asyncio.start_server(listener.serve, sock=sockets[name])
                for name, (listener, _) in targets.items()}
-    figures: dict[str, list[float]] = {name: [] for name in targets}
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
     try:
         for name, (listener, bpp) in targets.items():  # warm-up: connections, compiled schemas
             await flow(pool, listener, key, bpp, url_of(sockets[name]))
@@ -134,10 +143,11 @@ async def rounds(targets: dict[str, tuple[Listener, tuple[str, str]]], key: KeyP
                     async with limit:
                         await play()
 
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), cpu_seconds(pids[name])
                 await asyncio.gather(*(one(lambda: flow(pool, listener, key, bpp, url_of(sockets[name])))
                                        for _ in range(flows)))
-                figures[name].append(flows / (time.perf_counter() - started))
+                figures[name].append((flows / (time.perf_counter() - started),
+                                      (cpu_seconds(pids[name]) - cpu) / flows * 1000))
     finally:
         await pool.aclose()
         for server in servers.values():
@@ -209,19 +219,25 @@ def main() -> int:
             targets = {"network": (Listener({endpoint.subscriber_id: endpoint.public_key}),
                                    (endpoint.subscriber_id, endpoint.url)),
                        "baseline": (Listener(None), ("baseline.example.com", baseline_url))}
-            figures = asyncio.run(rounds(targets, key, sockets, flows, concurrency, count))
+            assert net.pid is not None
+            figures = asyncio.run(rounds(targets, key, sockets, {"network": net.pid, "baseline": baseline.pid},
+                                         flows, concurrency, count))
     except FlowFailed as exc:
         print(f"reference_bpp: a flow failed, no figures: {exc}", file=sys.stderr)
         return 1
     finally:
         baseline.communicate(timeout=10)
-    network, floor = statistics.median(figures["network"]), statistics.median(figures["baseline"])
+    (network, network_cpu), (floor, floor_cpu) = (
+        tuple(statistics.median(f[i] for f in figures[name]) for i in (0, 1)) for name in ("network", "baseline"))
     messages = flows * len(STEPS) * 2
     print(f"flows: {flows} full search->cancel flows, {messages} signed messages, concurrency {concurrency}, "
           f"{count} round(s) each, medians")
-    print(f"network   {network:>9,.1f} flows/s  {network * len(STEPS) * 2:>9,.0f} messages/s")
-    print(f"baseline  {floor:>9,.1f} flows/s  (an ACK-only Starlette endpoint, unsigned callbacks)")
-    print(f"ratio     {network / floor:.2f} of the baseline")
+    print(f"network   {network:>9,.1f} flows/s  {network * len(STEPS) * 2:>9,.0f} messages/s  "
+          f"{network_cpu:5.2f} ms of its CPU per flow")
+    print(f"baseline  {floor:>9,.1f} flows/s  {floor * len(STEPS) * 2:>9,.0f} messages/s  "
+          f"{floor_cpu:5.2f} ms of its CPU per flow (an ACK-only Starlette endpoint, unsigned callbacks)")
+    print(f"ratio     {network / floor:.2f} of the baseline's flows/s; {network_cpu / floor_cpu:.2f} times its CPU "
+          f"per flow")
     return 0
 
 

@@ -91,6 +91,11 @@ class NetworkProcess(Addresses):
         return list(self._endpoints)
 
     @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (a benchmark reads its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def bpp_urls(self) -> dict[str, str]:
         """Each BPP's URL, by name, in the configuration's order."""
         return {e.name: e.url for e in self._endpoints if e.role == "BPP"}
