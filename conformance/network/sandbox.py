@@ -311,9 +311,9 @@ class MountableNetwork(Addresses):
 
 
 def _http_client(timeout: float) -> httpx.AsyncClient:
-    """An HTTP client for the network's traffic beyond loopback (loopback has wire.LoopbackPool). Its pool keeps every connection it opens alive (a burst
-    reuses them rather than open and close one per send) and sets no limit of its own: the participants' Turns
-    limit how many connections each address gets."""
+    """An HTTP client for the network's traffic beyond loopback (loopback has wire.LoopbackPool). Its pool keeps
+    every connection it opens alive (a burst reuses them rather than open and close one per send) and sets no limit
+    of its own: the participants' Turns limit how many connections each address gets."""
     # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
     return httpx.AsyncClient(timeout=timeout, trust_env=False,
                              limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
