@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import pickle
 import select
 import socket
@@ -68,11 +67,9 @@ class NetworkProcess(Addresses):
         if self._process is not None:
             return self
         fd = self._sock.fileno()
-        root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         try:
-            self._process = subprocess.Popen([sys.executable, "-m", "conformance.network"],
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(fd,), env=env,
+            self._process = subprocess.Popen([sys.executable, "-c", _CHILD, str(Path(__file__).resolve().parents[2])],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(fd,),
                                              start_new_session=True)  # Ctrl-C reaches the harness, which stops it
             self._sock.close()  # the child holds the port now
             self._send((self.config, self.base_url, fd))
@@ -155,6 +152,12 @@ class NetworkProcess(Addresses):
                                "is above")
         answer: dict[str, Any] = json.loads(line)
         return answer
+
+
+_CHILD = "import sys; sys.path.append(sys.argv[1]); from conformance.network.process import child; sys.exit(child())"
+"""The child's program. The folder the parent's `conformance` came from goes last on its path: the child finds the
+harness as the parent did (installed, or the checkout it runs in), and from that folder when it was found nowhere
+else (a script that put it on its own path); never before the standard library, as PYTHONPATH would put it."""
 
 
 def _say(out: IO[str], **answer: Any) -> None:
