@@ -54,6 +54,9 @@ class Engine:
         self.validation = Validation(self.schemas, self.layer2)
         self._packs: list[Layer2Pack] = []
         self._index_rules(self.layer2.packs())
+        self.evaluated: set[tuple[str, str]] | None = None
+        """Coverage (conformance/coverage.py) sets a set here to learn which rules were applied: (rule id, action)
+        of each rule whose `when` held on a message of its action. None (the default) records nothing."""
 
     def _index_rules(self, packs: Iterable[Layer2Pack]) -> None:
         self._packs.extend(p for p in packs if p not in self._packs)
@@ -97,9 +100,19 @@ class Engine:
         if outcome.pack is not None and outcome.pack not in self._packs:
             self._index_rules([outcome.pack])
         ctx = CheckContext(txn, self.validation, outcome, self.settings)
-        out = self._apply(self._by_action.get(msg.action or "", []), msg, ctx)
+        rules = self._by_action.get(msg.action or "", [])
+        out = self._apply(rules, msg, ctx)
+        if self.evaluated is not None:
+            self._record(rules, msg, ctx, self.evaluated)
         txn.absorb(msg)
         return out
+
+    @staticmethod
+    def _record(rules: list[Rule], msg: Message, ctx: CheckContext, into: set[tuple[str, str]]) -> None:
+        """Each rule that applied to the message (its `when` held), as (rule id, action): what coverage reads. Kept
+        out of `_apply`, the hot loop, which runs without it; a `when` is asked only until its rule is recorded."""
+        action = msg.action or ""
+        into.update(key for r in rules if (key := (r.id, action)) not in into and (r.when is None or r.when(msg, ctx)))
 
     def _apply(self, rules: list[Rule], msg: Message, ctx: CheckContext) -> list[Finding]:
         """The hot loop: every rule of the message's action. Kept flat, since it runs ~30 times a message."""

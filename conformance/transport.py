@@ -6,7 +6,6 @@ A server binds its socket first, so its URL is known (and connections queue) bef
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import socket
 import ssl
@@ -14,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -149,25 +149,21 @@ LOOPBACK = ("all://127.0.0.1", "all://localhost", "all://[::1]")
 
 def client_options(ca_bundle: Path | None = None, *, sync: bool = False) -> dict[str, Any]:
     """How the harness's clients reach a target or a registry: through the proxy the environment names
-    (HTTPS_PROXY, NO_PROXY), trusting the CAs it names (SSL_CERT_FILE, SSL_CERT_DIR) or `ca_bundle`, but straight
-    to loopback, where a proxy from the environment is never right."""
+    (HTTPS_PROXY, NO_PROXY), trusting the CAs it names (SSL_CERT_FILE) or `ca_bundle`, but straight to loopback,
+    where a proxy from the environment is never right."""
     try:
-        verify = _ssl_context(ca_bundle, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        verify = _trusted(ca_bundle, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     except (OSError, ssl.SSLError) as exc:
-        if ca_bundle is None:
-            raise
         raise ConfigError(f"--ca-bundle {ca_bundle}: not a readable bundle of PEM certificates ({exc})") from None
     direct = httpx.HTTPTransport if sync else httpx.AsyncHTTPTransport
     return {"trust_env": True, "verify": verify, "mounts": {pattern: direct(verify=verify) for pattern in LOOPBACK}}
 
 
-@functools.lru_cache(maxsize=8)
-def _ssl_context(ca_bundle: Path | None, cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
-    """One TLS context per set of trusted CAs, shared by every client: loading a CA bundle costs about 25 ms of CPU,
-    and each scenario's client has four transports (the default and three loopback mounts), each of which loaded
-    its own. At `-n 64` that was half the harness's CPU, and the ACKs it waited for meanwhile read as slow
-    (TIM_ACK_LATENCY) or missing (TIM_NO_ACK). `cert_file` and `cert_dir`, the environment's SSL_CERT_FILE and
-    SSL_CERT_DIR, are keys only: httpx reads them itself, as it did for every client before."""
+@lru_cache(maxsize=8)
+def _trusted(ca_bundle: Path | None, cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    """One TLS context per trust setting (the environment's, as httpx reads it, or `ca_bundle`), shared by every
+    client: building one loads a whole CA bundle (tens of ms of CPU), and each client has four transports, so a
+    run of probes spent most of its time here. The environment's values are the key, so that a change is seen."""
     if ca_bundle is not None:
         return ssl.create_default_context(cafile=str(ca_bundle))
     return httpx.create_ssl_context(verify=True, trust_env=True)

@@ -20,3 +20,14 @@ def test_the_verdicts_under_load_benchmark_finds_the_same_verdicts_at_a_high_con
                           capture_output=True, text=True, timeout=300)
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert "65 at -n 64 in" in done.stdout and "65 of 65 verdicts equal to the serial run's" in done.stdout
+
+
+def test_the_certification_benchmark_times_both_roles() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "certification.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("certification of demand-flexibility, one scenario per role, no probes (smoke)")
+    assert [line.split("  ")[1].strip() for line in lines[1:]] == [
+        "baseline: one search", "role bap", "role bpp", "both roles, one after the other", "both roles at once"]
+    assert all("ratio to baseline" in line for line in lines[1:])

@@ -52,6 +52,8 @@ GATEWAY_PASSES_ALL = frozenset({"no-signature-check", "no-validation"})
 DRIVES = ("trigger", "passive")
 MAX_WAIT = 86400
 """The longest wait (seconds) a run accepts for any timeout."""
+UNMET = "it needs "
+"""How a skip for a requirement the run does not offer begins (a matter of the run's set-up, not of the target)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -408,7 +410,7 @@ class Harness:
         ended = ScenarioResult(scenario, "", time.time(), stopped=time.time())
         unmet = [name for name in scenario.requires if not self._offers(name)]
         if unmet:
-            ended.skipped = f"it needs {'; and '.join(REQUIREMENTS[n] for n in unmet)}"
+            ended.skipped = f"{UNMET}{'; and '.join(REQUIREMENTS[n] for n in unmet)}"
         elif self.interrupted:
             ended.error = "not run: the run was interrupted (Ctrl-C)"
         else:

@@ -20,6 +20,7 @@ from conformance import offers
 from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Finding, Violation
 from conformance.messages import UNCHECKABLE, Message, dig
+from conformance.rules import RESPONSE_RULES
 from conformance.rules import scenario as expect_rules
 from conformance.rules.registry import Rule
 from conformance.runner.listener import Received
@@ -30,7 +31,6 @@ from conformance.transport import Sender
 if TYPE_CHECKING:
     from conformance.runner import Harness
 
-RESPONSE_RULES = frozenset({"SCH_ACK_RESPONSE", "TIM_ACK_LATENCY"})
 """Rules that judge a message's synchronous reply, so the side that replied: the target for the harness's
 messages, the harness for the target's."""
 
