@@ -52,6 +52,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_throughput.py
 	$(BIN)/python benchmarks/reference_bpp.py
+	$(BIN)/python benchmarks/verdicts_under_load.py
 	$(BIN)/python benchmarks/certification.py
 	$(BIN)/python benchmarks/load_reference.py
 

@@ -816,7 +816,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _sandbox(args: argparse.Namespace) -> int:
     # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
-    from conformance.network import FAULTS, VARIATIONS, Network, NetworkConfig
+    from conformance.network import FAULTS, VARIATIONS, NetworkConfig, NetworkProcess
 
     listed = FAULTS if args.list_faults else VARIATIONS if args.list_variations else None
     if listed is not None:
@@ -831,7 +831,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     config = dataclasses.replace(
         config, faults=_merged(config.faults, _per_participant(args.fault, "--fault", "FAULT", "no-callback")),
         variations=_merged(config.variations, _per_participant(args.vary, "--vary", "VARIATION", "support-ticket")))
-    network = Network(config).start()
+    network = NetworkProcess(config).start()
     try:
         print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
         for e in network.endpoints():
