@@ -33,14 +33,14 @@ STARTER_KIT = {"Energy Retail": "retail", "Energy Finance": "finance", "Battery 
 COLLECTION = REFERENCE / "deg" / "beckn-missions" / "DEG" / "STARTER_KIT" / "DEG_Starter_Kit.postman_collection.json"
 WINDOW = 2.0
 """Seconds to wait for a callback: the reference BPPs answer in milliseconds."""
-FAULT = {"retail": ("enum-out-of-range", "L2_FULFILLMENT_STATE"),
-         "finance": ("enum-out-of-range", "L2_FULFILLMENT_STATE"),
-         "p2p-trading": ("enum-out-of-range", "L2_FULFILLMENT_STATE"),
+FAULT = {"retail": ("duplicate-callback", "TXN_DUPLICATE_CALLBACK"),
+         "finance": ("unsigned", "SIG_MISSING"),
+         "p2p-trading": ("wrong-callback-message-id", "TXN_CALLBACK_MESSAGE_ID"),
          "rental": ("wrong-callback-message-id", "TXN_CALLBACK_MESSAGE_ID"),
          "ev": ("bad-signature", "SIG_INVALID")}
-"""Per use case, a BPP fault that breaks its scenario, and the one rule it must break. A pack with a state rule
-catches a state outside the use case's (enum-out-of-range); rental and ev have none (the kit shows no order state
-for them: positions), so their scenarios are broken on the wire instead."""
+"""Per use case, a BPP fault that breaks its scenario, and the one rule it must break, on every callback of the flow.
+The kit states no order states (a state seen in one example is no taxonomy: positions), so no pack has a state rule
+and enum-out-of-range is no fault here: see test_a_state_of_the_bpps_own_is_no_failure."""
 
 
 # ---- the collection ---------------------------------------------------------------------------------------------
@@ -194,6 +194,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, s
         for use_case in STARTER_KIT.values():
             futures[use_case, "bpp"] = pool.submit(play, use_case, "bpp", shipped(use_case, "bpp"))
             futures[use_case, "fault"] = pool.submit(play_with_fault, use_case, FAULT[use_case][0])
+        futures["retail", "own-states"] = pool.submit(play_with_fault, "retail", "enum-out-of-range")
         done = {key: future.result() for key, future in futures.items()}
     for result in done.pop(("every", "bap")):
         kind = {"collection.yaml": "collection", "skipping-select.yaml": "skipping-select"}.get(
@@ -243,23 +244,21 @@ def test_a_use_case_confirming_after_select_still_refuses_a_confirm_before_it(
 
 
 @pytest.mark.parametrize("use_case", STARTER_KIT.values())
-def test_the_scenario_fails_with_the_rule_its_fault_breaks(runs: dict[tuple[str, str], Any], use_case: str,
-                                                           engine: Engine) -> None:
+def test_the_scenario_fails_with_the_rule_its_fault_breaks(runs: dict[tuple[str, str], Any], use_case: str) -> None:
     r = runs[use_case, "fault"]
     fault, rule_id = FAULT[use_case]
     assert r.status == "failed" and set(errors(r)) == {rule_id}, "\n".join(f.text() for f in r.findings)
     found = [f for f in r.findings if f.rule_id == rule_id]
-    if fault == "enum-out-of-range":  # the state of on_confirm and on_status, judged by the use case's own pack
-        assert sorted({f.action for f in found}) == ["on_confirm", "on_status"]
-        assert all(re.fullmatch(r"\$\.message\.order\.fulfillments\[\d\]\.state\.descriptor\.code", f.path)
-                   for f in found)
-        pack = engine.layer2.pack_for(usecases.named(use_case).domain, "1.1.0")
-        assert pack is not None and pack.name == use_case
-        declared = pack.declared(rule_id)
-        assert declared is not None
-        assert all((f.found, f.clause, f.must) == ("SMS", declared.clause, declared.must) for f in found)
-    else:  # every callback of the flow
-        assert [f.action for f in found] == [f"on_{st.action}" for st in r.steps]
+    assert [f.action for f in found] == [f"on_{st.action}" for st in r.steps]
+
+
+def test_a_state_of_the_bpps_own_is_no_failure(runs: dict[tuple[str, str], Any]) -> None:
+    """Near miss of the faults above: a BPP whose orders go through states the kit never shows (enum-out-of-range
+    writes SMS) conforms, since the kit lists no states; on_status shows the state it chose."""
+    r = runs["retail", "own-states"]
+    assert (r.status, r.findings) == ("passed", []), "\n".join(f.text() for f in r.findings)
+    [on_status] = r.steps[-1].callbacks
+    assert on_status.body["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"] == "SMS"
 
 
 @needs_shared
