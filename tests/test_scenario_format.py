@@ -41,6 +41,7 @@ def test_every_shipped_scenario_loads() -> None:
         "demand-flexibility/bpp-role/status-of-an-order-not-its-own": "bpp",
         "demand-flexibility/bpp-role/stops-after-a-refused-enrolment": "bpp",
         "ev-charging/cancellation": "bap", "ev-charging/charging-session": "bap", "ev-charging/unknown-order": "bap",
+        "ev-charging/track-a-session": "bap",
         "ev-charging/bpp-role/a-session-not-its-own": "bpp", "ev-charging/bpp-role/cancellation": "bpp",
         "ev-charging/bpp-role/charging-session": "bpp", "ev-charging/bpp-role/stops-after-a-refused-quote": "bpp",
         **{f"{starter}/{name}": "bap" for starter, name in STARTER_KIT},
@@ -64,7 +65,9 @@ def test_every_shipped_scenario_loads() -> None:
     assert loaded["demand-flexibility/gateway-search"].requires == ("gateway",)
     session = loaded["ev-charging/charging-session"]
     assert [s.send for s in session.steps] == ["search", "select", "init", "confirm", "status", "update", "update",
-                                              "track", "rating", "support"]
+                                              "rating", "support"]
+    track = loaded["ev-charging/track-a-session"]
+    assert [s.send for s in track.steps][-1] == "track" and track.steps[-1].expect.unsupported == ("40005", "40001")
     assert [s.body.name for s in session.steps[5:7] if s.body] == ["update.json", "update-end-charging.json"]
     assert session.steps[0].body == scenario.FIXTURES / "ev-charging" / "requests" / "search.json"
 
@@ -651,3 +654,14 @@ def test_the_examples_in_the_docs_load(tmp_path: Path) -> None:
     for n, block in enumerate(blocks):
         (tmp_path / f"{n}.yaml").write_text(block, encoding="utf-8")
         assert load(tmp_path / f"{n}.yaml").steps
+
+
+def test_unsupported_is_for_role_bap(tmp_path: Path) -> None:
+    """As BPP the harness offers every action: a code by which it would decline one means nothing there."""
+    path = write(tmp_path, "s.yaml", """
+        name: s
+        role: bpp
+        steps:
+          - {send: track, expect: {unsupported: ["40005"]}}
+    """)
+    assert "expect.unsupported is for role bap" in refused(path)

@@ -232,7 +232,8 @@ def statuses(summary: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("role, expected", [
-    ("bap", {"cancellation": "passed", "charging-session": "passed", "unknown-order": "passed"}),
+    ("bap", {"cancellation": "passed", "charging-session": "passed", "track-a-session": "passed",
+             "unknown-order": "passed"}),
     ("bpp", {"a-session-not-its-own": "passed", "cancellation": "passed", "charging-session": "passed",
              "stops-after-a-refused-quote": "skipped"}),  # it needs a person at the app's controls
 ])
@@ -289,9 +290,10 @@ def test_passive_drive_with_a_person_at_the_reference_bap(engine: Engine) -> Non
 
 
 def test_the_shipped_scenarios_hold_on_bpps_unlike_the_reference(engine: Engine) -> None:
-    """Other ids, the guide's on_support (a ticket id), new orders in the other state the use case allows, and
-    callbacks a moment late: a conformant BPP all the same, so every shipped scenario passes."""
-    varied = frozenset({"other-ids", "support-ticket", "other-first-state"})
+    """Other ids, the guide's on_support (a ticket id), new orders in the other state the use case allows, no
+    tracking (track declined 40005), and callbacks a moment late: a conformant BPP all the same, so every shipped
+    scenario passes but the one about tracking, which does not apply to it (skipped, saying why)."""
+    varied = frozenset({"other-ids", "support-ticket", "other-first-state", "no-tracking"})
     network = NetworkConfig(variations={name: varied for name in EV_BPPS}, latency=0.3)
     scenarios = [s for s in map(scenario.load, scenario.discover([SHIPPED])) if s.role == "bap"]
     config = RunConfig(use_case=USE_CASE, network=network, concurrency=len(scenarios), callback_timeout=3.0,
@@ -299,7 +301,11 @@ def test_the_shipped_scenarios_hold_on_bpps_unlike_the_reference(engine: Engine)
     with Harness(config, engine=engine) as harness:
         run = harness.run(scenarios)
     for s in run.scenarios:
-        assert s.status == "passed" and not s.findings, (s.scenario.id, [f.text() for f in s.findings])
+        expected = "skipped" if s.scenario.id == "track-a-session" else "passed"
+        assert s.status == expected and not s.findings, (s.scenario.id, s.why, [f.text() for f in s.findings])
+    [tracked] = [s for s in run.scenarios if s.scenario.id == "track-a-session"]
+    assert tracked.why == "skipped: the target does not offer track (error 40005)"
+    assert run.exit_code == EXIT_OK
 
 
 # ---- every fault switch of a BPP, caught in this use case as in demand flexibility ---------------------------------
@@ -348,9 +354,11 @@ BPP_FAULTS = {  # fault -> (every error of the run, the rule that says it, the m
 pack's: a fulfillment state outside the taxonomy is L2_EV_FULFILLMENT_STATE here."""
 
 
-def play_against_bpp(fault: str, s: scenario.Scenario, engine: Engine) -> ScenarioResult:
+def play_against_bpp(fault: str, s: scenario.Scenario, engine: Engine,
+                     variations: frozenset[str] = frozenset()) -> ScenarioResult:
     """One scenario straight at one EV BPP with one fault, the harness registered in that network's registry."""
-    config = NetworkConfig(catalogs=(FIXTURES / "catalogs" / f"{EV_BPP}.json",), faults={EV_BPP: frozenset({fault})})
+    config = NetworkConfig(catalogs=(FIXTURES / "catalogs" / f"{EV_BPP}.json",), faults={EV_BPP: frozenset({fault})},
+                           variations={EV_BPP: variations})
     with Network(config) as net:
         timeout = 4.0 if fault == "late-callback" else WINDOW
         run = RunConfig(use_case=USE_CASE, target=net.bpps[EV_BPP].url, registry=net.registry_url,
@@ -379,6 +387,8 @@ def faulty_bpps(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> dic
         f: (lambda f=f: play_against_bpp(f, late if f == "late-callback" else flow, engine)) for f in BPP_FAULTS}
     jobs["no-validation"] = lambda: play_against_bpp("no-validation", scenario.load(SHIPPED / "unknown-order.yaml"),
                                                      engine)
+    jobs["no-validation, no-tracking"] = lambda: play_against_bpp(
+        "no-validation", scenario.load(SHIPPED / "track-a-session.yaml"), engine, frozenset({"no-tracking"}))
     jobs["gateway=nack-everything"] = lambda: play_through_gateway({"gateway": frozenset({"nack-everything"})}, flow,
                                                                    engine)
     jobs["gateway=bad-signature"] = lambda: play_through_gateway(
@@ -412,6 +422,14 @@ def test_a_bpp_refusing_in_its_callbacks_still_refuses(faulty_bpps: dict[str, Sc
     assert [st.callbacks[0].body["error"]["code"] for st in r.steps[1:]] == ["30010"] * 3
 
 
+def test_a_bpp_declining_track_in_its_callback_is_skipped(faulty_bpps: dict[str, ScenarioResult]) -> None:
+    """A BPP that does not track says so in the callback as well as in a NACK (tested with the shipped scenarios):
+    either way track-a-session does not apply to it."""
+    r = faulty_bpps["no-validation, no-tracking"]
+    assert (r.status, r.why, errors(r)) == ("skipped", "skipped: the target does not offer track (error 40005)", set())
+    assert r.steps[-1].callbacks[0].body["error"]["code"] == "40005"
+
+
 @pytest.mark.parametrize("fault, rule", [("gateway=nack-everything", "RUN_OUTCOME"),
                                          ("gateway=bad-signature", "SIG_GATEWAY_INVALID")])
 def test_a_faulty_gateway_is_caught(faulty_bpps: dict[str, ScenarioResult], fault: str, rule: str) -> None:
@@ -426,6 +444,7 @@ BREAKS: dict[str, tuple[dict[str, frozenset[str]], str]] = {
     "charging-session": ({b: frozenset({"enum-out-of-range"}) for b in EV_BPPS}, "L2_EV_FULFILLMENT_STATE"),
     "cancellation": ({b: frozenset({"forget-cancellation"}) for b in EV_BPPS}, "ORD_STATUS_AFTER_CANCEL"),
     "unknown-order": ({b: frozenset({"invent-orders"}) for b in EV_BPPS}, "RUN_OUTCOME"),
+    "track-a-session": ({b: frozenset({"wrong-callback-message-id"}) for b in EV_BPPS}, "TXN_CALLBACK_MESSAGE_ID"),
 }
 
 

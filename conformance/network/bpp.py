@@ -20,7 +20,7 @@ from conformance.messages import dig, objects, parse_duration
 from conformance.network.catalog import providers_of, with_other_ids
 from conformance.network.participant import (
     ACTION_NOT_APPLICABLE, BPP_ONLY, BPP_VARIATIONS, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND,
-    PROVIDER_NOT_FOUND, Participant, ack, error, join, log_failure, nack, now_rfc3339,
+    PROVIDER_NOT_FOUND, TRACKING_NOT_SUPPORTED, Participant, ack, error, join, log_failure, nack, now_rfc3339,
 )
 from conformance import signing
 from conformance.signing import KeyPair, SignatureError
@@ -174,6 +174,8 @@ class ReferenceBPP(Participant):
         order = self._known_order(order_id, where)
         state = dig(order, "fulfillments", 0, "state", "descriptor", "code")
         states = self.states
+        if action == "track" and "no-tracking" in self.variations:
+            raise Refusal(TRACKING_NOT_SUPPORTED, "Tracking not supported", "$.message.order_id")
         if action == "track":
             return {"tracking": {"id": order["id"], "url": f"{self.url}/tracking/{order['id']}", "status": "active"}}
         if action == "cancel":
