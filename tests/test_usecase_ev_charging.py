@@ -289,6 +289,23 @@ def test_passive_drive_with_a_person_at_the_reference_bap(engine: Engine) -> Non
     assert run.exit_code == EXIT_OK
 
 
+def test_a_bap_whose_update_names_no_order_is_not_blamed(engine: Engine, tmp_path: Path) -> None:
+    """As the guide's updates do (position 13): a-session-not-its-own takes such an update, refused 30010 all the
+    same, since no session of the transaction is the BAP's."""
+    update = json.loads((FIXTURES / "requests" / "update.json").read_text(encoding="utf-8"))
+    del update["message"]["order"]["id"]
+    (tmp_path / "update-naming-no-order.json").write_text(json.dumps(update), encoding="utf-8")
+    text = (BPP_ROLE / "a-session-not-its-own.yaml").read_text(encoding="utf-8")
+    text = text.replace("    send: update\n", "    send: update\n    body: update-naming-no-order.json\n")
+    (tmp_path / "a-session-not-its-own.yaml").write_text(text, encoding="utf-8")
+    s = scenario.load(tmp_path / "a-session-not-its-own.yaml")
+    with Harness(RunConfig(role="bpp", use_case=USE_CASE, callback_timeout=3.0, settle=0.2), engine=engine) as harness:
+        [r] = harness.run([s]).scenarios
+    assert (r.status, r.findings) == ("passed", []), [f.text() for f in r.findings]
+    [update_step] = [st for st in r.steps if st.action == "update"]
+    assert update_step.request is not None and "id" not in update_step.request.body["message"]["order"]
+
+
 def test_the_shipped_scenarios_hold_on_bpps_unlike_the_reference(engine: Engine) -> None:
     """Other ids, the guide's on_support (a ticket id), new orders in the other state the use case allows, no
     tracking (track declined 40005), and callbacks a moment late: a conformant BPP all the same, so every shipped
