@@ -125,11 +125,11 @@ def play(use_case: str, role: str, scenarios: list[scenario.Scenario]) -> list[S
         return harness.run(scenarios).scenarios
 
 
-def play_with_fault(use_case: str, fault: str) -> ScenarioResult:
-    """The use case's role-bap scenario straight at its reference BPP, given one fault (at the BPP itself, so that
-    what the fault breaks is on the hop the harness sees)."""
-    catalogs = usecases.named(use_case).catalogs
-    config = NetworkConfig(catalogs=catalogs, faults={catalogs[0].stem: frozenset({fault})})
+def play_with_fault(use_case: str, fault: str | None, catalogs: tuple[Path, ...] = ()) -> ScenarioResult:
+    """The use case's role-bap scenario straight at its reference BPP (serving the use case's catalogs, or those
+    given), given one fault (at the BPP itself, so that what the fault breaks is on the hop the harness sees)."""
+    catalogs = catalogs or usecases.named(use_case).catalogs
+    config = NetworkConfig(catalogs=catalogs, faults={catalogs[0].stem: frozenset({fault} if fault else ())})
     with Network(config) as net:
         run = RunConfig(use_case=use_case, target=net.bpps[catalogs[0].stem].url, registry=net.registry_url,
                         callback_timeout=WINDOW, settle=0.1)
@@ -167,6 +167,22 @@ def collection_flow(requests: list[Request], folder: Path) -> scenario.Scenario:
     return scenario.load(path)
 
 
+def p2p_in_the_guides_layout(folder: Path) -> Path:
+    """The P2P catalog as the kit's guide lays a trade out: one fulfillment (no type) with a start and an end stop,
+    not the collection's START and END fulfillments (position 26)."""
+    [path] = usecases.named("p2p-trading").catalogs
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    provider = doc["provider"]
+    stops = [stop for f in provider["fulfillments"] for stop in f["stops"]]
+    assert [s["type"] for s in stops] == ["start", "end"]
+    provider["fulfillments"] = [{"id": "1", "stops": stops}]
+    for item in provider["items"]:
+        item["fulfillment_ids"] = ["1"]
+    out = folder / "p2p-guide-layout.json"
+    out.write_text(json.dumps(doc), encoding="utf-8")
+    return out
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], Any]]:
     """Every run of the module, at once: per use case, its scenarios in both roles, its scenario against a faulty
@@ -195,6 +211,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, s
             futures[use_case, "bpp"] = pool.submit(play, use_case, "bpp", shipped(use_case, "bpp"))
             futures[use_case, "fault"] = pool.submit(play_with_fault, use_case, FAULT[use_case][0])
         futures["retail", "own-states"] = pool.submit(play_with_fault, "retail", "enum-out-of-range")
+        futures["p2p-trading", "guide-layout"] = pool.submit(
+            play_with_fault, "p2p-trading", None, (p2p_in_the_guides_layout(tmp_path_factory.mktemp("p2p")),))
         done = {key: future.result() for key, future in futures.items()}
     for result in done.pop(("every", "bap")):
         kind = {"collection.yaml": "collection", "skipping-select.yaml": "skipping-select"}.get(
@@ -250,6 +268,17 @@ def test_the_scenario_fails_with_the_rule_its_fault_breaks(runs: dict[tuple[str,
     assert r.status == "failed" and set(errors(r)) == {rule_id}, "\n".join(f.text() for f in r.findings)
     found = [f for f in r.findings if f.rule_id == rule_id]
     assert [f.action for f in found] == [f"on_{st.action}" for st in r.steps]
+
+
+def test_a_prosumer_laying_a_trade_out_as_the_guide_does_is_played(runs: dict[tuple[str, str], Any]) -> None:
+    """The P2P scenario takes the item's fulfillments whatever their layout: a BPP with the guide's one fulfillment
+    and two stops is played and passes, rather than skipped for want of START and END fulfillments."""
+    r = runs["p2p-trading", "guide-layout"]
+    assert (r.status, r.findings) == ("passed", []), (r.why, "\n".join(f.text() for f in r.findings))
+    [init] = [st for st in r.steps if st.action == "init"]
+    assert init.request is not None
+    assert [[s["type"] for s in f["stops"]] for f in init.request.body["message"]["order"]["fulfillments"]] == [
+        ["start", "end"]]
 
 
 def test_a_state_of_the_bpps_own_is_no_failure(runs: dict[tuple[str, str], Any]) -> None:
