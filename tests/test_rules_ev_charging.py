@@ -84,20 +84,20 @@ def case(name: str, edits: Edit | tuple[Edit, ...], rule: str, at: int, path: st
 FIRING = [
     case("on_confirm in the cancellation terms' word for charging",
          put(ON_CONFIRM, f"{ORDER_POINT}.state.descriptor.code", "charging-start"),
-         "L2_EV_FULFILLMENT_STATE", ON_CONFIRM, f"$.{ORDER_POINT}.state.descriptor.code", "charging-start",
+         "L2_FULFILLMENT_STATE", ON_CONFIRM, f"$.{ORDER_POINT}.state.descriptor.code", "charging-start",
          "charging-started"),
     case("cancellation terms keyed to the table's misspelt state",
          put(ON_INIT, "message.order.cancellation_terms[0].fulfillment_state.descriptor.code", "start-chargin"),
-         "L2_EV_FULFILLMENT_STATE", ON_INIT,
+         "L2_FULFILLMENT_STATE", ON_INIT,
          "$.message.order.cancellation_terms[0].fulfillment_state.descriptor.code", "start-chargin", "start-charging"),
     case("an update asking for a state in prose", put(START, f"{ORDER_POINT}.state.descriptor.code", "start charging"),
-         "L2_EV_FULFILLMENT_STATE", START, f"$.{ORDER_POINT}.state.descriptor.code", "start charging",
+         "L2_FULFILLMENT_STATE", START, f"$.{ORDER_POINT}.state.descriptor.code", "start charging",
          "start-charging"),
     case("payment on fulfillment", put(CONFIRM, "message.order.payments[0].type", "ON-FULFILLMENT"),
-         "L2_EV_PAYMENT_TYPE", CONFIRM, "$.message.order.payments[0].type", "ON-FULFILLMENT", "PRE-ORDER"),
+         "L2_PAYMENT_TYPE", CONFIRM, "$.message.order.payments[0].type", "ON-FULFILLMENT", "PRE-ORDER"),
     case("collected_by in upper case, as the guide's confirm has it",
          put(CONFIRM, "message.order.payments[0].collected_by", "BPP"),
-         "L2_EV_PAYMENT_COLLECTED_BY", CONFIRM, "$.message.order.payments[0].collected_by", "BPP", "bpp"),
+         "L2_PAYMENT_COLLECTED_BY", CONFIRM, "$.message.order.payments[0].collected_by", "BPP", "bpp"),
     case("a connector named by its common name", put(ON_SEARCH, f"{CONNECTOR}[2].value", "CCS2"),
          "L2_EV_CONNECTOR_TYPE", ON_SEARCH, f"$.{CONNECTOR}[2].value", "CCS2", "IEC_62196_T2_COMBO"),
     case("a search for a connector in mixed case",
@@ -182,5 +182,5 @@ def test_on_cancel_needs_a_cancelled_state_of_the_pack(engine: Engine) -> None:
     found = findings(engine, drop(ON_CANCEL, "message.order.status"),
                      put(ON_CANCEL, f"{ORDER_POINT}.state.descriptor.code", "session-cancelled"))
     assert sorted((f.rule_id, f.index, f.path) for f in found) == [
-        ("L2_EV_FULFILLMENT_STATE", ON_CANCEL, f"$.{ORDER_POINT}.state.descriptor.code"),
+        ("L2_FULFILLMENT_STATE", ON_CANCEL, f"$.{ORDER_POINT}.state.descriptor.code"),
         ("ORD_NOT_CANCELLED", ON_CANCEL, "$.message.order")]

@@ -154,7 +154,7 @@ def test_packs_that_share_a_rule_id_mean_the_same_check(engine: Engine) -> None:
             meaning.setdefault(r.id, set()).add((r.title, r.severity))
     assert {rule_id: m for rule_id, m in meaning.items() if len(m) > 1} == {}
     shared = {rule_id for rule_id in meaning if sum(p.declared(rule_id) is not None for p in engine.layer2.packs()) > 1}
-    assert {"L2_PAYMENT_COLLECTED_BY"} <= shared
+    assert {"L2_FULFILLMENT_STATE", "L2_PAYMENT_TYPE", "L2_PAYMENT_COLLECTED_BY"} <= shared
     listed = {r.id: r for r in engine.rules}["L2_PAYMENT_COLLECTED_BY"]
     assert listed.clause.startswith("the Layer-2 pack of the message's use case (demand-flexibility, ")
 

@@ -99,26 +99,26 @@ GUIDE_FINDINGS = [  # (rule, action, path), in the order the engine walks the tr
     ("ORD_CALLBACK_ITEMS", "on_select", "$.message.order.items"),
     ("L2_EV_CONNECTOR_TYPE", "on_select", "$.message.order.items[0].tags[0].list[2].value"),
     ("TXN_MESSAGE_ID_REUSED", "init", "$.context.message_id"),
-    ("L2_EV_FULFILLMENT_STATE", "on_init", TERMS),
+    ("L2_FULFILLMENT_STATE", "on_init", TERMS),
     ("L2_EV_CONNECTOR_TYPE", "on_init", "$.message.order.items[0].tags[0].list[2].value"),
     ("TXN_MESSAGE_ID_REUSED", "confirm", "$.context.message_id"),
-    ("L2_EV_PAYMENT_COLLECTED_BY", "confirm", "$.message.order.payments[0].collected_by"),
-    ("L2_EV_FULFILLMENT_STATE", "on_confirm", TERMS),
+    ("L2_PAYMENT_COLLECTED_BY", "confirm", "$.message.order.payments[0].collected_by"),
+    ("L2_FULFILLMENT_STATE", "on_confirm", TERMS),
     ("L2_EV_CONNECTOR_TYPE", "on_confirm", "$.message.order.items[0].tags[0].list[2].value"),
     ("TXN_MESSAGE_ID_REUSED", "status", "$.context.message_id"),
-    ("L2_EV_FULFILLMENT_STATE", "on_status", TERMS),
-    ("L2_EV_FULFILLMENT_STATE", "on_status", "$.message.order.fulfillments[0].state.descriptor.code"),
+    ("L2_FULFILLMENT_STATE", "on_status", TERMS),
+    ("L2_FULFILLMENT_STATE", "on_status", "$.message.order.fulfillments[0].state.descriptor.code"),
     ("L2_EV_CONNECTOR_TYPE", "on_status", "$.message.order.items[0].tags[0].list[2].value"),
     ("TXN_MESSAGE_ID_REUSED", "cancel", "$.context.message_id"),
-    ("L2_EV_FULFILLMENT_STATE", "on_cancel", TERMS),
+    ("L2_FULFILLMENT_STATE", "on_cancel", TERMS),
     ("L2_EV_CONNECTOR_TYPE", "on_cancel", "$.message.order.items[0].tags[0].list[2].value"),
     ("TXN_MESSAGE_ID_REUSED", "update", "$.context.message_id"),
     ("TXN_MESSAGE_ID_REUSED", "update", "$.context.message_id"),
-    ("L2_EV_FULFILLMENT_STATE", "on_update", TERMS),
-    ("L2_EV_FULFILLMENT_STATE", "on_update", "$.message.order.fulfillments[0].state.descriptor.code"),
+    ("L2_FULFILLMENT_STATE", "on_update", TERMS),
+    ("L2_FULFILLMENT_STATE", "on_update", "$.message.order.fulfillments[0].state.descriptor.code"),
     ("L2_EV_CONNECTOR_TYPE", "on_update", "$.message.order.items[0].tags[0].list[2].value"),
     ("TXN_DUPLICATE_CALLBACK", "on_update", "$.context.message_id"),
-    ("L2_EV_FULFILLMENT_STATE", "on_update", TERMS),
+    ("L2_FULFILLMENT_STATE", "on_update", TERMS),
     ("L2_EV_CONNECTOR_TYPE", "on_update", "$.message.order.items[0].tags[0].list[2].value"),
     ("TXN_MESSAGE_ID_REUSED", "rating", "$.context.message_id"),
     ("TXN_MESSAGE_ID_REUSED", "support", "$.context.message_id"),
@@ -246,7 +246,7 @@ def test_run_plays_the_use_case(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 
 
 @pytest.mark.parametrize("role, layer2", [
-    ("bap", ["L2_EV_PAYMENT_COLLECTED_BY"]),  # what a valid init can break: its payment's collector
+    ("bap", ["L2_PAYMENT_COLLECTED_BY"]),  # what a valid init can break: its payment's collector
     ("bpp", ["L2_EV_CHARGER_TYPE", "L2_EV_CHARGING_POINT_AVAILABILITY", "L2_EV_CHARGING_POINT_MANUFACTURER",
              "L2_EV_CONNECTOR_AVAILABILITY", "L2_EV_CONNECTOR_TYPE"]),  # and a valid on_search
 ])
@@ -358,7 +358,7 @@ BPP_FAULTS = {  # fault -> (every error of the run, the rule that says it, the m
     "wrong-callback-message-id": ({"TXN_CALLBACK_MESSAGE_ID"}, "TXN_CALLBACK_MESSAGE_ID", CALLBACKS),
     "wrong-callback-transaction-id": ({"TIM_CALLBACK_MISSING", "TXN_CALLBACK_TRANSACTION_ID"},
                                       "TXN_CALLBACK_TRANSACTION_ID", ["on_search"]),
-    "enum-out-of-range": ({"L2_EV_FULFILLMENT_STATE"}, "L2_EV_FULFILLMENT_STATE",
+    "enum-out-of-range": ({"L2_FULFILLMENT_STATE"}, "L2_FULFILLMENT_STATE",
                           ["on_confirm", "on_status", "on_update"]),
     "no-callback": ({"TIM_CALLBACK_MISSING"}, "TIM_CALLBACK_MISSING", ["search"]),
     "late-callback": ({"TXN_CALLBACK_AFTER_TTL"}, "TXN_CALLBACK_AFTER_TTL", ["on_search"]),
@@ -367,8 +367,8 @@ BPP_FAULTS = {  # fault -> (every error of the run, the rule that says it, the m
     "unsigned": ({"SIG_MISSING"}, "SIG_MISSING", CALLBACKS),
     "nack-everything": ({"RUN_OUTCOME"}, "RUN_OUTCOME", ["search"]),
 }
-"""Demand flexibility's table (tests/test_runner_faults.py), with the EV pack's state rule for the flexibility
-pack's: a fulfillment state outside the taxonomy is L2_EV_FULFILLMENT_STATE here."""
+"""Demand flexibility's table (tests/test_runner_faults.py): a fulfillment state outside the taxonomy is
+L2_FULFILLMENT_STATE here too, judged on the EV pack's states."""
 
 
 def play_against_bpp(fault: str, s: scenario.Scenario, engine: Engine,
@@ -458,7 +458,7 @@ def test_a_faulty_gateway_is_caught(faulty_bpps: dict[str, ScenarioResult], faul
 # ---- every shipped scenario fails, with the right rule, against a target that breaks what it proves -----------------
 
 BREAKS: dict[str, tuple[dict[str, frozenset[str]], str]] = {
-    "charging-session": ({b: frozenset({"enum-out-of-range"}) for b in EV_BPPS}, "L2_EV_FULFILLMENT_STATE"),
+    "charging-session": ({b: frozenset({"enum-out-of-range"}) for b in EV_BPPS}, "L2_FULFILLMENT_STATE"),
     "cancellation": ({b: frozenset({"forget-cancellation"}) for b in EV_BPPS}, "ORD_STATUS_AFTER_CANCEL"),
     "unknown-order": ({b: frozenset({"invent-orders"}) for b in EV_BPPS}, "RUN_OUTCOME"),
     "track-a-session": ({b: frozenset({"wrong-callback-message-id"}) for b in EV_BPPS}, "TXN_CALLBACK_MESSAGE_ID"),
