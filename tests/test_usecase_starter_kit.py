@@ -1,5 +1,6 @@
 """The DEG Starter Kit's five 1.1.0 domains as use cases (retail, finance, rental, p2p-trading, ev): each plays end to
-end against the reference network in both roles, each scenario fails with the right rule against a BPP that breaks
+end against the reference network in both roles and against BPPs unlike the reference that conform all the same,
+each scenario fails with the right rule against a BPP that breaks
 what it proves, and the collection's own requests are judged as docs/positions-starter-kit.md says: exactly the
 findings its positions imply, and a flow the reference network serves with the ids they order.
 
@@ -125,6 +126,23 @@ def play(use_case: str, role: str, scenarios: list[scenario.Scenario]) -> list[S
         return harness.run(scenarios).scenarios
 
 
+VARIED = frozenset({"other-ids", "support-ticket", "no-tracking"})
+"""How the Starter Kit's BPPs differ from the reference while conforming (other-first-state needs a second first
+state, which no Starter Kit use case has)."""
+LATENCY = 1.0
+"""Seconds each of those BPPs waits before a callback: slow, within every window."""
+
+
+def play_varied(scenarios: list[scenario.Scenario]) -> list[ScenarioResult]:
+    """The scenarios against a reference network whose every BPP differs from the reference in VARIED, late."""
+    network = NetworkConfig(variations={c.stem: VARIED for u in STARTER_KIT.values()
+                                        for c in usecases.named(u).catalogs}, latency=LATENCY)
+    run = RunConfig(use_case=usecases.DEFAULT, network=network, callback_timeout=LATENCY + WINDOW, settle=0.1,
+                    concurrency=len(scenarios))
+    with Harness(run) as harness:
+        return harness.run(scenarios).scenarios
+
+
 def play_with_fault(use_case: str, fault: str | None, catalogs: tuple[Path, ...] = ()) -> ScenarioResult:
     """The use case's role-bap scenario straight at its reference BPP (serving the use case's catalogs, or those
     given), given one fault (at the BPP itself, so that what the fault breaks is on the hop the harness sees)."""
@@ -210,10 +228,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, s
         for use_case in STARTER_KIT.values():
             futures[use_case, "bpp"] = pool.submit(play, use_case, "bpp", shipped(use_case, "bpp"))
             futures[use_case, "fault"] = pool.submit(play_with_fault, use_case, FAULT[use_case][0])
+        futures["every", "varied"] = pool.submit(
+            play_varied, [s for use_case in STARTER_KIT.values() for s in shipped(use_case, "bap")])
         futures["retail", "own-states"] = pool.submit(play_with_fault, "retail", "enum-out-of-range")
         futures["p2p-trading", "guide-layout"] = pool.submit(
             play_with_fault, "p2p-trading", None, (p2p_in_the_guides_layout(tmp_path_factory.mktemp("p2p")),))
         done = {key: future.result() for key, future in futures.items()}
+    for result in done.pop(("every", "varied")):
+        done[result.scenario.use_case, "varied"] = [result]
     for result in done.pop(("every", "bap")):
         kind = {"collection.yaml": "collection", "skipping-select.yaml": "skipping-select"}.get(
             result.scenario.path.name, "bap")
@@ -238,6 +260,19 @@ def test_the_use_case_plays_end_to_end(runs: dict[tuple[str, str], Any], use_cas
         [on_status] = r.steps[-1].callbacks
         state = on_status.body["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"]
         assert state == usecases.named(use_case).orders.confirmed
+
+
+@pytest.mark.parametrize("use_case", STARTER_KIT.values())
+def test_the_scenario_holds_on_a_bpp_unlike_the_reference(runs: dict[tuple[str, str], Any], use_case: str) -> None:
+    """Other ids for everything its catalog publishes, support tickets, no tracking, callbacks a second late: a
+    conformant BPP all the same, so the use case's scenario passes, with the ids that BPP published."""
+    [r] = runs[use_case, "varied"]
+    assert (r.status, r.findings) == ("passed", []), (r.why, "\n".join(f.text() for f in r.findings))
+    [on_confirm] = [st for st in r.steps if st.action == "confirm"][0].callbacks
+    ordered = {i["id"] for i in on_confirm.body["message"]["order"]["items"]}
+    published = {i["id"] for c in usecases.named(use_case).catalogs for p in load_catalog(c)["providers"]
+                 for i in p["items"]}
+    assert ordered and not ordered & published, "the varied BPP's ids are not its catalog file's"
 
 
 def test_a_use_case_confirming_after_select_still_refuses_a_confirm_before_it(
