@@ -1,8 +1,8 @@
 """The DEG Starter Kit's five 1.1.0 domains as use cases (retail, finance, rental, p2p-trading, ev): each plays end to
 end against the reference network in both roles and against BPPs unlike the reference that conform all the same,
-each scenario fails with the right rule against a BPP that breaks
-what it proves, and the collection's own requests are judged as docs/positions-starter-kit.md says: exactly the
-findings its positions imply, and a flow the reference network serves with the ids they order.
+each scenario fails with the right rule against a BPP that breaks what it proves, and the collection's own requests
+are judged as docs/positions-starter-kit.md says: exactly the findings its positions imply, and a flow the
+reference network serves with the ids they order.
 
 Every run of the module happens at once, in one module fixture (2 cores: a few seconds in all).
 """
