@@ -467,14 +467,7 @@ BREAKS: dict[str, tuple[dict[str, frozenset[str]], str]] = {
 
 @pytest.fixture(scope="module")
 def broken(engine: Engine) -> dict[str, ScenarioResult]:
-    def one(name: str) -> ScenarioResult:
-        faults, _ = BREAKS[name]
-        config = RunConfig(use_case=USE_CASE, network=NetworkConfig(faults=faults), callback_timeout=WINDOW, settle=0.2)
-        with Harness(config, engine=engine) as harness:
-            return harness.run([scenario.load(SHIPPED / f"{name}.yaml")]).scenarios[0]
-
-    with ThreadPoolExecutor(max_workers=len(BREAKS)) as pool:
-        return dict(zip(BREAKS, pool.map(one, BREAKS)))
+    return test_runner_faults.play_broken(BREAKS, SHIPPED, engine, use_case=USE_CASE)
 
 
 def test_the_table_holds_every_shipped_role_bap_scenario() -> None:
@@ -561,11 +554,4 @@ def test_every_bap_fault_switch_is_caught_by_the_same_rule() -> None:
 @pytest.mark.parametrize("job", [(s, f) for s, faults in EXPECTED.items() for f in faults], ids="/".join)
 def test_a_faulty_bap_fails_with_the_right_rule_at_the_right_step(
         faulty_baps: dict[tuple[str, str], ScenarioResult], job: tuple[str, str]) -> None:
-    result = faulty_baps[job]
-    action, rule = EXPECTED[job[0]][job[1]]
-    assert result.status == "failed"
-    hits = [f for f in result.findings if f.rule_id == rule]
-    assert hits, f"{rule} did not fire: {sorted(errors(result))}"
-    step = result.step_of(hits[0])
-    assert step is not None and step.action == action
-    assert hits[0].action == (f"on_{action}" if rule == "RUN_CALLBACK_NACKED" else action)
+    test_runner_bpp.caught_at(faulty_baps[job], *EXPECTED[job[0]][job[1]])
