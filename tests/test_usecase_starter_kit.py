@@ -352,3 +352,15 @@ def test_run_use_case_on_the_command_line(tmp_path: Path, capsys: pytest.Capture
     code = main(["run", "--use-case", "finance", "--callback-timeout", str(WINDOW), "--report-dir", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert (code, summary["passed"], [s["id"] for s in summary["scenarios"]]) == (0, 1, ["battery-loan"])
+
+
+def test_the_probes_say_a_pack_that_narrows_nothing_has_no_layer2_probe(capsys: pytest.CaptureFixture[str],
+                                                                         tmp_path: Path) -> None:
+    """Energy finance's pack narrows nothing (the kit states no list): its probe report says so, as it does for a
+    use case with no pack (tests/test_usecase_ev_charging.py pins the Layer-2 probes of a pack that narrows)."""
+    code = main(["probe", "--use-case", "finance", "-n", "8", "--callback-timeout", str(WINDOW), "--report-dir",
+                 str(tmp_path), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    layer2 = [s for s in summary["scenarios"] if s["id"].startswith("layer2")]
+    assert code == 0 and [(s["id"], s["status"]) for s in layer2] == [("layer2", "skipped")]
+    assert "its Layer-2 pack narrows nothing for deg:finance 1.1.0" in json.dumps(layer2[0])
