@@ -1,10 +1,12 @@
 """The Layer-2 packs of the DEG Starter Kit's use cases (retail, finance, rental, p2p-trading, ev): every rule each
 pack declares fires on its use case's conformant transaction broken in one place, citing that pack's clause and
-values, and stays silent on the transaction as it is; packs that share a rule id mean the same check.
+values, and stays silent on the transaction as it is; packs that share a rule id mean the same check. The kit states
+no taxonomy, so the packs close no list its examples merely show: values other DEG material or another conformant
+participant uses in those places are no error, and no pack names a cancelled state of the harness's own.
 
 Each use case's transaction (fixtures/<use case>/conformant-transaction/) is what its scenario plays against the
-reference network, recorded with readable ids and times. The breaks are, where the Starter Kit offers one, the
-value its other material writes in the same place (docs/positions-starter-kit.md says why that material loses).
+reference network, recorded with readable ids and times (docs/positions-starter-kit.md says what each pack narrows
+and why).
 """
 from __future__ import annotations
 
