@@ -239,8 +239,9 @@ def test_an_update_to_a_state_the_bpp_does_not_make_is_refused_30012(net: Networ
     order_id = wait_for(net, transaction_id=txn, action="on_confirm")[0]["body"]["message"]["order"]["id"]
     before = json.dumps(net.bpps[BPP].orders[order_id], sort_keys=True)
     body = request_body(net, "07-status.json", transaction_id=txn, action="update")
+    state = {"descriptor": {"code": "APPLICATION_SUCCESSFUL"}}
     body["message"] = {"update_target": "order.fulfillments[0].state",
-                       "order": {"id": order_id, "fulfillments": [{"state": {"descriptor": {"code": "APPLICATION_SUCCESSFUL"}}}]}}
+                       "order": {"id": order_id, "fulfillments": [{"state": state}]}}
     error = nacked(to_bpp(net, "update", body), 400, "30012")
     assert error.get("paths") == "$.message.order.fulfillments[0].state.descriptor.code"
     assert json.dumps(net.bpps[BPP].orders[order_id], sort_keys=True) == before
