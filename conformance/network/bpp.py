@@ -18,8 +18,9 @@ from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
 from conformance.network.catalog import providers_of, with_other_ids
 from conformance.network.participant import (
-    ACTION_NOT_APPLICABLE, BPP_ONLY, BPP_VARIATIONS, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND,
-    PROVIDER_NOT_FOUND, Participant, ack, error, join, json_copy, log_failure, nack, now_rfc3339,
+    ACTION_NOT_APPLICABLE, BPP_ONLY, BPP_VARIATIONS, INVALID_REQUEST, INVALID_UPDATE_TARGET, ITEM_NOT_FOUND,
+    ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, TRACKING_NOT_SUPPORTED, Participant, ack, error, join, json_copy, log_failure,
+    nack, now_rfc3339,
 )
 from conformance import signing
 from conformance.signing import KeyPair, SignatureError
@@ -173,6 +174,8 @@ class ReferenceBPP(Participant):
         order = self._known_order(order_id, where)
         state = dig(order, "fulfillments", 0, "state", "descriptor", "code")
         states = self.states
+        if action == "track" and "no-tracking" in self.variations:
+            raise Refusal(TRACKING_NOT_SUPPORTED, "Tracking not supported", "$.message.order_id")
         if action == "track":
             return {"tracking": {"id": order["id"], "url": f"{self.url}/tracking/{order['id']}", "status": "active"}}
         if action == "cancel":
@@ -181,7 +184,9 @@ class ReferenceBPP(Participant):
             asked = next((code for _, f in objects(dig(message, "order", "fulfillments"))
                           if isinstance(code := dig(f, "state", "descriptor", "code"), str)), None)
             if not isinstance(asked, str) or asked not in states.updates:
-                raise Refusal(ACTION_NOT_APPLICABLE, f"an update to {asked!r} is not one this BPP makes (it makes: "
+                # 30012, not 40001: BECKN-005 keeps 40001 for an endpoint the BPP does not implement, and this BPP
+                # implements update; what it cannot do is move the order to the state the update targets.
+                raise Refusal(INVALID_UPDATE_TARGET, f"an update to {asked!r} is not one this BPP makes (it makes: "
                                                      f"{', '.join(states.updates) or 'none'})",
                               "$.message.order.fulfillments[0].state.descriptor.code")
             self._set_state(order, states.updates[asked])

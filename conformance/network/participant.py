@@ -26,7 +26,9 @@ INVALID_REQUEST = "30000"
 PROVIDER_NOT_FOUND = "30001"
 ITEM_NOT_FOUND = "30004"
 ORDER_NOT_FOUND = "30010"
+INVALID_UPDATE_TARGET = "30012"
 ACTION_NOT_APPLICABLE = "40001"
+TRACKING_NOT_SUPPORTED = "40005"
 
 BPP_FAULTS: dict[str, str] = {
     "wrong-callback-message-id": "callbacks carry a fresh message_id instead of the request's",
@@ -71,6 +73,8 @@ BPP_VARIATIONS: dict[str, str] = {
                          "APPLICATION_PROCESSING, not APPLICATION_SUBMITTED); status still moves it on",
     "other-ids": "the catalog is published with every id (providers, items, categories, fulfillments, locations and "
                  "the references between them) replaced, consistently, by another",
+    "no-tracking": "track is declined with BECKN-005 40005 (Tracking not supported), as a BPP that does not track "
+                   "its orders may",
 }
 """How a BPP may differ from the guide's examples and the reference BPP, and still conform."""
 BAP_VARIATIONS: dict[str, str] = {
