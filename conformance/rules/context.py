@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from conformance.findings import ABSENT, Severity, Violation
 from conformance.messages import ACTIONS, Message, is_callback, is_uuid, parse_duration
-from conformance.rules.registry import CheckContext, rule
+from conformance.rules.registry import POSTED_TO, CheckContext, rule
 
 CONTEXT = "Beckn core 1.1.0, Context"
 VERSION = "1.1.0"
@@ -69,7 +69,7 @@ def ttl_format(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
 @rule("CTX_ACTION_PATH_MISMATCH", group="context", title="context.action matches the endpoint it was sent to",
       clause=f"{CONTEXT}.action: the method being called at the receiver's endpoint",
       must="equal the last segment of the endpoint it was POSTed to",
-      when=lambda msg, ctx: msg.endpoint is not None)
+      when=POSTED_TO)
 def action_path(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     endpoint = (msg.endpoint or "").rstrip("/").rsplit("/", 1)[-1]
     if endpoint != msg.action:

@@ -6,7 +6,7 @@ from typing import Any, Iterator
 from conformance._types import PathPart
 from conformance.findings import ABSENT, Violation
 from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS, Message, parse_duration, request_of
-from conformance.rules.registry import CheckContext, Condition, reported, rule
+from conformance.rules.registry import CONTINUES, CheckContext, Condition, reported, rule
 
 CONTEXT = "Beckn core 1.1.0, Context"
 
@@ -92,7 +92,7 @@ def _unchanged(rule_id: str, fields: tuple[str, ...], title: str) -> None:
     rule(rule_id, group="transaction", title=title,
          clause=f"{CONTEXT}: set by the BAP when the transaction starts and echoed in every later message",
          must="stay the same as in the transaction's first message",
-         when=lambda msg, ctx: ctx.txn.first is not None)(check)
+         when=CONTINUES)(check)
 
 
 _unchanged("TXN_DOMAIN_CHANGED", ("domain",), "context.domain stays the same throughout a transaction")
