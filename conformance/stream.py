@@ -1,0 +1,304 @@
+"""Checking a capture transaction by transaction, on one process or several, in memory bounded by the transactions.
+
+`Engine.check` holds every message of a capture at once (7.7 KB a message: 9 GiB for 1.2M). Here the capture is
+read twice instead. The index pass reads every record once, a byte range (chunk) at a time, and keeps of each
+only where it starts, its line and its transaction_id; a record that is no usable message is checked there and
+then. The check pass reads each transaction's records back from where they start, checks the transaction as
+`Engine.check` does, and lets it go. The findings come out in `Engine.check`'s order: the unusable records' in
+input order, then each transaction's, transactions in the order their first message comes (those without a
+transaction_id last, one each).
+
+One rule looks across transactions: a callback whose request is in another transaction pairs with the first
+request of that action and message_id anywhere in the capture (TXN_CALLBACK_TRANSACTION_ID). A transaction that
+needs such a request is set aside; when all are checked, one more pass looks for the requests they need (an
+index of those keys only), and the transactions set aside are checked again with them. A capture where every
+callback answers a request of its own transaction never needs that pass.
+
+With `jobs` above 1 both passes are shared out to worker processes, by chunk and by transaction; each worker
+builds its own engine from a picklable factory (spawn-safe: nothing is inherited), and the findings are put back
+in order, the same as with one. HAR files are one JSON document each: a capture with one is loaded whole.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from array import array
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from conformance import transcript
+from conformance.engine import Engine, Progress, Report
+from conformance.errors import ConfigError
+from conformance.findings import Finding
+from conformance.messages import Message, is_callback, request_of
+from conformance.transaction import request_key, transaction
+
+EngineFactory = Callable[[], Engine]
+"""Builds the engine a worker process checks with: a module-level function (or a partial of one), so that it
+pickles."""
+Note = Callable[[str], None]
+"""Where a one-line notice goes (the CLI: stderr)."""
+
+BYTES_PER_JOB = 8 * 1024 * 1024
+"""Below this much input per process, another process costs more (start-up, schema compilation) than it saves."""
+BATCH_MESSAGES = 20_000
+"""Messages per unit of work of the check pass: big enough that handing it to a worker costs little, small
+enough that the workers stay busy to the end and a unit's messages fit in memory."""
+WHOLE_NOTE_BYTES = 64 * 1024 * 1024
+"""From this much input on, loading a capture whole is worth a notice (memory grows with it)."""
+
+Key = tuple[str, str]
+"""(action, message_id) of a request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A byte range of one file, starting at a line start: the index pass's unit of work."""
+
+    file_no: int
+    start: int = 0
+    end: int | None = None
+    lines_before: int = 0
+
+
+@dataclass(slots=True)
+class ChunkIndex:
+    """What the index pass keeps of a chunk's records (numbered from 0 in the chunk)."""
+
+    offsets: array = field(default_factory=lambda: array("q"))
+    lines: array = field(default_factory=lambda: array("q"))
+    """Each record's line (0 for a file that holds one message)."""
+    groups: dict[str, array] = field(default_factory=dict)
+    """transaction_id -> its usable records, transactions in first-seen order."""
+    loose: array = field(default_factory=lambda: array("q"))
+    """Usable records without a transaction_id: a transaction each."""
+    findings: list[Finding] = field(default_factory=list)
+    """The findings on records that are no usable message, in order."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Transactions for the check pass: their rank in the report, and where each of their records is."""
+
+    ranks: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    """Where each transaction's records end in the arrays below."""
+    files: array = field(default_factory=lambda: array("q"))
+    offsets: array = field(default_factory=lambda: array("q"))
+    lines: array = field(default_factory=lambda: array("q"))
+    seqs: array = field(default_factory=lambda: array("q"))
+    resolved: dict[Key, Message | None] = field(default_factory=dict)
+    """The requests cross-transaction pairing needs, once they are known (None: no such request)."""
+
+
+@dataclass(slots=True)
+class BatchResult:
+    findings: list[tuple[int, list[Finding]]]
+    deferred: list[int]
+    """Ranks of the transactions that need a request of another transaction not yet known."""
+    wanted: set[Key]
+    messages: int
+
+
+class _Unresolved(Exception):
+    """A transaction needs a request of another transaction that the index pass did not look for."""
+
+
+def check(paths: Sequence[Path], engine: Engine, *, jobs: int = 1, factory: EngineFactory | None = None,
+          progress: Progress | None = None, note: Note | None = None,
+          bytes_per_job: int = BYTES_PER_JOB) -> Report:
+    """The report `engine.check(transcript.load(paths))` gives, read transaction by transaction; with `jobs` > 1
+    (and `factory`) on up to that many processes, as many as the input's size makes worth it."""
+    files = transcript.files(paths)
+    sizes = [transcript.size_of(f) for f in files]
+    if not all(transcript.readable_by_offset(f) for f in files):
+        if note is not None and sum(sizes) >= WHOLE_NOTE_BYTES:
+            note("a HAR capture is read whole, not transaction by transaction: memory grows with its size")
+        return engine.check(transcript.load(paths), progress=progress)
+    jobs = max(1, min(jobs, sum(sizes) // max(bytes_per_job, 1))) if factory is not None else 1
+    if jobs == 1:
+        return _Run(engine, paths, files, map, progress).report(_chunks(files, sizes, 1))
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=_start_worker, initargs=(factory, files)) as pool:
+        return _Run(engine, paths, files, pool.imap, progress).report(_chunks(files, sizes, 2 * jobs))
+
+
+Mapper = Callable[..., Iterator]
+
+
+class _Run:
+    """One check of a capture: the index pass, the check pass, and (when needed) the pairing pass."""
+
+    def __init__(self, engine: Engine, paths: Sequence[Path], files: list[Path], mapper: Mapper,
+                 progress: Progress | None) -> None:
+        self.engine, self.paths, self.files, self.mapper, self.progress = engine, paths, files, mapper, progress
+        if mapper is map:
+            _WORKER.update(engine=engine, files=files)
+        self.offsets, self.lines, self.file_nos = array("q"), array("q"), array("q")
+        self.transactions: list[Sequence[int]] = []
+        """Each transaction's records, in report order."""
+
+    def report(self, chunks: list[Chunk]) -> Report:
+        findings = self._index(chunks)
+        by_rank: dict[int, list[Finding]] = {}
+        deferred: list[int] = []
+        wanted: set[Key] = set()
+        done = 0
+        for result in self.mapper(_check_batch, self._batches(range(len(self.transactions)), {})):
+            by_rank.update(result.findings)
+            deferred += result.deferred
+            wanted |= result.wanted
+            done += result.messages
+            if self.progress is not None:
+                self.progress(done)
+        if deferred:
+            self._pair_across(deferred, wanted, chunks, by_rank)
+        for rank in sorted(by_rank):
+            findings.extend(by_rank[rank])
+        return Report(findings, len(self.offsets), len(self.transactions), self.engine.rules)
+
+    def _index(self, chunks: list[Chunk]) -> list[Finding]:
+        """Where every record is and which transaction it belongs to; the findings on the unusable ones."""
+        findings: list[Finding] = []
+        groups: dict[str, list[array]] = {}
+        loose: list[int] = []
+        for chunk, index in zip(chunks, self.mapper(_index_chunk, chunks)):
+            base = len(self.offsets)
+            self.offsets.extend(index.offsets)
+            self.lines.extend(index.lines)
+            self.file_nos.extend(array("q", [chunk.file_no]) * len(index.offsets))
+            findings.extend(index.findings)
+            for tid, local in index.groups.items():
+                groups.setdefault(tid, []).append(array("q", (k + base for k in local)) if base else local)
+            loose.extend(k + base for k in index.loose)
+        if not self.offsets:
+            raise ConfigError(f"no messages found in {', '.join(map(transcript.display, self.paths))}")
+        self.transactions = [parts[0] if len(parts) == 1 else array("q", chain.from_iterable(parts))
+                             for parts in groups.values()]
+        self.transactions += [(k,) for k in loose]
+        return findings
+
+    def _batches(self, ranks: Iterable[int], resolved: dict[Key, Message | None]) -> Iterator[Batch]:
+        batch = Batch(resolved=resolved)
+        for rank in ranks:
+            for k in self.transactions[rank]:
+                batch.files.append(self.file_nos[k])
+                batch.offsets.append(self.offsets[k])
+                batch.lines.append(self.lines[k])
+                batch.seqs.append(k)
+            batch.ranks.append(rank)
+            batch.ends.append(len(batch.seqs))
+            if len(batch.seqs) >= BATCH_MESSAGES:
+                yield batch
+                batch = Batch(resolved=resolved)
+        if batch.ranks:
+            yield batch
+
+    def _pair_across(self, deferred: list[int], wanted: set[Key], chunks: list[Chunk],
+                     by_rank: dict[int, list[Finding]]) -> None:
+        """Find the first request of each key the deferred transactions want, then check them again with it."""
+        resolved: dict[Key, Message | None] = dict.fromkeys(wanted)
+        for found in self.mapper(_find_requests, [(chunk, wanted) for chunk in chunks]):
+            for key, msg in found.items():
+                if resolved[key] is None:
+                    resolved[key] = msg
+        for result in self.mapper(_check_batch, self._batches(sorted(deferred), resolved)):
+            assert not result.deferred  # every key a deferred transaction can ask for is resolved
+            by_rank.update(result.findings)
+
+
+def _chunks(files: list[Path], sizes: list[int], parts: int) -> list[Chunk]:
+    """The index pass's units of work: a JSON Lines file split in about `parts` shares of the input's bytes
+    (at line starts), any other file whole."""
+    total = max(sum(sizes), 1)
+    out = []
+    for file_no, (file, size) in enumerate(zip(files, sizes)):
+        shares = max(1, round(parts * size / total)) if parts > 1 else 1
+        if shares == 1 or file.suffix.lower() not in (".jsonl", ".ndjson"):
+            out.append(Chunk(file_no))
+            continue
+        starts = transcript.line_starts(file, shares)
+        for (start, before), (end, _) in zip(starts, starts[1:] + [(-1, 0)]):
+            out.append(Chunk(file_no, start, None if end < 0 else end, before))
+    return out
+
+
+_WORKER: dict = {}
+"""The engine and files of this process: set once in a worker, or by a run on this process."""
+
+
+def _start_worker(factory: EngineFactory, files: list[Path]) -> None:
+    _WORKER.update(engine=factory(), files=files)
+
+
+def _records(chunk: Chunk) -> Iterator[tuple[int, Message]]:
+    file = _WORKER["files"][chunk.file_no]
+    if file.suffix.lower() in (".jsonl", ".ndjson"):
+        return transcript.lines(file, chunk.start, chunk.end, chunk.lines_before)
+    with transcript.Records(_WORKER["files"]) as records:
+        return iter([(0, records.at(chunk.file_no, 0, 0))])
+
+
+def _index_chunk(chunk: Chunk) -> ChunkIndex:
+    engine: Engine = _WORKER["engine"]
+    index = ChunkIndex()
+    for k, (offset, msg) in enumerate(_records(chunk)):
+        index.offsets.append(offset)
+        index.lines.append(msg.index or 0)
+        if not msg.usable:
+            index.findings.extend(engine.check_unusable(msg))
+        elif msg.transaction_id is None:
+            index.loose.append(k)
+        else:
+            records = index.groups.get(msg.transaction_id)
+            if records is None:
+                records = index.groups[msg.transaction_id] = array("q")
+            records.append(k)
+    return index
+
+
+def _check_batch(batch: Batch) -> BatchResult:
+    engine: Engine = _WORKER["engine"]
+    result = BatchResult([], [], set(), len(batch.seqs))
+    with transcript.Records(_WORKER["files"]) as records:
+        begin = 0
+        for rank, end in zip(batch.ranks, batch.ends):
+            messages = []
+            for i in range(begin, end):
+                msg = records.at(batch.files[i], batch.offsets[i], batch.lines[i])
+                msg.seq = batch.seqs[i]
+                messages.append(msg)
+            begin = end
+            txn = transaction(messages[0].transaction_id, messages, _lookup(messages[0].transaction_id, batch.resolved))
+            try:
+                found = engine.check_transaction(txn)
+            except _Unresolved:
+                result.deferred.append(rank)
+                result.wanted.update((request_of(m.action or ""), m.message_id) for m in messages
+                                     if m.message_id is not None and is_callback(m.action or ""))
+                continue
+            if found:
+                result.findings.append((rank, found))
+    return result
+
+
+def _lookup(tid: str | None, resolved: dict[Key, Message | None]) -> Callable[[str, str], Message | None]:
+    def foreign(action: str, message_id: str) -> Message | None:
+        key = (action, message_id)
+        if key not in resolved:
+            raise _Unresolved(key)
+        found = resolved[key]
+        return found if found is not None and found.transaction_id != tid else None
+    return foreign
+
+
+def _find_requests(job: tuple[Chunk, set[Key]]) -> dict[Key, Message]:
+    """The first usable request of each wanted key in a chunk."""
+    chunk, wanted = job
+    found: dict[Key, Message] = {}
+    for _, msg in _records(chunk):
+        key = request_key(msg) if msg.usable else None
+        if key is not None and key in wanted and key not in found:
+            found[key] = msg
+    return found
