@@ -13,3 +13,12 @@ def test_the_reference_bpp_benchmark_runs_its_flows() -> None:
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert "flows: 20 full search->cancel flows, 240 signed messages" in done.stdout
     assert " flows/s " in done.stdout
+
+
+def test_the_validate_benchmark_measures_every_figure_against_its_baseline() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "validate_throughput.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "transcript: 600 messages in 50 transactions" in done.stdout
+    for figure in ("ratio     validate -j 1 / ceiling:", "speed-up  -j ", "peak RSS  -j 1: "):
+        assert figure in done.stdout
