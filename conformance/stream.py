@@ -21,8 +21,9 @@ in order, the same as with one. HAR files are one JSON document each: a capture 
 from __future__ import annotations
 
 import multiprocessing
+import re
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -31,7 +32,7 @@ from conformance import transcript
 from conformance.engine import Engine, Progress, Report
 from conformance.errors import ConfigError
 from conformance.findings import Finding
-from conformance.messages import Message, is_callback, request_of
+from conformance.messages import ACTIONS, Message, is_callback, request_of
 from conformance.transaction import request_key, transaction
 
 EngineFactory = Callable[[], Engine]
@@ -60,6 +61,8 @@ class Chunk:
     start: int = 0
     end: int | None = None
     lines_before: int = 0
+    exact: bool = False
+    """Decode every record to find its transaction, rather than guess it from the bytes (see `_guess`)."""
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class Batch:
     """Transactions for the check pass: their rank in the report, and where each of their records is."""
 
     ranks: list[int] = field(default_factory=list)
+    tids: list[str | None] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     """Where each transaction's records end in the arrays below."""
     files: array = field(default_factory=lambda: array("q"))
@@ -105,6 +109,10 @@ class _Unresolved(Exception):
     """A transaction needs a request of another transaction that the index pass did not look for."""
 
 
+class _Misread(Exception):
+    """A record's transaction was guessed wrong from its bytes: the index must be made again, decoding each."""
+
+
 def check(paths: Sequence[Path], engine: Engine, *, jobs: int = 1, factory: EngineFactory | None = None,
           progress: Progress | None = None, note: Note | None = None,
           bytes_per_job: int = BYTES_PER_JOB) -> Report:
@@ -117,11 +125,21 @@ def check(paths: Sequence[Path], engine: Engine, *, jobs: int = 1, factory: Engi
             note("a HAR capture is read whole, not transaction by transaction: memory grows with its size")
         return engine.check(transcript.load(paths), progress=progress)
     jobs = max(1, min(jobs, sum(sizes) // max(bytes_per_job, 1))) if factory is not None else 1
+    chunks = _chunks(files, sizes, 1 if jobs == 1 else 2 * jobs)
     if jobs == 1:
-        return _Run(engine, paths, files, map, progress).report(_chunks(files, sizes, 1))
+        return _checked(_Run(engine, paths, files, map, progress), chunks)
     context = multiprocessing.get_context("spawn")
     with context.Pool(jobs, initializer=_start_worker, initargs=(factory, files)) as pool:
-        return _Run(engine, paths, files, pool.imap, progress).report(_chunks(files, sizes, 2 * jobs))
+        return _checked(_Run(engine, paths, files, pool.imap, progress), chunks)
+
+
+def _checked(run: "_Run", chunks: list[Chunk]) -> Report:
+    """The report, from an index that guesses each record's transaction from its bytes; if a guess proves wrong
+    when the record is decoded, from one that decodes every record (exact, and slower)."""
+    try:
+        return run.report(chunks)
+    except _Misread:
+        return run.report([replace(c, exact=True) for c in chunks])
 
 
 Mapper = Callable[..., Iterator]
@@ -138,6 +156,7 @@ class _Run:
         self.offsets, self.lines, self.file_nos = array("q"), array("q"), array("q")
         self.transactions: list[Sequence[int]] = []
         """Each transaction's records, in report order."""
+        self.tids: list[str | None] = []
 
     def report(self, chunks: list[Chunk]) -> Report:
         findings = self._index(chunks)
@@ -163,6 +182,7 @@ class _Run:
         findings: list[Finding] = []
         groups: dict[str, list[array]] = {}
         loose: list[int] = []
+        self.offsets, self.lines, self.file_nos = array("q"), array("q"), array("q")
         for chunk, index in zip(chunks, self.mapper(_index_chunk, chunks)):
             base = len(self.offsets)
             self.offsets.extend(index.offsets)
@@ -177,6 +197,7 @@ class _Run:
         self.transactions = [parts[0] if len(parts) == 1 else array("q", chain.from_iterable(parts))
                              for parts in groups.values()]
         self.transactions += [(k,) for k in loose]
+        self.tids = [*groups, *(None for _ in loose)]
         return findings
 
     def _batches(self, ranks: Iterable[int], resolved: dict[Key, Message | None]) -> Iterator[Batch]:
@@ -188,6 +209,7 @@ class _Run:
                 batch.lines.append(self.lines[k])
                 batch.seqs.append(k)
             batch.ranks.append(rank)
+            batch.tids.append(self.tids[rank])
             batch.ends.append(len(batch.seqs))
             if len(batch.seqs) >= BATCH_MESSAGES:
                 yield batch
@@ -240,21 +262,67 @@ def _records(chunk: Chunk) -> Iterator[tuple[int, Message]]:
         return iter([(0, records.at(chunk.file_no, 0, 0))])
 
 
+def _raw_records(chunk: Chunk) -> Iterator[tuple[int, int, bytes | int | Message]]:
+    """(offset, line, the line's bytes or size) of each record of a JSON Lines chunk; (0, 0, the message) of a file
+    of one message."""
+    files: list[Path] = _WORKER["files"]
+    file = files[chunk.file_no]
+    try:
+        if file.suffix.lower() in (".jsonl", ".ndjson"):
+            with file.open("rb") as handle:
+                handle.seek(chunk.start)
+                yield from transcript.raw_lines(handle, chunk.start, chunk.end, chunk.lines_before)
+            return
+    except OSError as exc:
+        raise ConfigError(f"{transcript.display(file)}: cannot read: {exc.strerror or exc}") from None
+    with transcript.Records(files) as records:
+        yield 0, 0, records.at(chunk.file_no, 0, 0)
+
+
+_TID = re.compile(rb'"transaction_id"\s*:\s*"([^"\\]*)"')
+_ACTION = re.compile(rb'"action"\s*:\s*"([a-z_]{1,16})"')
+
+
+def _guess(line: bytes | int | Message) -> str | None:
+    """The transaction_id of a line that looks like a usable message, read from its bytes: what decoding it
+    will nearly always confirm, at a fraction of the cost. None: decode it to know. The check pass decodes every
+    record anyway and refuses a guess it does not confirm (`_Misread`)."""
+    if not isinstance(line, bytes):
+        return None
+    action = _ACTION.search(line)
+    if action is None or action.group(1).decode() not in ACTIONS:
+        return None
+    tid = _TID.search(line)
+    if tid is None:
+        return None
+    try:
+        return tid.group(1).decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def _index_chunk(chunk: Chunk) -> ChunkIndex:
     engine: Engine = _WORKER["engine"]
+    source = transcript.display(_WORKER["files"][chunk.file_no])
     index = ChunkIndex()
-    for k, (offset, msg) in enumerate(_records(chunk)):
+    groups = index.groups
+    for k, (offset, number, line) in enumerate(_raw_records(chunk)):
         index.offsets.append(offset)
-        index.lines.append(msg.index or 0)
-        if not msg.usable:
-            index.findings.extend(engine.check_unusable(msg))
-        elif msg.transaction_id is None:
-            index.loose.append(k)
-        else:
-            records = index.groups.get(msg.transaction_id)
-            if records is None:
-                records = index.groups[msg.transaction_id] = array("q")
-            records.append(k)
+        index.lines.append(number)
+        tid = None if chunk.exact else _guess(line)
+        if tid is None:
+            msg = line if isinstance(line, Message) else transcript.record(line, source, number)
+            if not msg.usable:
+                index.findings.extend(engine.check_unusable(msg))
+                continue
+            if msg.transaction_id is None:
+                index.loose.append(k)
+                continue
+            tid = msg.transaction_id
+        records = groups.get(tid)
+        if records is None:
+            records = groups[tid] = array("q")
+        records.append(k)
     return index
 
 
@@ -263,14 +331,16 @@ def _check_batch(batch: Batch) -> BatchResult:
     result = BatchResult([], [], set(), len(batch.seqs))
     with transcript.Records(_WORKER["files"]) as records:
         begin = 0
-        for rank, end in zip(batch.ranks, batch.ends):
+        for rank, tid, end in zip(batch.ranks, batch.tids, batch.ends):
             messages = []
             for i in range(begin, end):
                 msg = records.at(batch.files[i], batch.offsets[i], batch.lines[i])
+                if not msg.usable or msg.transaction_id != tid:
+                    raise _Misread()
                 msg.seq = batch.seqs[i]
                 messages.append(msg)
             begin = end
-            txn = transaction(messages[0].transaction_id, messages, _lookup(messages[0].transaction_id, batch.resolved))
+            txn = transaction(tid, messages, _lookup(tid, batch.resolved))
             try:
                 found = engine.check_transaction(txn)
             except _Unresolved:

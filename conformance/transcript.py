@@ -200,19 +200,32 @@ def lines(file: Path, start: int = 0, end: int | None = None, number: int = 0) -
 
 def _lines_in(handle: BinaryIO, source: str, offset: int, end: int | None,
               number: int) -> Iterator[tuple[int, Message]]:
-    """One message per line, from `offset` (where the handle is). A line over MAX_MESSAGE_BYTES is read past in
-    chunks of SKIP_CHUNK and reported with its size, never held whole (a 1 GB line took 2 GB of memory)."""
+    for at, number, line in raw_lines(handle, offset, end, number):
+        yield at, record(line, source, number)
+
+
+def raw_lines(handle: BinaryIO, offset: int, end: int | None, number: int) -> Iterator[tuple[int, int, bytes | int]]:
+    """(offset, line number, bytes) of each line that is not blank, from `offset` (where the handle is, after
+    `number` lines) to the first line starting at or after `end`. A line over MAX_MESSAGE_BYTES is read past in
+    chunks of SKIP_CHUNK, never held whole (a 1 GB line took 2 GB of memory): its size stands for its bytes."""
     while (end is None or offset < end) and (line := handle.readline(MAX_MESSAGE_BYTES + 1)):
         number += 1
         at = offset
         if len(line) > MAX_MESSAGE_BYTES:
             size = _rest_of_line(handle, line)
             offset += size
-            yield at, Message(None, source, number, size=size)
+            yield at, number, size
             continue
         offset += len(line)
         if not line.isspace():
-            yield at, _record(_decode(line, source, number))
+            yield at, number, line
+
+
+def record(line: bytes | int, source: str, number: int) -> Message:
+    """The message of one line of JSON Lines (`raw_lines`), number `number` of the file `source`."""
+    if isinstance(line, int):
+        return Message(None, source, number, size=line)
+    return _record(_decode(line, source, number))
 
 
 class Records:

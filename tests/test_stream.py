@@ -133,3 +133,17 @@ def test_byte_ranges_start_at_line_starts_and_count_the_lines_before(tmp_path: P
         assert offset == 0 or data[offset - 1:offset] == b"\n"
         assert data[:offset].count(b"\n") == before
     assert len(starts) == len(set(starts))
+
+
+def test_a_record_whose_bytes_mislead_the_index_is_still_grouped_exactly(tmp_path: Path) -> None:
+    """The index guesses each record's transaction from its bytes; a record where the first `transaction_id` is
+    not the context's (a key of its message, before the context) proves the guess wrong, and the index is made
+    again by decoding."""
+    a, b = _flow("txn-a", "a"), _flow("txn-b", "b")
+    decoy = {"message": {"note": {"transaction_id": "txn-b"}, **a[8]["message"]}, "context": a[8]["context"]}
+    lines = [orjson.dumps(m) for m in a[:8] + [decoy] + a[9:] + b]
+    path = tmp_path / "decoy.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    whole = _whole([path])
+    assert _streamed([path]) == whole
+    assert _streamed([path], jobs=2, factory=Engine, bytes_per_job=0) == whole
