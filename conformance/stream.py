@@ -203,11 +203,11 @@ class _Run:
     def _batches(self, ranks: Iterable[int], resolved: dict[Key, Message | None]) -> Iterator[Batch]:
         batch = Batch(resolved=resolved)
         for rank in ranks:
-            for k in self.transactions[rank]:
-                batch.files.append(self.file_nos[k])
-                batch.offsets.append(self.offsets[k])
-                batch.lines.append(self.lines[k])
-                batch.seqs.append(k)
+            records = self.transactions[rank]
+            batch.files.extend(map(self.file_nos.__getitem__, records))
+            batch.offsets.extend(map(self.offsets.__getitem__, records))
+            batch.lines.extend(map(self.lines.__getitem__, records))
+            batch.seqs.extend(records)
             batch.ranks.append(rank)
             batch.tids.append(self.tids[rank])
             batch.ends.append(len(batch.seqs))

@@ -235,6 +235,8 @@ class Records:
     def __init__(self, files: Sequence[Path]) -> None:
         self.files = files
         self._handles: dict[int, BinaryIO] = {}
+        self._sources = [display(f) for f in files]
+        self._lines = [f.suffix.lower() in (".jsonl", ".ndjson") for f in files]
 
     def __enter__(self) -> "Records":
         return self
@@ -248,14 +250,14 @@ class Records:
         """The record of file `file_no` starting at `offset`, line `number` (ignored for a file of one message)."""
         file = self.files[file_no]
         try:
-            if file.suffix.lower() not in (".jsonl", ".ndjson"):
+            if not self._lines[file_no]:
                 return next(_read(file))
             handle = self._handles.get(file_no)
             if handle is None:
                 handle = self._handles[file_no] = file.open("rb")
             handle.seek(offset)
-            for _, msg in _lines_in(handle, display(file), offset, offset + 1, number - 1):
-                return msg
+            for _, number, line in raw_lines(handle, offset, offset + 1, number - 1):
+                return record(line, self._sources[file_no], number)
         except OSError as exc:
             raise ConfigError(f"{display(file)}: cannot read: {exc.strerror or exc}") from None
         raise ConfigError(f"{display(file)}: changed while it was read (no record at byte {offset} any more)")
