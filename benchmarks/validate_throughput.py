@@ -8,7 +8,8 @@ then measures, medians of `--repeat` interleaved runs:
   - validate -j 1: the whole process (start-up, reading, every rule, writing the report), CPU time of the child;
     the figure is its rate as a ratio to the ceiling's (target >= 0.5);
   - validate -j N (N: the cores this process may use): wall time, as a speed-up over -j 1's wall time in the same
-    run (target >= 0.8 N), with the findings of -j N checked equal to -j 1's;
+    run (target >= 0.8 N), with the findings of -j N checked equal to -j 1's; and the CPU time of all its
+    processes against -j 1's, which bounds the speed-up when other work shares the cores;
   - peak RSS of -j 1 (target < 200 MiB at 1.2M messages: `--transactions 100000`) and of the largest process
     of -j N.
 
@@ -110,7 +111,7 @@ def main() -> None:
 
     ceiling_cpu = statistics.median(ceilings)
     one_cpu, one_wall = statistics.median(r[0] for r in ones), statistics.median(r[1] for r in ones)
-    many_wall = statistics.median(r[1] for r in twos)
+    many_cpu, many_wall = statistics.median(r[0] for r in twos), statistics.median(r[1] for r in twos)
     one_rss, many_rss = max(r[2] for r in ones), max(r[2] for r in twos)
     ratio, speedup = ceiling_cpu / one_cpu, one_wall / many_wall
     findings = ones[0][3].decode().rstrip().rsplit("\n", 1)[-1]
@@ -121,6 +122,8 @@ def main() -> None:
           f"{'met' if ratio >= RATIO_TARGET else 'NOT met'})")
     print(f"speed-up  -j {jobs} over -j 1 (wall):               {speedup:>10.2f}  (target >= {SPEEDUP_TARGET * jobs:.1f}: "
           f"{'met' if speedup >= SPEEDUP_TARGET * jobs else 'NOT met'}; findings identical)")
+    print(f"work      -j {jobs} CPU (all processes) / -j 1 CPU:      {many_cpu / one_cpu:>10.2f}  (the speed-up -j {jobs} "
+          f"can reach on {jobs} idle cores: {jobs * one_cpu / many_cpu:.2f})")
     print(f"peak RSS  -j 1: {one_rss:,.0f} MiB; -j {jobs}, largest process: {many_rss:,.0f} MiB "
           f"(target < {RSS_TARGET_MIB} MiB at 1.2M messages: --transactions 100000)")
 
