@@ -31,6 +31,7 @@ from pathlib import Path
 
 import orjson
 
+from conformance import stream
 from conformance.engine import Engine
 from conformance.messages import Message
 
@@ -83,10 +84,6 @@ def validate(path: Path, jobs: int) -> tuple[float, float, float, bytes]:
     return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, out
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--transactions", type=int, default=10_000, help="transactions to generate (12 messages each)")
@@ -94,7 +91,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a seconds-long run: 50 transactions, once")
     args = parser.parse_args()
     transactions, repeat = (50, 1) if args.smoke else (args.transactions, args.repeat)
-    jobs = cores()
+    jobs = stream.cores()
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "transcript.jsonl"

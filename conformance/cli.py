@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "`deg-conformance run --use-case`; default: the pack of each message's domain)")
     validate.add_argument("--default-ttl", default="PT30S", metavar="DURATION",
                           help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
-    validate.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
-                          help="check on up to N processes, sharing the transactions out (default: the machine's "
-                               f"{os.cpu_count() or 1} cores; one per {stream.BYTES_PER_JOB // 2**20} MiB of input "
-                               "at most); the findings are the same with any N")
+    validate.add_argument("-j", "--jobs", type=_jobs, default=stream.cores(), metavar="N",
+                          help="check on up to N processes, sharing the transactions out (default: the "
+                               f"{stream.cores()} cores this machine gives; one per {stream.BYTES_PER_JOB // 2**20} "
+                               "MiB of input at most); the findings are the same with any N")
     _schema_options(validate)
 
     sub.add_parser("use-cases", help="list the use cases the package ships (fixtures/<name>/use-case.yaml)")

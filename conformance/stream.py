@@ -20,13 +20,18 @@ in order, the same as with one. HAR files are one JSON document each: a capture 
 """
 from __future__ import annotations
 
+import functools
 import multiprocessing
+import os
 import re
+import signal
 from array import array
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from conformance import transcript
 from conformance.engine import Engine, Progress, Report
@@ -115,7 +120,7 @@ class _Misread(Exception):
 
 def check(paths: Sequence[Path], engine: Engine, *, jobs: int = 1, factory: EngineFactory | None = None,
           progress: Progress | None = None, note: Note | None = None,
-          bytes_per_job: int = BYTES_PER_JOB) -> Report:
+          bytes_per_job: int | None = None) -> Report:
     """The report `engine.check(transcript.load(paths))` gives, read transaction by transaction; with `jobs` > 1
     (and `factory`) on up to that many processes, as many as the input's size makes worth it."""
     files = transcript.files(paths)
@@ -124,13 +129,31 @@ def check(paths: Sequence[Path], engine: Engine, *, jobs: int = 1, factory: Engi
         if note is not None and sum(sizes) >= WHOLE_NOTE_BYTES:
             note("a HAR capture is read whole, not transaction by transaction: memory grows with its size")
         return engine.check(transcript.load(paths), progress=progress)
-    jobs = max(1, min(jobs, sum(sizes) // max(bytes_per_job, 1))) if factory is not None else 1
+    per_job = max(BYTES_PER_JOB if bytes_per_job is None else bytes_per_job, 1)
+    jobs = max(1, min(jobs, sum(sizes) // per_job)) if factory is not None else 1
     chunks = _chunks(files, sizes, 1 if jobs == 1 else 2 * jobs)
     if jobs == 1:
         return _checked(_Run(engine, paths, files, map, progress), chunks)
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_start_worker, initargs=(factory, files)) as pool:
-        return _checked(_Run(engine, paths, files, pool.imap, progress), chunks)
+    assert factory is not None
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=functools.partial(_start_worker, factory, files))
+    try:
+        return _checked(_Run(engine, paths, files, functools.partial(_in_order, pool, 2 * jobs), progress), chunks)
+    finally:
+        # A worker that dies (or cannot start) breaks the pool: its tasks fail at once rather than wait forever.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _in_order(pool: Executor, ahead: int, task: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+    """`map` on the pool, in order, with at most `ahead` tasks handed out and not yet collected: the tasks are
+    made as the workers take them, not all at once (a check pass's batches hold the index over again)."""
+    pending: deque[Future] = deque()
+    for item in items:
+        pending.append(pool.submit(task, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _checked(run: "_Run", chunks: list[Chunk]) -> Report:
@@ -151,7 +174,7 @@ class _Run:
     def __init__(self, engine: Engine, paths: Sequence[Path], files: list[Path], mapper: Mapper,
                  progress: Progress | None) -> None:
         self.engine, self.paths, self.files, self.mapper, self.progress = engine, paths, files, mapper, progress
-        if mapper is map:
+        if mapper is map:  # on this process
             _WORKER.update(engine=engine, files=files)
         self.offsets, self.lines, self.file_nos = array("q"), array("q"), array("q")
         self.transactions: list[Sequence[int]] = []
@@ -251,7 +274,13 @@ _WORKER: dict = {}
 
 
 def _start_worker(factory: EngineFactory, files: list[Path]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the workers
     _WORKER.update(engine=factory(), files=files)
+
+
+def cores() -> int:
+    """The cores this process may run on (fewer than the machine's when it is pinned)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _records(chunk: Chunk) -> Iterator[tuple[int, Message]]:

@@ -147,3 +147,30 @@ def test_a_record_whose_bytes_mislead_the_index_is_still_grouped_exactly(tmp_pat
     whole = _whole([path])
     assert _streamed([path]) == whole
     assert _streamed([path], jobs=2, factory=Engine, bytes_per_job=0) == whole
+
+
+def test_validate_gives_the_same_output_with_any_number_of_processes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the command line: the workers build their engine from the same options (here a use case's pack)."""
+    from conformance.cli import main
+
+    paths = [str(p) for p in _hostile(tmp_path)]
+    monkeypatch.setattr(stream, "BYTES_PER_JOB", 1)
+    outputs = []
+    for jobs in ("1", "2"):
+        code = main(["validate", "--json", "-j", jobs, "--use-case", "demand-flexibility", *paths])
+        out, err = capsys.readouterr()
+        outputs.append((code, out, err))
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0] == 1 and outputs[0][2] == ""
+
+
+@pytest.mark.parametrize("jobs", ["0", "-3", "many"])
+def test_a_number_of_processes_that_is_none_is_bad_usage(jobs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["validate", "-j", jobs, str(CLEAN)])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not a number of processes (1 or more)" in err and "Traceback" not in err
