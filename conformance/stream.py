@@ -162,7 +162,11 @@ def _checked(run: "_Run", chunks: list[Chunk]) -> Report:
     try:
         return run.report(chunks)
     except _Misread:
+        pass
+    try:
         return run.report([replace(c, exact=True) for c in chunks])
+    except _Misread:
+        raise ConfigError(f"{', '.join(map(transcript.display, run.files))}: changed while it was read") from None
 
 
 Mapper = Callable[..., Iterator]

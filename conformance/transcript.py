@@ -256,11 +256,12 @@ class Records:
             if handle is None:
                 handle = self._handles[file_no] = file.open("rb")
             handle.seek(offset)
-            for _, number, line in raw_lines(handle, offset, offset + 1, number - 1):
-                return record(line, self._sources[file_no], number)
+            line = handle.readline(MAX_MESSAGE_BYTES + 1)
+            if len(line) > MAX_MESSAGE_BYTES:
+                return Message(None, self._sources[file_no], number, size=_rest_of_line(handle, line))
         except OSError as exc:
             raise ConfigError(f"{display(file)}: cannot read: {exc.strerror or exc}") from None
-        raise ConfigError(f"{display(file)}: changed while it was read (no record at byte {offset} any more)")
+        return record(line, self._sources[file_no], number)
 
 
 def line_starts(file: Path, parts: int) -> list[tuple[int, int]]:

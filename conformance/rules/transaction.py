@@ -85,9 +85,9 @@ def _unchanged(rule_id: str, fields: tuple[str, ...], title: str) -> None:
         # (reported there), and its sender, not the one that answered as asked, is to blame.
         echoed = ctx.request.context if _answers_request(msg, ctx) else None
         for name in fields:
-            now = msg.context.get(name, ABSENT)
-            if echoed is None or echoed.get(name, ABSENT) != now:
-                yield from changes(("context", name), ctx.first.context.get(name, ABSENT), now)
+            now, was = msg.context.get(name, ABSENT), ctx.first.context.get(name, ABSENT)
+            if was != now and (echoed is None or echoed.get(name, ABSENT) != now):  # was != now: nearly never
+                yield from changes(("context", name), was, now)
 
     rule(rule_id, group="transaction", title=title,
          clause=f"{CONTEXT}: set by the BAP when the transaction starts and echoed in every later message",
@@ -110,7 +110,9 @@ _unchanged("TXN_BAP_CHANGED", ("bap_id", "bap_uri"), "bap_id and bap_uri stay th
 def bpp_changed(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     chosen = ctx.txn.chosen_bpp.context if ctx.txn.chosen_bpp else {}
     for name in ("bpp_id", "bpp_uri"):
-        yield from changes(("context", name), chosen.get(name, ABSENT), msg.context.get(name, ABSENT))
+        was, now = chosen.get(name, ABSENT), msg.context.get(name, ABSENT)
+        if was != now:
+            yield from changes(("context", name), was, now)
 
 
 def _answers_request(msg: Message, ctx: CheckContext) -> bool:
