@@ -15,15 +15,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: the full certification suite against the reference network, which the harness starts on
-# loopback: as BAP against its gateway and BPPs, then as BPP against its BAP; in each, the scenarios, then
-# the probes. Both roles run whatever the first finds; the exit status is non-zero when either fails.
-# Reports go to $(REPORT)/{bap,bpp}/; `make report` renders them as one.
+# The main job: certify the reference network, which the harness starts on loopback, in both roles of the default
+# use case: as BAP against its gateway and BPPs, then as BPP against its BAP; each plays its certification profile
+# (scenarios and probes in one pool), prints its coverage and signs its reports with a demo operator's key, which
+# `verify-certificate` then checks. Both roles run whatever the first finds; the exit status is non-zero when
+# either fails. Reports go to $(REPORT)/{bap,bpp}/; `make report` renders them as one.
 demo: $(STAMP)
-	@rm -rf $(REPORT)
+	@rm -rf $(REPORT) && mkdir -p $(REPORT)
+	@$(BIN)/deg-conformance keys new --out $(REPORT)/operator.key --subscriber-id demo-operator.deg-conformance.local \
+		--key-id demo-1 > $(REPORT)/operator.json 2>/dev/null
+	@$(BIN)/python -c "import json; print(json.load(open('$(REPORT)/operator.json'))['signing_public_key'])" \
+		> $(REPORT)/operator.pub
 	@status=0; \
-	$(BIN)/deg-conformance run --role bap --probes -n 4 --report-dir $(REPORT)/bap || status=$$?; \
-	$(BIN)/deg-conformance run --role bpp --probes -n 4 --report-dir $(REPORT)/bpp || status=$$?; \
+	for role in bap bpp; do \
+		$(BIN)/deg-conformance certify --role $$role -n 8 --certificate-key $(REPORT)/operator.key \
+			--report-dir $(REPORT)/$$role || status=$$?; \
+		$(BIN)/deg-conformance verify-certificate $(REPORT)/$$role/certificate.json \
+			--public-key $(REPORT)/operator.pub || status=$$?; \
+	done; \
 	exit $$status
 
 # The latest run's Allure results as one HTML report, with the allure npm package pinned in package.json (no
@@ -43,7 +52,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_throughput.py
 	$(BIN)/python benchmarks/reference_bpp.py
-	$(BIN)/python benchmarks/run_suite.py
+	$(BIN)/python benchmarks/certification.py
 
 clean:
 	rm -rf $(VENV) reports/*/ .pytest_cache .mypy_cache

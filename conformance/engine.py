@@ -55,6 +55,9 @@ class Engine:
         self.validation = Validation(self.schemas, self.layer2)
         self._packs: list[Layer2Pack] = []
         self._index_rules(self.layer2.packs())
+        self.evaluated: set[tuple[str, str]] | None = None
+        """Coverage (conformance/coverage.py) sets a set here to learn which rules were applied: (rule id, action)
+        of each rule whose `when` held on a message of its action. None (the default) records nothing."""
 
     def _index_rules(self, packs: Iterable[Layer2Pack]) -> None:
         self._packs.extend(p for p in packs if p not in self._packs)
@@ -108,8 +111,17 @@ class Engine:
             plans = self._by_action.get(msg.action or "")
             if plans is not None:
                 out.extend(self._apply(plans, msg, ctx))
+                if self.evaluated is not None:
+                    self._record(plans.rules, msg, ctx, self.evaluated)
             txn.absorb(msg)
         return out
+
+    @staticmethod
+    def _record(rules: list[Rule], msg: Message, ctx: CheckContext, into: set[tuple[str, str]]) -> None:
+        """Each rule that applied to the message (its `when` held), as (rule id, action): what coverage reads. Kept
+        out of `_apply`, the hot loop, which runs without it; a `when` is asked only until its rule is recorded."""
+        action = msg.action or ""
+        into.update(key for r in rules if (key := (r.id, action)) not in into and (r.when is None or r.when(msg, ctx)))
 
     @staticmethod
     def _apply(plans: _Plans, msg: Message, ctx: CheckContext) -> list[Finding]:

@@ -8,6 +8,7 @@ entry is also given in the DeDi record's shape for a person to publish there.
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,26 @@ def new_key_file(path: Path, subscriber_id: str, key_id: str, *, force: bool = F
     return key
 
 
-def read_key_file(path: Path, subscriber_id: str, key_id: str) -> KeyPair:
-    """The key in a key file, as the subscriber and key id it is published under."""
+_OWNER = re.compile(r"^# deg-conformance: the Ed25519 private key \(base64 seed\) of (\S+), key id (\S+);")
+
+
+def owner_of(path: Path) -> tuple[str, str] | None:
+    """The subscriber id and key id a key file made by `keys new` names in its first line, or None (a bare key):
+    whose key it is, when that is not the run's own identity (an operator's key signing certificates)."""
     try:
-        return KeyPair.from_private_key(subscriber_id, key_id, load_key_file(path))
+        with path.open(encoding="utf-8") as lines:
+            found = _OWNER.match(lines.readline())
+    except (OSError, UnicodeDecodeError):
+        return None  # read_key_file says what is wrong with the file
+    return (found.group(1), found.group(2)) if found else None
+
+
+def read_key_file(path: Path, subscriber_id: str, key_id: str, *, flag: str = "--key-file") -> KeyPair:
+    """The key in a key file, as the subscriber and key id it is published under; errors name `flag`."""
+    try:
+        return KeyPair.from_private_key(subscriber_id, key_id, load_key_file(path, flag=flag))
     except ValueError as exc:
-        raise ConfigError(f"--key-file {path}: {exc}") from None
+        raise ConfigError(f"{flag} {path}: {exc}") from None
 
 
 def entry(key: KeyPair, *, url: str | None, type: str, domain: str, city: str | None = None) -> Subscriber:

@@ -83,6 +83,23 @@ def body_digest(body: bytes) -> str:
     return base64.b64encode(hashlib.blake2b(body, digest_size=64).digest()).decode()
 
 
+def sign_detached(message: bytes, key: KeyPair) -> str:
+    """Base64 of the Ed25519 signature of `message`: what a header carries, and what a certificate does
+    (conformance/certificate.py)."""
+    return base64.b64encode(key.signer.sign(message).signature).decode()
+
+
+def signature_valid(message: bytes, signature: str, public_key: str) -> bool:
+    """Whether base64 `signature` is `public_key`'s (base64, 32 bytes) over `message`; a key or signature that is
+    not base64 or not of an Ed25519 size is simply not valid."""
+    try:
+        nacl.signing.VerifyKey(base64.b64decode(public_key, validate=True)).verify(
+            message, base64.b64decode(signature, validate=True))
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
 def signing_string(created: int, expires: int, digest: str) -> str:
     return f"(created): {created}\n(expires): {expires}\ndigest: BLAKE-512={digest}"
 
@@ -92,8 +109,7 @@ def sign(body: bytes, key: KeyPair, *, created: int | None = None, expires: int 
     """The header value (`Signature keyId=...`) for `body`, valid from `created` for `validity` seconds."""
     created = int(time.time()) if created is None else created
     expires = created + validity if expires is None else expires
-    message = signing_string(created, expires, body_digest(body)).encode()
-    signature = base64.b64encode(key.signer.sign(message).signature).decode()
+    signature = sign_detached(signing_string(created, expires, body_digest(body)).encode(), key)
     return (f'Signature keyId="{key.key_id}",algorithm="{ALGORITHM}",created="{created}",expires="{expires}",'
             f'headers="{SIGNED_HEADERS}",signature="{signature}"')
 
@@ -181,10 +197,7 @@ def verify(body: bytes, header: str | None, lookup: PublicKeyLookup, *, now: flo
     if public is None:
         raise SignatureError("SIG_KEY_UNKNOWN", f"the registry has no key {params.unique_key_id!r} "
                                                 f"for {params.subscriber_id!r}")
-    try:
-        key = nacl.signing.VerifyKey(base64.b64decode(public, validate=True))
-        key.verify(signing_string(params.created, params.expires, body_digest(body)).encode(),
-                   base64.b64decode(params.signature, validate=True))
-    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
-        raise SignatureError("SIG_INVALID", "the signature does not match the body and the registered key") from None
+    if not signature_valid(signing_string(params.created, params.expires, body_digest(body)).encode(),
+                           params.signature, public):
+        raise SignatureError("SIG_INVALID", "the signature does not match the body and the registered key")
     return params

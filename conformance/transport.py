@@ -6,12 +6,14 @@ A server binds its socket first, so its URL is known (and connections queue) bef
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -145,15 +147,22 @@ def client_options(ca_bundle: Path | None = None, *, sync: bool = False) -> dict
     """How the harness's clients reach a target or a registry: through the proxy the environment names
     (HTTPS_PROXY, NO_PROXY), trusting the CAs it names (SSL_CERT_FILE) or `ca_bundle`, but straight to loopback,
     where a proxy from the environment is never right."""
-    if ca_bundle is None:
-        verify: ssl.SSLContext | bool = True
-    else:
-        try:
-            verify = ssl.create_default_context(cafile=str(ca_bundle))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"--ca-bundle {ca_bundle}: not a readable bundle of PEM certificates ({exc})") from None
+    try:
+        verify = _trusted(ca_bundle, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--ca-bundle {ca_bundle}: not a readable bundle of PEM certificates ({exc})") from None
     direct = httpx.HTTPTransport if sync else httpx.AsyncHTTPTransport
     return {"trust_env": True, "verify": verify, "mounts": {pattern: direct(verify=verify) for pattern in LOOPBACK}}
+
+
+@lru_cache(maxsize=8)
+def _trusted(ca_bundle: Path | None, cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    """One TLS context per trust setting (the environment's, as httpx reads it, or `ca_bundle`), shared by every
+    client: building one loads a whole CA bundle (tens of ms of CPU), and each client has four transports, so a
+    run of probes spent most of its time here. The environment's values are the key, so that a change is seen."""
+    if ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    return httpx.create_ssl_context(verify=True, trust_env=True)
 
 
 class Sender:

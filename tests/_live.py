@@ -51,13 +51,6 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-def bpps_of(net: MountableNetwork, use_case: str = usecases.DEFAULT) -> list[ReferenceBPP]:
-    """The reference BPPs serving one use case's catalogs (by default demand flexibility's, whose transaction
-    fixtures most tests send): the network serves every shipped use case, and a search through its gateway
-    reaches the BPPs of the search's domain only."""
-    return [net.bpps[path.stem] for path in usecases.named(use_case).catalogs]
-
-
 def write(directory: Path, name: str, text: str) -> Path:
     """Write a file (a scenario, a fixture) under `directory`, dedented; returns its path."""
     path = directory / name
@@ -103,6 +96,8 @@ class TinyBPP:
     """Seconds before any synchronous answer (a slow ACK)."""
     statuses: list[int | str] = field(default_factory=list)
     """The harness's HTTP status for each callback sent (or why none came)."""
+    repeat_after: float | None = None
+    """When given, each callback is sent again, the same bytes and headers, this many seconds after the first."""
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/{action}", self.handle, methods=["POST"])])
@@ -149,12 +144,14 @@ class TinyBPP:
             headers["Authorization"] = signing.sign(content, self.key)
         if self.gateway_key is not None and isinstance(content, bytes):
             headers["X-Gateway-Authorization"] = signing.sign(content, self.gateway_key)
-        try:
-            async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
-                answer = await client.post(f"{context['bap_uri']}/on_{action}", content=content, headers=headers)
-            self.statuses.append(answer.status_code)
-        except httpx.HTTPError as exc:  # a hostile sender's own trouble: noted, never raised in the server
-            self.statuses.append(type(exc).__name__)
+        for wait in [0.0] if self.repeat_after is None else [0.0, self.repeat_after]:
+            await asyncio.sleep(wait)
+            try:
+                async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
+                    answer = await client.post(f"{context['bap_uri']}/on_{action}", content=content, headers=headers)
+                self.statuses.append(answer.status_code)
+            except httpx.HTTPError as exc:  # a hostile sender's own trouble: noted, never raised in the server
+                self.statuses.append(type(exc).__name__)
 
 
 class Crashing:

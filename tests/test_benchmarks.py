@@ -22,3 +22,14 @@ def test_the_validate_benchmark_measures_every_figure_against_its_baseline() -> 
     assert "transcript: 600 messages in 50 transactions" in done.stdout
     for figure in ("ratio     validate -j 1 / ceiling:", "speed-up  -j ", "peak RSS  -j 1: "):
         assert figure in done.stdout
+
+
+def test_the_certification_benchmark_times_both_roles() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "certification.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("certification of demand-flexibility, one scenario per role, no probes (smoke)")
+    assert [line.split("  ")[1].strip() for line in lines[1:]] == [
+        "baseline: one search", "role bap", "role bpp", "both roles, one after the other", "both roles at once"]
+    assert all("ratio to baseline" in line for line in lines[1:])

@@ -136,6 +136,31 @@ def test_every_callback_the_harness_acked_is_in_the_report(tmp_path: Path, engin
         assert set(bpp.statuses) <= {200, 503, "ConnectError"}, bpp.statuses  # after the run: 503, or nobody
 
 
+def test_a_duplicate_callback_after_its_scenario_was_judged_is_judged_with_its_transaction(
+        tmp_path: Path, engine: Engine) -> None:
+    """A callback sent twice, the copy arriving once its scenario is over (another scenario keeps the run going):
+    the copy is a duplicate however late it comes, judged against the transaction it belongs to, as `validate`
+    judges the transcript."""
+    bpp = TinyBPP(replies={"search": "ack", "status": "ack-only"}, callbacks={"search": CATALOG}, repeat_after=0.6)
+    longer = """
+        name: a longer scenario
+        variables: {bpp_id: tiny.bpp.test, bpp_uri: "http://127.0.0.1:9/tiny", order_id: no-such-order}
+        steps:
+          - {send: status, expect: {within: PT1.5S, reason: keeps the run open while the copy comes}}
+    """
+    with serve(bpp.app()) as url:
+        config = RunConfig(target=url, ack_timeout=1.0, callback_timeout=1.0, settle=0.1, concurrency=2)
+        with Harness(config, engine=engine) as harness:
+            run = harness.run([scenario.load(write(tmp_path, "s.yaml", ONE_SEARCH)),
+                               scenario.load(write(tmp_path, "l.yaml", longer))])
+    short, _, unsolicited = run.scenarios
+    assert [c.action for st in short.steps for c in st.callbacks] == ["on_search"] and short.unexpected == []
+    [copy] = unsolicited.unexpected
+    assert (copy.action, copy.transaction_id) == ("on_search", short.transaction_id)
+    assert {(f.rule_id, f.message_id) for f in unsolicited.errors} == {("TXN_DUPLICATE_CALLBACK", copy.message_id)}
+    assert "RUN_UNCLAIMED" in {f.rule_id for f in unsolicited.findings}
+
+
 def test_a_gateway_signature_by_a_key_that_is_not_a_gateways_is_refused(tmp_path: Path, engine: Engine) -> None:
     """BECKN-006: X-Gateway-Authorization must verify with a key registered to a BG, not just any subscriber."""
     registry = Registry()

@@ -268,10 +268,56 @@ def test_a_postman_collection_is_replayed_as_import_makes_it(capsys: Capture, tm
     assert (played["id"], [s["action"] for s in played["steps"]]) == ("enrol", ["search", "init", "confirm", "status"])
 
 
+def test_a_capture_replayed_as_bpp_asks_the_bap_again_and_serves_the_captured_catalogs(
+        captured: tuple[Path, str], capsys: Capture, tmp_path: Path) -> None:
+    """--role bpp: the target is a BAP. Its client endpoint is asked for the captured requests again, from the
+    search on, and the harness's BPPs publish what the captured on_searches did, so the captured order's offer
+    exists; what the BAP sends now is judged."""
+    capture, original = captured
+    code, out, err = cli(capsys, "replay", str(capture), "--role", "bpp", "--report-dir", str(tmp_path),
+                         "--callback-timeout", "3")
+    assert code == 0, out + err
+    served = sorted((tmp_path / "imported" / "catalogs").glob("*.json"))
+    assert [p.stem for p in served] == ["flexigrid-aggregator", "sf-grid-loadflex"]
+    assert "replay: serving the captured catalogs: " in err and all(str(p) in err for p in served)
+    report = summary(tmp_path)
+    assert (report["passed"], report["failed"], report["exit_code"]) == (1, 0, 0), report["findings"]
+    played = report["scenarios"][0]
+    assert played["id"] == original and played["transaction_id"] != original
+    assert [s["action"] for s in played["steps"]] == ["search", "init", "confirm", "status", "support", "cancel"]
+
+
+def test_a_bap_that_breaks_the_replayed_flow_fails_with_the_rule(captured: tuple[Path, str], capsys: Capture,
+                                                                  tmp_path: Path) -> None:
+    code, out, err = cli(capsys, "replay", str(captured[0]), "--role", "bpp", "--fault", "bap=reused-message-id",
+                         "--report-dir", str(tmp_path), "--callback-timeout", "3")
+    assert code == 1, out + err
+    assert "TXN_MESSAGE_ID_REUSED" in {f["rule_id"] for f in summary(tmp_path)["findings"]}
+
+
+def test_replay_as_bpp_needs_a_search_and_a_catalog(capsys: Capture, tmp_path: Path) -> None:
+    """A transaction that does not start with a search is left out, saying why (the BAP would send it to the captured
+    BPP); a capture with no on_search to serve names --catalog; a Postman collection (a BAP's requests, no BPP's
+    callbacks) is replayed as BAP."""
+    no_search = write_capture(tmp_path / "status.jsonl", [request("status", "t-1")])
+    code, out, err = cli(capsys, "replay", str(no_search), "--role", "bpp", "--report-dir", str(tmp_path / "a"))
+    assert (code, out) == (2, "")
+    assert "transaction t-1: left out: it starts with status, not a search" in err
+    assert "none starts with a search" in err
+    searched = write_capture(tmp_path / "search.jsonl", [request("search", "t-2")])
+    code, out, err = cli(capsys, "replay", str(searched), "--role", "bpp", "--report-dir", str(tmp_path / "b"))
+    assert (code, out) == (2, "")
+    assert "no on_search with a catalog in" in err and "--catalog FILE" in err and len(err.strip().splitlines()) == 1
+    collection = tmp_path / "c.postman_collection.json"
+    collection.write_text(json.dumps({"info": {"name": "c", "schema": "https://schema.getpostman.com/json/collection/"
+                                               "v2.1.0/collection.json"}, "item": []}))
+    code, out, err = cli(capsys, "replay", str(collection), "--role", "bpp", "--report-dir", str(tmp_path / "c"))
+    assert (code, out) == (2, "") and "replay it with --role bap" in err
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--role", "bpp"], "replay --role bpp (a BPP's callbacks sent again, to a BAP) is not built"),
     (["--env", "env.json"], "--env fills a Postman collection's variables"),
-    (["--drive", "passive"], "--catalog, --drive and --print-network are for --role bpp"),
+    (["--drive", "passive"], "--catalog and --drive are for --role bpp"),
 ])
 def test_what_replay_does_not_do_is_one_line_exit_2(argv: list[str], message: str, captured: tuple[Path, str],
                                                     capsys: Capture, tmp_path: Path) -> None:

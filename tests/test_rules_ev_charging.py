@@ -18,7 +18,8 @@ from conformance import Engine, Finding, Severity
 from conformance.layer2 import load_pack, PACKS_DIR
 from conformance.schemas import SchemaSet
 from tests.conftest import ROOT
-from tests.test_rules import Edit, _parent, as_messages, drop, put
+from tests.conftest import parent_of
+from tests.test_rules import Edit, as_messages, drop, put
 
 TWIN = ROOT / "fixtures" / "ev-charging" / "conformant-transaction"
 PACK = PACKS_DIR / "ev-charging" / "ev-charging_uei_1.1.0.yaml"
@@ -45,7 +46,7 @@ def clean_bodies() -> list[dict[str, Any]]:
 def append(at: int, path: str, value: Any) -> Edit:
     """Add an entry to a list of the message (a tag the clean transaction does not carry)."""
     def edit(bodies: list) -> None:
-        parent, key = _parent(bodies[at], path)
+        parent, key = parent_of(bodies[at], path)
         parent[key].append(copy.deepcopy(value))
     return edit
 
@@ -177,13 +178,3 @@ def test_on_cancel_needs_a_cancelled_state_of_the_pack(engine: Engine) -> None:
     assert sorted((f.rule_id, f.index, f.path) for f in found) == [
         ("L2_EV_FULFILLMENT_STATE", ON_CANCEL, f"$.{ORDER_POINT}.state.descriptor.code"),
         ("ORD_NOT_CANCELLED", ON_CANCEL, "$.message.order")]
-
-
-def test_a_rule_id_means_one_thing_in_every_shipped_pack() -> None:
-    """The catalogue keeps the first declaration of an id (conformance/rules/__init__.py): two packs may share an id
-    only when they declare it identically, else one pack's findings would read the other's title and predicate."""
-    declared: dict[str, set[tuple[str, str, str, str]]] = {}
-    for path in sorted(PACKS_DIR.glob("*/*.yaml")):
-        for spec in load_pack(path, SchemaSet.builtin()).rules:
-            declared.setdefault(spec.id, set()).add((spec.severity.value, spec.title, spec.clause, spec.must))
-    assert {rule_id: d for rule_id, d in declared.items() if len(d) > 1} == {}

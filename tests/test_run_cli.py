@@ -273,7 +273,8 @@ def test_a_report_dir_that_cannot_be_written_stops_the_run_before_it_starts(caps
 
 
 def test_a_callback_that_comes_after_its_scenario_was_judged_is_kept(capsys: Capture, tmp_path: Path) -> None:
-    """The late BPP's on_search for the first scenario arrives while the second still waits: reported."""
+    """The late BPP's on_search for the first scenario arrives while the second still waits: kept, and judged with
+    its transaction, as `validate` judges the transcript: it came after the search's 1 s ttl."""
     quick = write(tmp_path, "a.yaml", """
         name: quick
         steps:
@@ -288,7 +289,9 @@ def test_a_callback_that_comes_after_its_scenario_was_judged_is_kept(capsys: Cap
                      "--report-dir", str(tmp_path / "r"))
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     first = summary["scenarios"][0]["transaction_id"]
-    assert code == 0 and [m["transaction_id"] for m in summary["unexpected_messages"]] == [first]
+    assert code == 1 and [m["transaction_id"] for m in summary["unexpected_messages"]] == [first]
+    assert {(f["rule_id"], f["transaction_id"]) for f in summary["findings"]} == {
+        ("TXN_CALLBACK_AFTER_TTL", first), ("RUN_UNCLAIMED", first)}
 
 
 # --- the exit-code table (README) ----------------------------------------------------------------------------------

@@ -197,7 +197,7 @@ def test_target_answering_non_json(one_search: scenario.Scenario, engine: Engine
 
 
 def test_slow_target_is_given_up_on(one_search: scenario.Scenario, engine: Engine) -> None:
-    bpp = TinyBPP(replies={"search": "slow"}, slow_for=5.0)
+    bpp = TinyBPP(replies={"search": "slow"}, slow_for=30.0)
     with serve(bpp.app()) as url:
         run, took = play(url, one_search, engine, ack_timeout=0.2)
         bpp.release.set()
@@ -205,7 +205,7 @@ def test_slow_target_is_given_up_on(one_search: scenario.Scenario, engine: Engin
     assert run.exit_code == EXIT_FAILED
     assert errors_of(s) == [("TIM_NO_ACK", "search", "$")]
     assert s.findings[0].found == "timeout: no whole reply within 0.2s (TimeoutError)"
-    assert took < 2  # the harness did not wait the 5 s for the target
+    assert took < 10  # the harness did not wait the 30 s for the target, however busy the machine
 
 
 def test_target_that_never_calls_back(one_search: scenario.Scenario, engine: Engine) -> None:

@@ -25,6 +25,11 @@ def refused(path: Path) -> str:
 
 # --- the shipped scenarios -------------------------------------------------------------------------------
 
+STARTER_KIT = [("ev", "book-a-charger"), ("finance", "battery-loan"), ("p2p-trading", "buy-surplus-energy"),
+               ("rental", "rent-a-battery"), ("retail", "purchase")]
+"""The DEG Starter Kit's use cases and the scenario each ships in both roles."""
+
+
 def test_every_shipped_scenario_loads() -> None:
     paths = discover([SCENARIOS])
     loaded = {str(p.relative_to(SCENARIOS).with_suffix("")): load(p) for p in paths}
@@ -37,7 +42,9 @@ def test_every_shipped_scenario_loads() -> None:
         "demand-flexibility/bpp-role/stops-after-a-refused-enrolment": "bpp",
         "ev-charging/cancellation": "bap", "ev-charging/charging-session": "bap", "ev-charging/unknown-order": "bap",
         "ev-charging/bpp-role/a-session-not-its-own": "bpp", "ev-charging/bpp-role/cancellation": "bpp",
-        "ev-charging/bpp-role/charging-session": "bpp", "ev-charging/bpp-role/stops-after-a-refused-quote": "bpp"}
+        "ev-charging/bpp-role/charging-session": "bpp", "ev-charging/bpp-role/stops-after-a-refused-quote": "bpp",
+        **{f"{starter}/{name}": "bap" for starter, name in STARTER_KIT},
+        **{f"{starter}/bpp-role/{name}": "bpp" for starter, name in STARTER_KIT}}
     # A use case's scenarios are in its folder, role bpp under bpp-role/, and say so.
     for name, s in loaded.items():
         assert (name.split("/")[0], "bpp-role/" in name) == (s.use_case, s.role == "bpp"), name

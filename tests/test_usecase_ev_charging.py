@@ -254,7 +254,7 @@ def test_probe_refusals_in_the_use_case(capsys: pytest.CaptureFixture[str], tmp_
     """The probes start from the use case's request bodies (role bap) or its catalogs (role bpp); the Layer-2 ones
     come from its pack. The reference network refuses each."""
     summary = summary_of(capsys, "probe", "--use-case", USE_CASE, "--role", role, "-n", "8",
-                         "--callback-timeout", "0.5", "--report-dir", str(tmp_path))
+                         "--callback-timeout", "2", "--report-dir", str(tmp_path))
     found = statuses(summary)
     assert set(found.values()) == {"passed"} and summary["exit_code"] == EXIT_OK
     assert sorted(p.removeprefix("layer2-") for p in found if p.startswith("layer2-")) == layer2

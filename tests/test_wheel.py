@@ -56,7 +56,8 @@ def test_the_wheel_holds_the_data_the_package_needs(installed: Path) -> None:
                    "conformance/data/fixtures/demand-flexibility/requests/init.json",
                    "conformance/data/fixtures/demand-flexibility/catalogs/sf-grid-loadflex.json",
                    "conformance/packs/demand-flexibility/flexibility_1.1.0.yaml",
-                   "conformance/schemas/beckn-core-1.1.0.yaml", "conformance/schemas/scenario.schema.yaml"):
+                   "conformance/schemas/beckn-core-1.1.0.yaml", "conformance/schemas/scenario.schema.yaml",
+                   "conformance/schemas/certificate.schema.yaml"):
         assert needed in names, needed
 
 
@@ -96,6 +97,19 @@ def test_every_command_works_from_an_empty_folder(installed: Path, tmp_path: Pat
     out, err = sandbox.communicate(timeout=20)
     assert sandbox.returncode == 0 and "Traceback" not in out + err
     assert any(line.startswith("sf-grid-loadflex") for line in lines), lines  # its BPPs were found
+
+
+def test_a_certificate_names_the_same_harness_digests_from_the_wheel_as_from_the_checkout(installed: Path,
+                                                                                         tmp_path: Path) -> None:
+    """The digests of the rules, schemas, packs, scenarios and fixtures a certificate states are of the shipped
+    content, not of where or how it was installed (a checkout holds files a wheel does not, such as .gitkeep)."""
+    from conformance.certificate import harness_digests
+
+    done = subprocess.run([str(installed / "python"), "-c", "import json; from conformance.certificate import "
+                           "harness_digests; print(json.dumps(harness_digests()))"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == harness_digests()
 
 
 def test_a_pytest_session_with_the_plugin_works_from_an_empty_folder(installed: Path, tmp_path: Path) -> None:

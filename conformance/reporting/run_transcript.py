@@ -22,14 +22,7 @@ NAME = "transcript.jsonl"
 
 def messages(run: RunResult) -> list[Message]:
     """Every Beckn message of the run, once each, in the order they crossed."""
-    seen: dict[int, Message] = {}
-    for scenario in run.scenarios:
-        for step in scenario.steps:
-            for msg in [step.request, *step.callbacks, *step.answers]:
-                if msg is not None and msg.direction != "trigger":
-                    seen.setdefault(id(msg), msg)
-        for msg in scenario.unexpected:
-            seen.setdefault(id(msg), msg)
+    seen = {id(msg): msg for scenario in run.scenarios for msg in scenario.messages()}
     return sorted(seen.values(), key=lambda m: (m.received_at is None, m.received_at or 0))
 
 

@@ -10,7 +10,10 @@ from conformance.rules import (  # noqa: F401  (registration)
 from conformance.rules.layer2 import pack_rule
 from conformance.rules.registry import GROUPS, CheckContext, Rule, Settings, registered, rule
 
-__all__ = ["CheckContext", "Rule", "Settings", "catalogue", "rule"]
+__all__ = ["CheckContext", "RESPONSE_RULES", "Rule", "Settings", "catalogue", "rule"]
+
+RESPONSE_RULES = frozenset({"SCH_ACK_RESPONSE", "TIM_ACK_LATENCY"})
+"""The rules that judge the synchronous reply a message got, so the one who replied, not the one who sent it."""
 
 
 def catalogue(packs: Iterable[Layer2Pack] = ()) -> list[Rule]:

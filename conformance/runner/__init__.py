@@ -52,6 +52,8 @@ GATEWAY_PASSES_ALL = frozenset({"no-signature-check", "no-validation"})
 DRIVES = ("trigger", "passive")
 MAX_WAIT = 86400
 """The longest wait (seconds) a run accepts for any timeout."""
+UNMET = "it needs "
+"""How a skip for a requirement the run does not offer begins (a matter of the run's set-up, not of the target)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,8 +319,25 @@ class Harness:
         city = dig(context, "location", "city", "code")
         where = (context.get("domain"), city if isinstance(city, str) else None)
         if where not in self._listings:
-            self._listings[where] = asyncio.run(self._count_bpps(*where))
+            self._listings[where] = asyncio.run(self._count_bpps(*where)) or None
         return self._listings[where]
+
+    def off_network(self, action: str, url: str, context: dict[str, Any]) -> str | None:
+        """Why a request cannot be answered when the harness plays against its own reference network (as BAP, with
+        no --target): a search of a domain none of its BPPs serves (a scenario of a use case the harness does not
+        ship, imported from a collection), or a request to a BPP outside it (a bpp_uri recorded elsewhere). Such
+        a scenario is skipped, saying so: neither the network nor the scenario is at fault. None otherwise."""
+        if not isinstance(self.network, Network) or self.gateway is None:
+            return None
+        if action == "search" and url == join(self.gateway, action):
+            city = dig(context, "location", "city", "code")
+            if asyncio.run(self._count_bpps(context.get("domain"), city if isinstance(city, str) else None)) == 0:
+                return (f"the reference network serves no BPP of domain {context.get('domain')!r} (its use cases: "
+                        f"`deg-conformance use-cases`): play it against a --target or --gateway that does")
+        elif not url.startswith(self.network.base_url):
+            return (f"it sends {action} to {url}, outside the reference network: play it against that --target, or "
+                    "give --var bpp_id=... --var bpp_uri=... of a reference BPP")
+        return None
 
     async def _count_bpps(self, domain: Any, city: str | None) -> int | None:
         async with httpx.AsyncClient(timeout=self.config.ack_timeout, **client_options(self.config.ca_bundle)) as http:
@@ -330,7 +349,7 @@ class Harness:
                                             location={"city": {"code": city}} if city else None)
             except (httpx.HTTPError, ValueError):
                 return None  # the ttl is waited out; a registry that is down shows in the signature checks
-        return len(found) or None
+        return len(found)
 
     def _registry(self, http: httpx.AsyncClient) -> RegistryClient:
         """The run's registry (--registry, or the reference network's), of the run's --registry-type."""
@@ -362,16 +381,20 @@ class Harness:
         self.inbox.reopen()
         result.setup_errors = self.preflight()
         if not result.setup_errors:
+            # One pool for scenarios and probes: a probe's silence window and a scenario's wait for a callback
+            # overlap, so a run with probes takes about as long as its longest wait, not the sum of both kinds.
             with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="scenario") as pool:
-                result.scenarios = list(pool.map(self.play, scenarios))
-            if probes and not self.interrupted:
-                result.scenarios += probe.play_all(self)
+                played = [pool.submit(self.play, s) for s in scenarios]
+                probing = pool.submit(probe.plan, self, pool) if probes else None
+                result.scenarios = [f.result() for f in played]
+                if probing is not None:
+                    result.scenarios += [pending() for pending in probing.result()]
         # Nothing more is taken, and what is being received is filed: every message ACKed is in the report.
         self.inbox.close(time.monotonic() + self.config.ack_timeout + Verifier.LOOKUP_TIMEOUT + 1)
         result.interrupted = self.interrupted
         strays = self.inbox.strays()
         result.strays = [r.message("unexpected", n) for n, r in enumerate(strays, 1)]
-        judged = unsolicited(self, strays)
+        judged = unsolicited(self, strays, result.scenarios)
         if judged is not None:
             result.scenarios.append(judged)
         for scenario_result in result.scenarios:  # the probes' and the unsolicited messages' too
@@ -386,7 +409,7 @@ class Harness:
         ended = ScenarioResult(scenario, "", time.time(), stopped=time.time())
         unmet = [name for name in scenario.requires if not self._offers(name)]
         if unmet:
-            ended.skipped = f"it needs {'; and '.join(REQUIREMENTS[n] for n in unmet)}"
+            ended.skipped = f"{UNMET}{'; and '.join(REQUIREMENTS[n] for n in unmet)}"
         elif self.interrupted:
             ended.error = "not run: the run was interrupted (Ctrl-C)"
         else:

@@ -59,6 +59,10 @@ def _step(state: Play, step: Step, out: StepResult, client: Sender) -> bool:
              "timestamp": now_rfc3339()}
     context.update({k: v for k, v in owned.items() if f"context.{k}" not in step.set})
     out.url = harness.url_for(step.send, context)
+    unanswerable = harness.off_network(step.send, out.url, context)
+    if unanswerable is not None:
+        result.skipped = unanswerable
+        return False
     down = harness.health.down_since(out.url)
     if down is not None:
         result.error = f"not run: {out.url} has not answered since {down}"

@@ -265,13 +265,15 @@ def _requests(state: Play, step: Step, out: StepResult, asked_at: datetime, wind
                          Violation(("context", "transaction_id"), result.transaction_id, stray.transaction_id),
                          state.message(stray))
             break
-    first: dict[bytes, Message] = {}
+    taken: list[Received] = []
     for r in got:
         r.claimed = True
-        if r.raw in first:  # the same request relayed by a gateway to another of the harness's BPPs: one message
-            state.messages[id(r)] = first[r.raw]
+        copied = next((o for o in taken if r.relays(o)), None)
+        if copied is not None:
+            state.messages[id(r)] = state.messages[id(copied)]
             continue
-        msg = first[r.raw] = state.message(r)
+        taken.append(r)
+        msg = state.message(r)
         state.steps_of[msg.seq] = out
         out.callbacks.append(msg)
         if r.doc is not None and "bap_id" not in state.variables:

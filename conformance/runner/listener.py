@@ -63,6 +63,11 @@ class Received:
                        response=reply.body if reply is not None and reply.status is not None else ABSENT,
                        latency=reply.latency if reply is not None else None)
 
+    def relays(self, other: "Received") -> bool:
+        """The same search as `other`, relayed by the harness's own gateway to another of its BPPs: one request,
+        not the BAP sending it twice (a duplicate callback, the same bytes again to the same party, is not)."""
+        return self is not other and self.action == "search" and self.raw == other.raw and self.party != other.party
+
     @property
     def action(self) -> str | None:
         value = dig(self.doc, "context", "action")

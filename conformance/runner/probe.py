@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
@@ -42,19 +42,38 @@ SILENCE_FACTOR, SILENCE_FLOOR = 4.0, 0.25
 sent in this run (at least SILENCE_FLOOR seconds): a callback for it would come about as late as the others do."""
 
 
-def play_all(harness: "Harness") -> list[ScenarioResult]:
-    """Every built-in probe against the target, `concurrency` at a time, in catalogue order. When the target
-    does not take part in the valid exchange they all start from, that exchange is the one result."""
-    without_pack = _without_pack(harness)
+Pending = Callable[[], ScenarioResult]
+"""A probe's result, or the wait for it: what `plan` gives for each report entry."""
+
+
+def plan(harness: "Harness", pool: Executor) -> list[Pending]:
+    """Start the probes in `pool` (the one a run's scenarios share, so that the probes' silence windows and the
+    scenarios' waits overlap): the valid exchange they all start from first, here, then each probe as a task of
+    the pool. Returns, in catalogue order, how to get each report entry; when the target does not take part in
+    that valid exchange, the exchange is the one entry. Never waits on the pool itself: a pool of one worker
+    running this would otherwise wait on itself."""
+    if harness.interrupted:
+        return []
+    without_pack = [_done(r) for r in _without_pack(harness)]
     if harness.config.role == "bpp":
-        return _probe_bap(harness) + without_pack
+        if harness.config.drive != "trigger":
+            raise ConfigError("probes of a BAP need --drive trigger: each starts with a search the BAP is asked for")
+        setup = _result(harness, "probe set-up: a search the BAP sends", "setup")
+        request = _bap_search(harness, setup)
+        if request is None:
+            return [_done(setup)]
+        on_bap = for_bap(harness.engine, _on_search(harness, request))
+        return [pool.submit(_play_on_bap, harness, p).result for p in on_bap] + without_pack
     target, gateway = harness.probe_target()
     variables, setup = _discover(harness, target)
     if variables is None:
-        return [setup]
+        return [_done(setup)]
     probes = for_gateway() if gateway else for_bpp(harness.engine, _body(harness, "init", variables))
-    with ThreadPoolExecutor(max_workers=harness.config.concurrency, thread_name_prefix="probe") as pool:
-        return list(pool.map(lambda p: _play(harness, p, variables, target, gateway), probes)) + without_pack
+    return [pool.submit(_play, harness, p, variables, target, gateway).result for p in probes] + without_pack
+
+
+def _done(result: ScenarioResult) -> Pending:
+    return lambda: result
 
 
 def _without_pack(harness: "Harness") -> list[ScenarioResult]:
@@ -262,20 +281,6 @@ def _report(result: ScenarioResult, step: StepResult, rule: Rule, violation: Vio
 
 
 # ---- probing a BAP: wrong callbacks to its network endpoint -------------------------------------------------
-
-def _probe_bap(harness: "Harness") -> list[ScenarioResult]:
-    """As BPP: each probe is an on_search answering a search the BAP was asked to send (so the transaction is
-    its own), from one of the harness's BPPs, straight to the BAP's bap_uri."""
-    if harness.config.drive != "trigger":
-        raise ConfigError("probes of a BAP need --drive trigger: each starts with a search the BAP is asked for")
-    setup = _result(harness, "probe set-up: a search the BAP sends", "setup")
-    request = _bap_search(harness, setup)
-    if request is None:
-        return [setup]
-    probes = for_bap(harness.engine, _on_search(harness, request))
-    with ThreadPoolExecutor(max_workers=harness.config.concurrency, thread_name_prefix="probe") as pool:
-        return list(pool.map(lambda p: _play_on_bap(harness, p), probes))
-
 
 def _result(harness: "Harness", name: str, probe_id: str, description: str = "") -> ScenarioResult:
     """A report entry of its own, in a fresh transaction, for a probe (or its set-up)."""

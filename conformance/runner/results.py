@@ -126,6 +126,18 @@ class ScenarioResult:
         return replace(finding, source=shown(self.scenario.path), index=line)
 
 
+    def messages(self) -> list[Message]:
+        """Every Beckn message of the scenario, once each: its steps' and the unexpected ones (a trigger of a BAP's
+        client endpoint is no Beckn message)."""
+        seen: dict[int, Message] = {}
+        for step in self.steps:
+            for msg in [step.request, *step.callbacks, *step.answers]:
+                if msg is not None and msg.direction != "trigger":
+                    seen.setdefault(id(msg), msg)
+        for msg in self.unexpected:
+            seen.setdefault(id(msg), msg)
+        return list(seen.values())
+
     def step_of(self, finding: Finding) -> StepResult | None:
         return next((s for s in self.steps if any(f is finding for f in s.findings)), None)
 

@@ -7,6 +7,7 @@ kept apart, except those that judge the target's synchronous reply to them.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,6 +20,7 @@ from conformance import offers
 from conformance.errors import ConfigError
 from conformance.findings import ABSENT, Finding, Violation
 from conformance.messages import UNCHECKABLE, Message, dig
+from conformance.rules import RESPONSE_RULES
 from conformance.rules import scenario as expect_rules
 from conformance.rules.registry import Rule
 from conformance.runner.listener import Received
@@ -29,7 +31,6 @@ from conformance.transport import Sender
 if TYPE_CHECKING:
     from conformance.runner import Harness
 
-RESPONSE_RULES = frozenset({"SCH_ACK_RESPONSE", "TIM_ACK_LATENCY"})
 """Rules that judge a message's synchronous reply, so the side that replied: the target for the harness's
 messages, the harness for the target's."""
 
@@ -221,6 +222,9 @@ def close(state: Play, sent_by_harness: Callable[[], list[Message]]) -> None:
         return  # nothing crossed the wire in this transaction
     for r in received:
         r.claimed = True
+        copied = next((o for o in received if id(o) in state.messages and r.relays(o)), None)
+        if id(r) not in state.messages and copied is not None:  # arrived after its step had taken the first copy
+            state.messages[id(r)] = state.messages[id(copied)]
     leftovers = [state.message(r) for r in received if id(r) not in state.messages]
     result.unexpected = leftovers
     transcript = sorted({id(m): m for m in sent + [state.message(r) for r in received]}.values(), key=lambda m: m.seq)
@@ -246,13 +250,14 @@ def close(state: Play, sent_by_harness: Callable[[], list[Message]]) -> None:
     result.findings.sort(key=lambda f: step_order.get(id(f), len(result.steps) + 1))
 
 
-def unsolicited(harness: "Harness", strays: list[Received]) -> ScenarioResult | None:
+def unsolicited(harness: "Harness", strays: list[Received], judged: list[ScenarioResult]) -> ScenarioResult | None:
     """What the target sent that no scenario took, judged as a report entry of its own: a message for a
     transaction the harness never started goes through the catalogue (a callback there is TXN_ORPHAN_CALLBACK,
-    an error against its sender); one that came after its scenario was judged is a warning (RUN_UNCLAIMED)."""
+    an error against its sender); one that came after its scenario was judged is a warning (RUN_UNCLAIMED), and
+    is checked with the scenario's transaction before it (a duplicate callback is one however late it comes)."""
     # A search the harness's own gateway relays to each of its BPPs is one request: a copy arriving after its
     # scenario was judged is that request again, already in the report, and nothing the BAP did twice.
-    strays = [r for r in strays if not any(other is not r and other.claimed and other.raw == r.raw
+    strays = [r for r in strays if not any(other.claimed and r.relays(other)
                                            for other in harness.inbox.messages(r.transaction_id))]
     if not strays:
         return None
@@ -261,9 +266,20 @@ def unsolicited(harness: "Harness", strays: list[Received]) -> ScenarioResult | 
                                      tags=("unsolicited",), role=harness.config.role), "", time.time())
     state = Play(harness, result, {})
     orphans = [state.message(r) for r in strays if r.transaction_id not in harness.transactions]
-    late = [state.message(r) for r in strays if r.transaction_id in harness.transactions]
     for finding in harness.engine.check(orphans).findings:
         result.report(finding)
+    owners = {s.transaction_id: s for s in judged}
+    late: list[Message] = []
+    for tid, arrived in itertools.groupby(sorted((r for r in strays if r.transaction_id in harness.transactions),
+                                                 key=lambda r: str(r.transaction_id)), lambda r: r.transaction_id):
+        owner = owners.get(str(tid))
+        before = owner.messages() if owner is not None else []
+        seq = max((m.seq for m in before), default=0)
+        mine = {m.seq: m for m in (r.message(result.scenario.id, seq + n) for n, r in enumerate(arrived, 1))}
+        for finding in harness.engine.check([*before, *mine.values()]).findings:
+            if finding.index in mine:
+                result.report(finding)
+        late += mine.values()
     for msg in late:
         state.report(None, expect_rules.UNCLAIMED, Violation(
             (), "no such message", f"{msg.action or 'a message'} after its scenario was judged"), msg)
