@@ -104,9 +104,8 @@ class Batch:
 @dataclass(slots=True)
 class BatchResult:
     findings: list[tuple[int, list[Finding]]]
-    deferred: list[int]
-    """Ranks of the transactions that need a request of another transaction not yet known."""
-    wanted: set[Key]
+    deferred: dict[int, set[Key]]
+    """Rank -> the requests a transaction may need from another transaction, when one was not yet known."""
     messages: int
 
 
@@ -188,18 +187,16 @@ class _Run:
     def report(self, chunks: list[Chunk]) -> Report:
         findings = self._index(chunks)
         by_rank: dict[int, list[Finding]] = {}
-        deferred: list[int] = []
-        wanted: set[Key] = set()
+        deferred: dict[int, set[Key]] = {}
         done = 0
-        for result in self.mapper(_check_batch, self._batches(range(len(self.transactions)), {})):
+        for result in self.mapper(_check_batch, self._batches(range(len(self.transactions)))):
             by_rank.update(result.findings)
-            deferred += result.deferred
-            wanted |= result.wanted
+            deferred.update(result.deferred)
             done += result.messages
             if self.progress is not None:
                 self.progress(done)
         if deferred:
-            self._pair_across(deferred, wanted, chunks, by_rank)
+            self._pair_across(deferred, chunks, by_rank)
         for rank in sorted(by_rank):
             findings.extend(by_rank[rank])
         return Report(findings, len(self.offsets), len(self.transactions), self.engine.rules)
@@ -227,8 +224,11 @@ class _Run:
         self.tids = [*groups, *(None for _ in loose)]
         return findings
 
-    def _batches(self, ranks: Iterable[int], resolved: dict[Key, Message | None]) -> Iterator[Batch]:
-        batch = Batch(resolved=resolved)
+    def _batches(self, ranks: Iterable[int], resolved: dict[Key, Message | None] | None = None,
+                 wants: dict[int, set[Key]] | None = None) -> Iterator[Batch]:
+        """The transactions of `ranks`, a batch at a time; each batch with the requests its transactions `want`
+        from other transactions, of those `resolved`."""
+        batch = Batch()
         for rank in ranks:
             records = self.transactions[rank]
             batch.files.extend(map(self.file_nos.__getitem__, records))
@@ -238,21 +238,24 @@ class _Run:
             batch.ranks.append(rank)
             batch.tids.append(self.tids[rank])
             batch.ends.append(len(batch.seqs))
+            if resolved is not None and wants is not None:
+                batch.resolved.update((key, resolved[key]) for key in wants[rank])
             if len(batch.seqs) >= BATCH_MESSAGES:
                 yield batch
-                batch = Batch(resolved=resolved)
+                batch = Batch()
         if batch.ranks:
             yield batch
 
-    def _pair_across(self, deferred: list[int], wanted: set[Key], chunks: list[Chunk],
+    def _pair_across(self, deferred: dict[int, set[Key]], chunks: list[Chunk],
                      by_rank: dict[int, list[Finding]]) -> None:
         """Find the first request of each key the deferred transactions want, then check them again with it."""
+        wanted = set().union(*deferred.values())
         resolved: dict[Key, Message | None] = dict.fromkeys(wanted)
         for found in self.mapper(_find_requests, [(chunk, wanted) for chunk in chunks]):
             for key, msg in found.items():
                 if resolved[key] is None:
                     resolved[key] = msg
-        for result in self.mapper(_check_batch, self._batches(sorted(deferred), resolved)):
+        for result in self.mapper(_check_batch, self._batches(sorted(deferred), resolved, deferred)):
             assert not result.deferred  # every key a deferred transaction can ask for is resolved
             by_rank.update(result.findings)
 
@@ -361,7 +364,7 @@ def _index_chunk(chunk: Chunk) -> ChunkIndex:
 
 def _check_batch(batch: Batch) -> BatchResult:
     engine: Engine = _WORKER["engine"]
-    result = BatchResult([], [], set(), len(batch.seqs))
+    result = BatchResult([], {}, len(batch.seqs))
     with transcript.Records(_WORKER["files"]) as records:
         begin = 0
         for rank, tid, end in zip(batch.ranks, batch.tids, batch.ends):
@@ -377,9 +380,8 @@ def _check_batch(batch: Batch) -> BatchResult:
             try:
                 found = engine.check_transaction(txn)
             except _Unresolved:
-                result.deferred.append(rank)
-                result.wanted.update((request_of(m.action or ""), m.message_id) for m in messages
-                                     if m.message_id is not None and is_callback(m.action or ""))
+                result.deferred[rank] = {(request_of(m.action or ""), m.message_id) for m in messages
+                                         if m.message_id is not None and is_callback(m.action or "")}
                 continue
             if found:
                 result.findings.append((rank, found))
