@@ -3,8 +3,8 @@ on one process or several: same findings, same order, same counts."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,14 @@ from tests.conftest import FIXTURES
 CLEAN = FIXTURES / "conformant-transaction"
 SHIPPED = sorted([*ROOT.glob("tests/golden/*"), *(p for p in ROOT.glob("fixtures/*/*") if p.is_dir())])
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import validate_throughput  # noqa: E402
+
+def _generate(path: Path, transactions: int) -> int:
+    """The benchmark's mix (benchmarks/validate_throughput.py), which must stream to the same report too."""
+    spec = importlib.util.spec_from_file_location("validate_throughput", ROOT / "benchmarks" / "validate_throughput.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.generate(path, transactions)
 
 
 def _flow(tid: str, prefix: str) -> list[dict[str, Any]]:
@@ -42,7 +48,7 @@ def _hostile(folder: Path) -> list[Path]:
     search answered twice by one BPP, a reused message_id, records that are no usable message, blank lines,
     messages without a transaction_id, wrapped records, and a second file of another shape."""
     a, b, c = _flow("txn-a", "a"), _flow("txn-b", "b"), _flow("txn-c", "c")
-    stray = copy.deepcopy(b[3])  # on_init of b, sent in c's transaction: its request is in b (later than c? no)
+    stray = copy.deepcopy(b[3])  # on_init of b, sent in c's transaction: its request is in b, earlier in the file
     stray["context"]["transaction_id"] = "txn-c"
     early = copy.deepcopy(c[1])  # on_search of c, in a: its request comes later in the file
     early["context"]["transaction_id"] = "txn-a"
@@ -101,7 +107,7 @@ def test_every_shipped_transcript_streams_to_the_same_report(capture: Path) -> N
 
 def test_the_benchmark_mix_streams_to_the_same_report_on_one_process_and_two(tmp_path: Path) -> None:
     path = tmp_path / "mix.jsonl"
-    validate_throughput.generate(path, 40)
+    _generate(path, 40)
     whole = _whole([path])
     assert whole["summary"]["errors"] > 0
     assert _streamed([path]) == whole
