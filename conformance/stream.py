@@ -46,8 +46,9 @@ pickles."""
 Note = Callable[[str], None]
 """Where a one-line notice goes (the CLI: stderr)."""
 
-BYTES_PER_JOB = 8 * 1024 * 1024
-"""Below this much input per process, another process costs more (start-up, schema compilation) than it saves."""
+BYTES_PER_JOB = 32 * 1024 * 1024
+"""Below this much input per process (about 26,000 messages, a second of checking), another process costs more
+than it saves: each starts Python and compiles the schemas, about half a second."""
 BATCH_MESSAGES = 20_000
 """Messages per unit of work of the check pass: big enough that handing it to a worker costs little, small
 enough that the workers stay busy to the end and a unit's messages fit in memory."""
