@@ -52,7 +52,9 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_throughput.py
 	$(BIN)/python benchmarks/reference_bpp.py
+	$(BIN)/python benchmarks/verdicts_under_load.py
 	$(BIN)/python benchmarks/certification.py
+	$(BIN)/python benchmarks/load_reference.py
 
 clean:
 	rm -rf $(VENV) reports/*/ .pytest_cache .mypy_cache

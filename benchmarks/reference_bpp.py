@@ -1,146 +1,243 @@
-"""Reference BPP throughput on loopback: full signed search -> cancel flows per second.
+"""Reference network throughput on loopback: signed search -> cancel flows per second, against a baseline.
 
-Starts the reference network, then runs flows straight at one BPP (no gateway), each request signed by
-the harness as the BAP and each callback verified by the reference BAP: search, init, confirm, status,
-support, cancel, waiting for every callback before the next step. In the same run it measures the
-per-message cost of signing and of verifying an on_search-sized body, the baseline the network's
-throughput is compared against. The driver and the network share one Python process (and its GIL), so
-the figure is a floor for what a BPP on its own process sustains. The requests are sent in the reference BAP's
-name, so it adopts each transaction (it refuses callbacks for transactions it did not start).
+The reference network runs as `run` and `sandbox` run it, in a process of its own (NetworkProcess). The driver
+plays a BAP as the harness does: its key is registered in the network's registry, it signs each request and
+sends it straight to one reference BPP (search, init, confirm, status, support, cancel, each waiting for its
+callback before the next), and its callback listener ACKs and verifies each callback's signature. The BPP
+verifies every request's signature, validates it (schema, context, Layer 2), answers and signs its callback.
 
-    .venv/bin/python benchmarks/reference_bpp.py [--flows 200] [--concurrency 8] [--smoke]
+The baseline, measured in the same run and driven the same way (the same driver, requests and concurrency), is a
+bare Starlette endpoint on the same uvicorn server in a process of its own, which ACKs each request and posts an
+unsigned callback back: the HTTP round trips without any of the Beckn work. The figure to read is the ratio of the
+two; rounds alternate between them and the medians are reported, for the machine is shared.
+
+    .venv/bin/python benchmarks/reference_bpp.py [--flows 400] [--concurrency 32] [--rounds 3] [--smoke]
 
 `--smoke` is a run of a few seconds that proves the benchmark works (tests/test_benchmarks.py), not a measure.
-A flow that fails (a request not ACKed, a callback that does not come) stops the run with a one-line error and
-exit code 1.
+A flow that fails (a request not ACKed, a callback that does not come or is not signed right) stops the run with a
+one-line error and exit code 1.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import socket
+import statistics
+import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, Awaitable, Callable
 
 from conformance import signing
-from conformance.network import Network, NetworkConfig
+from conformance.network import NetworkConfig, NetworkProcess
+from conformance.network.registry import Subscriber
+from conformance.network.wire import LoopbackPool, loopback
+from conformance.signing import KeyPair, SignatureError
+from conformance.transport import bind, url_of
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demand-flexibility" / "conformant-transaction"
+BPP = "sf-grid-loadflex"
 ORDER = {"provider": {"id": "provider_demand_flex_001"}, "items": [{"id": "manual_optin_demand_flex"}],
          "fulfillments": [{"id": "manual_optin", "stops": [{"type": "END"}]}]}
-
-
-def crypto_costs(repeat: int = 2000) -> tuple[float, float]:
-    """Microseconds to sign and to verify one on_search body."""
-    body = (FIXTURE / "02-on_search.json").read_bytes()
-    key = signing.KeyPair.generate("bench.example.com", "k")
-    started = time.perf_counter()
-    for _ in range(repeat):
-        header = signing.sign(body, key)
-    sign_us = (time.perf_counter() - started) / repeat * 1e6
-    started = time.perf_counter()
-    for _ in range(repeat):
-        signing.verify(body, header, lambda s, k: key.public_key)
-    return sign_us, (time.perf_counter() - started) / repeat * 1e6
+ACK = b'{"message":{"ack":{"status":"ACK"}}}'
+STEPS = ("search", "init", "confirm", "status", "support", "cancel")
 
 
 class FlowFailed(Exception):
     """A flow could not go on: the figures would mean nothing."""
 
 
-async def flow(client: httpx.AsyncClient, net: Network, callbacks: Callbacks, bpp_name: str) -> int:
-    bpp = net.bpps[bpp_name]
-    txn = str(uuid.uuid4())
-    net.bap.adopt(txn)
-    context: dict[str, Any] = {"domain": "flexibility", "version": "1.1.0", "transaction_id": txn, "ttl": "PT30S",
-                               "bap_id": net.bap.key.subscriber_id, "bap_uri": net.bap_url,
-                               "bpp_id": bpp.key.subscriber_id, "bpp_uri": bpp.url,
+class Listener:
+    """The driver's callback endpoint: a few lines of asyncio (HTTP/1.1, Content-Length bodies, keep-alive), so that
+    the driver spends its time driving. Each callback is matched to the request it answers by message_id."""
+
+    def __init__(self, keys: dict[str, str] | None) -> None:
+        """`keys`: subscriber_id -> public key of whoever may call back, whose signature each callback must carry;
+        None: callbacks are taken unsigned (the baseline's)."""
+        self.keys = keys
+        self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                fields = dict(line.split(": ", 1) for line in head[:-4].decode("latin-1").split("\r\n")[1:])
+                body = await reader.readexactly(int(fields.get("Content-Length") or fields.get("content-length") or 0))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(ACK), ACK))
+                self.take(body, fields.get("Authorization") or fields.get("authorization"))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):  # the driver is done
+            writer.close()
+
+    def take(self, body: bytes, authorization: str | None) -> None:
+        doc = json.loads(body)
+        waiter = self.waiting.pop(doc["context"]["message_id"], None)
+        if waiter is None or waiter.done():
+            return
+        if self.keys is not None:
+            try:
+                signing.verify(body, authorization, lambda s, k: self.keys.get(s) if self.keys else None)
+            except SignatureError as exc:
+                waiter.set_exception(FlowFailed(f"a callback's signature does not hold: {exc.reason}"))
+                return
+        waiter.set_result(doc)
+
+
+async def flow(pool: LoopbackPool, listener: Listener, key: KeyPair, bpp: tuple[str, str], callback_url: str) -> None:
+    """One search -> cancel flow, each request waiting for its callback."""
+    bpp_id, bpp_url = bpp
+    context: dict[str, Any] = {"domain": "flexibility", "version": "1.1.0", "transaction_id": str(uuid.uuid4()),
+                               "ttl": "PT30S", "bap_id": key.subscriber_id, "bap_uri": callback_url,
+                               "bpp_id": bpp_id, "bpp_uri": bpp_url,
                                "location": {"country": {"code": "USA"}, "city": {"code": "NANP:628"}}}
     order_id = None
-    steps: list[tuple[str, dict[str, Any]]] = [("search", {"intent": {"descriptor": {"name": "flex"}}}),
-                                               ("init", {"order": ORDER}), ("confirm", {"order": ORDER})]
-    sent = 0
-    for action, message in steps + [("status", {}), ("support", {}), ("cancel", {})]:
-        if action in ("status", "cancel"):
-            message = {"order_id": order_id}
-        elif action == "support":
-            message = {"support": {"ref_id": order_id}}
-        msg_id = str(uuid.uuid4())
-        body = json.dumps({"context": {**context, "action": action, "message_id": msg_id,
+    for action in STEPS:
+        message: Any = {"search": {"intent": {"descriptor": {"name": "flex"}}}, "init": {"order": ORDER},
+                                   "confirm": {"order": ORDER},
+                                   "support": {"support": {"ref_id": order_id}}}.get(action, {"order_id": order_id})
+        message_id = str(uuid.uuid4())
+        body = json.dumps({"context": {**context, "action": action, "message_id": message_id,
                                        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
                            "message": message}).encode()
-        response = await client.post(f"{bpp.url}/{action}", content=body, headers={
-            "Content-Type": "application/json", "Authorization": signing.sign(body, net.bap.key)})
+        waiter = listener.waiting[message_id] = asyncio.get_running_loop().create_future()
+        address = loopback(f"{bpp_url}/{action}")
+        assert address is not None
+        response = await pool.post(address, body, {"Authorization": signing.sign(body, key)})
         if response.status_code != 200:
             raise FlowFailed(f"{action} answered HTTP {response.status_code}: {response.text[:200]}")
-        callback = await callbacks.wait_for(msg_id)
+        try:
+            async with asyncio.timeout(10):
+                callback = await waiter
+        except TimeoutError:
+            raise FlowFailed(f"no on_{action} within 10 s") from None
         if action == "confirm":
             order_id = callback["message"]["order"]["id"]
-        sent += 2
-    return sent
 
 
-class Callbacks:
-    """The reference BAP's inbox indexed by message_id, read incrementally: scanning the whole inbox on every
-    poll made the driver's own cost grow with the run and starve the network it measures."""
-
-    def __init__(self, net: Network) -> None:
-        self.inbox = net.bap.inbox
-        self.seen = 0
-        self.by_id: dict[str, dict[str, Any]] = {}
-
-    async def wait_for(self, message_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for entry in self.inbox[self.seen:]:
-                self.by_id[entry["body"]["context"]["message_id"]] = entry["body"]
-            self.seen = len(self.inbox)
-            if message_id in self.by_id:
-                return self.by_id.pop(message_id)
-            await asyncio.sleep(0.001)
-        raise FlowFailed(f"no callback for message {message_id} within {timeout:g} s")
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has taken so far (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def run(net: Network, flows: int, concurrency: int) -> tuple[float, int]:
-    limit = asyncio.Semaphore(concurrency)
-    callbacks = Callbacks(net)
+async def rounds(targets: dict[str, tuple[Listener, tuple[str, str]]], key: KeyPair,
+                 sockets: dict[str, socket.socket], pids: dict[str, int], flows: int, concurrency: int,
+                 count: int) -> dict[str, list[tuple[float, float]]]:
+    """(flows per second, ms of the target process's CPU per flow) of each target, `count` rounds each,
+    alternating."""
+    pool = LoopbackPool()
+    servers = {name: await asyncio.start_server(listener.serve, sock=sockets[name])
+               for name, (listener, _) in targets.items()}
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+    try:
+        for name, (listener, bpp) in targets.items():  # warm-up: connections, compiled schemas
+            await flow(pool, listener, key, bpp, url_of(sockets[name]))
+        for _ in range(count):
+            for name, (listener, bpp) in targets.items():
+                limit = asyncio.Semaphore(concurrency)
 
-    async def one(client: httpx.AsyncClient) -> int:
-        async with limit:
-            return await flow(client, net, callbacks, "sf-grid-loadflex")
+                async def one(play: Callable[[], Awaitable[None]]) -> None:
+                    async with limit:
+                        await play()
 
-    async with httpx.AsyncClient(timeout=10) as client:
-        await one(client)  # warm-up: connections, compiled schemas
-        started = time.perf_counter()
-        counts = await asyncio.gather(*(one(client) for _ in range(flows)))
-        return time.perf_counter() - started, sum(counts)
+                started, cpu = time.perf_counter(), cpu_seconds(pids[name])
+                await asyncio.gather(*(one(lambda: flow(pool, listener, key, bpp, url_of(sockets[name])))
+                                       for _ in range(flows)))
+                figures[name].append((flows / (time.perf_counter() - started),
+                                      (cpu_seconds(pids[name]) - cpu) / flows * 1000))
+    finally:
+        await pool.aclose()
+        for server in servers.values():
+            server.close()
+    return figures
+
+
+def baseline_server() -> int:
+    """The baseline's process: a bare Starlette endpoint that ACKs each request, then posts its callback."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    pool = LoopbackPool()
+
+    async def call_back(doc: dict[str, Any]) -> None:
+        context = {**doc["context"], "action": f"on_{doc['context']['action']}"}
+        body = json.dumps({"context": context, "message": {"order": {"id": "order-1"}}}).encode()
+        address = loopback(f"{context['bap_uri']}/{context['action']}")
+        assert address is not None
+        await pool.post(address, body, {})
+
+    async def endpoint(request: Request) -> Response:
+        doc = json.loads(await request.body())
+        return Response(ACK, media_type="application/json", background=BackgroundTask(call_back, doc))
+
+    sock = bind("127.0.0.1", 0)
+    print(url_of(sock), flush=True)
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/{action}", endpoint, methods=["POST"])]),
+                                           log_level="warning", access_log=False))
+
+    async def serve() -> None:
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        await asyncio.to_thread(sys.stdin.read)  # until the driver closes it
+        server.should_exit = True
+        await serving
+
+    asyncio.run(serve())
+    return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--flows", type=int, help="flows to run (default 200; 20 with --smoke)")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--smoke", action="store_true", help="a run of seconds: 20 flows, fewer crypto repeats")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--flows", type=int, help="flows per round and target (default 400; 20 with --smoke)")
+    parser.add_argument("--concurrency", type=int, help="flows under way at once (default 32; 8 with --smoke)")
+    parser.add_argument("--rounds", type=int, help="rounds per target, alternating (default 3; 1 with --smoke)")
+    parser.add_argument("--smoke", action="store_true", help="a run of seconds: 20 flows, one round")
+    parser.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.flows = args.flows or (20 if args.smoke else 200)
-    sign_us, verify_us = crypto_costs(200 if args.smoke else 2000)
+    if args.baseline_server:
+        return baseline_server()
+    flows = args.flows or (20 if args.smoke else 400)
+    concurrency = args.concurrency or (8 if args.smoke else 32)
+    count = args.rounds or (1 if args.smoke else 3)
+    key = KeyPair.generate("bench-bap.example.com", "bench-key-1")
+    sockets = {"network": bind("127.0.0.1", 0), "baseline": bind("127.0.0.1", 0)}
+    baseline = subprocess.Popen([sys.executable, __file__, "--baseline-server"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
     try:
-        with Network(NetworkConfig()) as net:
-            elapsed, messages = asyncio.run(run(net, args.flows, args.concurrency))
+        assert baseline.stdout is not None
+        baseline_url = baseline.stdout.readline().strip()
+        with NetworkProcess(NetworkConfig()) as net:
+            net.add_subscriber(Subscriber.for_key(key, url=url_of(sockets["network"]), type="BAP",
+                                                  domain="flexibility"))
+            endpoint = next(e for e in net.endpoints() if e.name == BPP)
+            targets = {"network": (Listener({endpoint.subscriber_id: endpoint.public_key}),
+                                   (endpoint.subscriber_id, endpoint.url)),
+                       "baseline": (Listener(None), ("baseline.example.com", baseline_url))}
+            assert net.pid is not None
+            figures = asyncio.run(rounds(targets, key, sockets, {"network": net.pid, "baseline": baseline.pid},
+                                         flows, concurrency, count))
     except FlowFailed as exc:
         print(f"reference_bpp: a flow failed, no figures: {exc}", file=sys.stderr)
         return 1
-    per_message_us = elapsed / messages * 1e6
-    print(f"flows: {args.flows} full search->cancel flows, {messages} signed messages, concurrency {args.concurrency}")
-    print(f"network   {args.flows / elapsed:>9,.1f} flows/s  {messages / elapsed:>9,.0f} messages/s  "
-          f"({per_message_us:,.0f} us per message)")
-    print(f"baseline  sign {sign_us:,.0f} us + verify {verify_us:,.0f} us per message")
-    print(f"ratio     signing and verifying are {(sign_us + verify_us) / per_message_us:.1%} of a message's cost")
+    finally:
+        baseline.communicate(timeout=10)
+    (network, network_cpu), (floor, floor_cpu) = (
+        tuple(statistics.median(f[i] for f in figures[name]) for i in (0, 1)) for name in ("network", "baseline"))
+    messages = flows * len(STEPS) * 2
+    print(f"flows: {flows} full search->cancel flows, {messages} signed messages, concurrency {concurrency}, "
+          f"{count} round(s) each, medians")
+    print(f"network   {network:>9,.1f} flows/s  {network * len(STEPS) * 2:>9,.0f} messages/s  "
+          f"{network_cpu:5.2f} ms of its CPU per flow")
+    print(f"baseline  {floor:>9,.1f} flows/s  {floor * len(STEPS) * 2:>9,.0f} messages/s  "
+          f"{floor_cpu:5.2f} ms of its CPU per flow (an ACK-only Starlette endpoint, unsigned callbacks)")
+    print(f"ratio     {network / floor:.2f} of the baseline's flows/s; {network_cpu / floor_cpu:.2f} times its CPU "
+          f"per flow")
     return 0
 
 

@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         live.set_defaults(live_settings=shared)
     _keys_commands(sub)
     _import_commands(sub)
+    _load_command(sub)
     _verify_certificate_command(sub)
     return parser
 
@@ -192,6 +193,61 @@ def _verify_certificate_command(sub: Any) -> None:
     verify.add_argument("--report-dir", type=Path, metavar="DIR",
                         help="the report folder whose files the certificate digests (default: the certificate's)")
     verify.add_argument("--json", action="store_true", help="print the verification as JSON")
+
+
+def _load_command(sub: Any) -> None:
+    """`load`: the scenarios played by many simulated users at once, on Locust (conformance/load/)."""
+    load = sub.add_parser(
+        "load", help="play scenarios with many simulated users at once (Locust), and judge what came back",
+        description="Each simulated user plays whole scenarios, one after another, each in a fresh transaction, "
+                    "against a BPP (--target) or a gateway (--gateway); each Locust process has its own callback "
+                    "listener. Reports ACK and callback latency per action, flows/s, lost, duplicated and misrouted "
+                    "callbacks and the rule findings under load (load-summary.json), and Locust's CSV and HTML, "
+                    "in --report-dir. Distributed: one --master with the plan, --worker processes with --master-host.")
+    load.add_argument("scenarios", nargs="*", type=Path, default=[], metavar="SCENARIO",
+                      help="scenario files or folders (default: the use case's role-bap scenarios)")
+    load.add_argument("--role", choices=["bap"], default="bap", help="the part the harness plays (bap only)")
+    load.add_argument("--use-case", default=usecases.DEFAULT, metavar="NAME", help="the use case (its scenarios)")
+    load.add_argument("--target", metavar="URL", help="the BPP under load: every request goes there")
+    load.add_argument("--gateway", metavar="URL", help="a gateway: searches go there, later requests to the BPP chosen")
+    load.add_argument("--registry", metavar="URL", help="the registry to look signing keys up in")
+    load.add_argument("--registry-type", choices=["beckn", "dedi"], default="beckn")
+    load.add_argument("--registry-name", metavar="NAME")
+    load.add_argument("--fault", action="append", default=[], metavar="PARTICIPANT=FAULT",
+                      help="with no --target or --gateway (a local run against the reference network): a fault switch")
+    load.add_argument("--signatures", choices=["required", "optional", "off"], default="required")
+    load.add_argument("--ack-timeout", type=float, default=5.0, metavar="SECONDS")
+    load.add_argument("--callback-timeout", type=float, metavar="SECONDS")
+    load.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    load.add_argument("--vars", type=Path, metavar="FILE")
+    load.add_argument("--users", "-u", type=int, default=8, metavar="N", help="simulated users, all workers together")
+    load.add_argument("--spawn-rate", "-r", type=float, default=8.0, metavar="R", help="users started per second")
+    load.add_argument("--run-time", "-t", default="30s", metavar="T", help="how long (30s, 5m, 1h30m)")
+    load.add_argument("--report-dir", type=Path, metavar="DIR", help="where reports go (default reports/load-<time>/)")
+    mode = load.add_mutually_exclusive_group()
+    mode.add_argument("--master", action="store_true", help="run the plan on --expect-workers workers")
+    mode.add_argument("--worker", action="store_true", help="play what the master at --master-host says")
+    load.add_argument("--master-host", default="127.0.0.1", metavar="HOST",
+                      help="as worker: the master's address; as master: the address to listen on for workers")
+    load.add_argument("--master-port", type=int, default=5557, metavar="PORT")
+    load.add_argument("--expect-workers", type=int, default=1, metavar="N")
+    load.add_argument("--expect-workers-max-wait", type=int, default=60, metavar="SECONDS",
+                      help="as master: give up (exit 4) when the workers have not all come by then (default 60)")
+    load.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT", help="this process's callback listener")
+    load.add_argument("--callback-url", metavar="URL", help="the public URL of --listen, when it differs")
+    load.add_argument("--subscriber-id", default="deg-conformance.local")
+    load.add_argument("--key-id", default="deg-conformance-key-1")
+    load.add_argument("--key-file", type=Path, metavar="FILE", help="the harness's key (default: a fresh one)")
+    load.add_argument("--ca-bundle", type=Path, metavar="FILE")
+    load.set_defaults(load_defaults={a.dest: a.default for a in load._actions})  # noqa: SLF001
+
+
+LOAD_PLAN = ("scenarios", "target", "gateway", "registry", "registry_type", "registry_name", "use_case", "fault",
+             "signatures", "ack_timeout", "callback_timeout", "var", "vars", "users", "spawn_rate", "run_time",
+             "report_dir", "expect_workers", "expect_workers_max_wait")
+"""`load` options of the master's (or a local run's): a worker plays what its master says."""
+LOAD_IDENTITY = ("listen", "callback_url", "subscriber_id", "key_id", "key_file", "ca_bundle")
+"""`load` options of each worker's own (or a local run's): a master plays nothing itself."""
 
 
 def _live_options(parser: argparse.ArgumentParser) -> None:
@@ -597,6 +653,40 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     return code
 
 
+def _load(args: argparse.Namespace) -> int:
+    from conformance import load
+    from conformance.keys import load_key_file
+    from conformance.load.settings import Identity, Plan
+    from conformance.runner import new_run_id
+
+    def given(dests: tuple[str, ...]) -> str:
+        return ", ".join("SCENARIO" if d == "scenarios" else f"--{d.replace('_', '-')}" for d in dests
+                         if getattr(args, d) != args.load_defaults[d])
+
+    if args.worker and given(LOAD_PLAN):
+        raise ConfigError(f"{given(LOAD_PLAN)}: the master's plan; a --worker plays what its master says")
+    if args.master and given(LOAD_IDENTITY):
+        raise ConfigError(f"{given(LOAD_IDENTITY)}: each worker's own; a --master plays nothing itself")
+    use_case = usecases.named(args.use_case)
+    scenarios = [] if args.worker else _scenarios(args.scenarios or [use_case.scenarios], "bap")
+    plan = Plan(target=args.target, gateway=args.gateway, registry=args.registry, registry_type=args.registry_type,
+                registry_name=args.registry_name, use_case=args.use_case,
+                scenarios=tuple(str(s.path.resolve()) for s in scenarios), signatures=args.signatures,
+                ack_timeout=args.ack_timeout, callback_timeout=args.callback_timeout,
+                variables=_variables(args.var, args.vars),
+                faults={p: tuple(sorted(f)) for p, f in
+                        _per_participant(args.fault, "--fault", "FAULT", "no-callback").items()})
+    identity = Identity(listen=args.listen, callback_url=args.callback_url, subscriber_id=args.subscriber_id,
+                        key_id=args.key_id, private_key=load_key_file(args.key_file) if args.key_file else None,
+                        ca_bundle=str(args.ca_bundle) if args.ca_bundle else None)
+    mode = "master" if args.master else "worker" if args.worker else "local"
+    return load.run(load.LoadConfig(
+        mode=mode, plan=plan, identity=identity, users=args.users, spawn_rate=args.spawn_rate, run_time=args.run_time,
+        report_dir=args.report_dir or REPORTS / f"load-{new_run_id()}", master_host=args.master_host,
+        master_port=args.master_port, expect_workers=args.expect_workers,
+        expect_workers_max_wait=args.expect_workers_max_wait))
+
+
 def _certify_run(report_dir: Path, operator: Any, *, role: str, target: str | None, use_case: Any,
                  profile: Path | None = None) -> None:
     """`--certificate-key`: the run's reports (and its coverage.json, when a certification wrote one, and the
@@ -747,7 +837,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _sandbox(args: argparse.Namespace) -> int:
     # Imported here: the network pulls in uvicorn and Starlette, which validate and rules do not need.
-    from conformance.network import FAULTS, VARIATIONS, Network, NetworkConfig
+    from conformance.network import FAULTS, VARIATIONS, NetworkConfig, NetworkProcess
 
     listed = FAULTS if args.list_faults else VARIATIONS if args.list_variations else None
     if listed is not None:
@@ -762,7 +852,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     config = dataclasses.replace(
         config, faults=_merged(config.faults, _per_participant(args.fault, "--fault", "FAULT", "no-callback")),
         variations=_merged(config.variations, _per_participant(args.vary, "--vary", "VARIATION", "support-ticket")))
-    network = Network(config).start()
+    network = NetworkProcess(config).start()
     try:
         print(f"{'participant':22} {'role':10} {'subscriber id':40} {'url':46} public key")
         for e in network.endpoints():
@@ -832,6 +922,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_OK
         if args.command == "import":
             return _import(args)
+        if args.command == "load":
+            return _load(args)
         if args.command == "verify-certificate":
             return _verify_certificate(args)
         if args.command in LIVE:

@@ -95,7 +95,9 @@ def load_pack(path: Path, core: SchemaSet) -> Layer2Pack:
     else:
         components = doc.get("components")
         overlays = components.get("schemas") if isinstance(components, dict) else None
-        if not isinstance(overlays, dict) or not overlays:
+        # An empty overlay is a pack that narrows nothing yet claims its domains: a use case whose material states
+        # no list (docs/positions-starter-kit.md), whose messages are then judged by the core, not L2_PACK_MISSING.
+        if not isinstance(overlays, dict):
             raise ConfigError(f"{path}: a Layer-2 file needs 'paths' (a full document) or 'components.schemas' (an overlay)")
         schemas = core.narrowed(overlays, str(path))
     info = doc.get("info")

@@ -99,6 +99,9 @@ class Expect:
     """None means the request's ttl."""
     reason: str | None = None
     """Why `within` differs from the ttl: a finding about the window cites it."""
+    unsupported: tuple[str, ...] = ()
+    """BECKN-005 codes by which a BPP says it does not offer what the step asks (40005 Tracking not supported): a
+    NACK or error callback with one of them skips the scenario, saying so, rather than failing it (role bap)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,8 @@ def _role_fits(role: str, raw: dict[str, Any], where: str) -> None:
                           "this scenario plays bap")
     if role == "bpp" and "callback" in raw.get("expect", {}):
         raise ConfigError(f"{where}: expect.callback is for role bap; as BPP the harness sends on_<send> itself")
+    if role == "bpp" and "unsupported" in raw.get("expect", {}):
+        raise ConfigError(f"{where}: expect.unsupported is for role bap; as BPP the harness offers every action")
     if "offer" in raw and "choose" in raw:
         raise ConfigError(f"{where}: offer and choose both pick what the step reads; keep one")
 
@@ -289,7 +294,7 @@ def _expect(raw: dict[str, Any], path: Path, line: int) -> Expect:
     count = raw.get("count", 1)
     return Expect(outcome=outcome, error_code=raw.get("error_code"), callback=raw.get("callback"),
                   count=None if count == "all" else count, min=raw.get("min", 1), within=within,
-                  reason=raw.get("reason"))
+                  reason=raw.get("reason"), unsupported=tuple(raw.get("unsupported", ())))
 
 
 def _assertion(raw: dict[str, Any] | None, path: Path, line: int) -> Assertion | None:

@@ -57,6 +57,12 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def uvicorn_server(app: Any) -> uvicorn.Server:
+    """How the harness's servers serve an ASGI app: quietly, with its lifespan, SHUTDOWN_GRACE and KEEP_ALIVE."""
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
+                                         timeout_graceful_shutdown=SHUTDOWN_GRACE, timeout_keep_alive=KEEP_ALIVE))
+
+
 class BackgroundServer:
     """An ASGI app served by uvicorn on its own thread, on a socket bound beforehand (so its URL is known
     first). A stopped server cannot be started again."""
@@ -75,9 +81,7 @@ class BackgroundServer:
             raise RuntimeError(f"this {self.name} has been stopped; make a new one")
         if self._server is not None:
             return
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
-                                timeout_graceful_shutdown=SHUTDOWN_GRACE, timeout_keep_alive=KEEP_ALIVE)
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn_server(app)
         self._thread = threading.Thread(target=self._serve, args=(self._server,), daemon=True,
                                         name=f"uvicorn {self.url}")
         self._thread.start()

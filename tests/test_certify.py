@@ -20,14 +20,15 @@ import yaml
 
 from conformance import coverage, profiles, scenario, usecases
 from conformance.cli import main
-from conformance.network import Network, NetworkConfig
+from conformance.network import Network, NetworkConfig, NetworkProcess
 from conformance.network.catalog import CATALOGS
 from conformance.network.participant import BAP_ONLY, BPP_ONLY, SHARED_FAULTS
 from conformance.network.registry import Subscriber
 from conformance.signing import KeyPair
 
-WINDOW = "0.5"
-"""--callback-timeout: the reference network answers in milliseconds."""
+WINDOW = "2"
+"""--callback-timeout: the reference network answers in milliseconds, and a window ends as soon as its callbacks
+came; the headroom is for a machine busy with a dozen certifications at once."""
 BPP_WINDOW = ("--callback-timeout", "2", "-n", "8")
 """As BPP, a longer window: the reference gateway relays each search to both of the harness's BPPs, and a copy
 that comes after the window is judged as a second search with the same message_id (TXN_MESSAGE_ID_REUSED), which
@@ -106,7 +107,7 @@ def all_at_once(jobs: dict[str, tuple[str, ...]], tmp: Path) -> dict[str, Certif
 
 
 @pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Network, list[str]]]:
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetworkProcess, list[str]]]:
     """One reference network for every certification as BAP: each use case's BPPs, and a copy of sf-grid-loadflex
     per BPP fault, named after it; the harness's key registered in its registry. Yields it and the key options."""
     folder = tmp_path_factory.mktemp("faulty")
@@ -119,19 +120,19 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Network,
     key = KeyPair.generate(HARNESS, "k1")
     key_file = folder / "harness.key"
     key_file.write_text(key.private_key)
-    with Network(config) as net:
+    with NetworkProcess(config) as net:  # its own process: a dozen certifications at once do not slow it
         net.add_subscriber(Subscriber.for_key(key, url="http://127.0.0.1:9/unused", type="BAP", domain="flexibility"))
         yield net, ["--registry", net.registry_url, "--key-file", str(key_file), "--subscriber-id", HARNESS,
                     "--key-id", "k1"]
 
 
-def bpp_of(net: Network, use_case: str) -> str:
-    return net.bpps[usecases.named(use_case).catalogs[0].stem].url
+def bpp_of(net: NetworkProcess, use_case: str) -> str:
+    return net.bpp_urls[usecases.named(use_case).catalogs[0].stem]
 
 
 # ---- passing -----------------------------------------------------------------------------------------------------
 
-def test_certify_passes_every_shipped_use_case_in_both_roles(network: tuple[Network, list[str]],
+def test_certify_passes_every_shipped_use_case_in_both_roles(network: tuple[NetworkProcess, list[str]],
                                                               tmp_path: Path) -> None:
     net, identity = network
     jobs = {f"{u}/bap": ("--use-case", u, "--target", bpp_of(net, u), *identity) for u in USE_CASES}
@@ -174,10 +175,10 @@ def test_every_fault_switch_is_certified_against() -> None:
     assert set(BAP_FAULTS) | set(NOT_CERTIFIABLE) == BAP_ONLY | set(SHARED_FAULTS)
 
 
-def test_certify_fails_a_faulty_bpp_with_the_rule_its_fault_breaks(network: tuple[Network, list[str]],
+def test_certify_fails_a_faulty_bpp_with_the_rule_its_fault_breaks(network: tuple[NetworkProcess, list[str]],
                                                                    tmp_path: Path) -> None:
     net, identity = network
-    runs = all_at_once({fault: ("--target", net.bpps[f"flex-{fault}"].url, *identity) for fault in BPP_FAULTS},
+    runs = all_at_once({fault: ("--target", net.bpp_urls[f"flex-{fault}"], *identity) for fault in BPP_FAULTS},
                        tmp_path)
     wrong = {fault: runs[fault].why_not() for fault, rule in BPP_FAULTS.items()
              if runs[fault].code != 1 or rule not in runs[fault].errors}
@@ -214,7 +215,7 @@ def without(profile: profiles.Profile, folder: Path, *, keep: str | None = None,
     ("ev-charging", "charging-session", set(), {"update", "track", "rating", "support"}),
 ])
 def test_a_step_taken_out_of_a_profile_takes_out_exactly_what_it_alone_covered(
-        network: tuple[Network, list[str]], tmp_path: Path, use_case: str, step: str, alone: set[str],
+        network: tuple[NetworkProcess, list[str]], tmp_path: Path, use_case: str, step: str, alone: set[str],
         missing_actions: set[str]) -> None:
     net, identity = network
     profile = profiles.of(use_case, "bap")
@@ -243,7 +244,7 @@ def test_a_step_taken_out_of_a_profile_takes_out_exactly_what_it_alone_covered(
     assert only.code == (0 if profile.actions == ("search",) else 1)  # one scenario leaves required actions out
 
 
-def test_a_required_step_the_run_cannot_offer_is_a_set_up_error(network: tuple[Network, list[str]],
+def test_a_required_step_the_run_cannot_offer_is_a_set_up_error(network: tuple[NetworkProcess, list[str]],
                                                                 tmp_path: Path) -> None:
     """gateway-search made required, and a BPP certified alone (--target, no gateway): the scenario is skipped for
     the run's set-up, so certification stops short with exit 4, naming the fix, not 1."""
@@ -253,7 +254,7 @@ def test_a_required_step_the_run_cannot_offer_is_a_set_up_error(network: tuple[N
     doc["bap"]["scenarios"] = {"required": ["gateway-search", "manual-optin"]}
     path = tmp_path / "gateway-required.yaml"
     path.write_text(yaml.safe_dump(doc))
-    run = certify(tmp_path / "run", "--target", net.bpps["sf-grid-loadflex"].url, *identity, "--profile", str(path))
+    run = certify(tmp_path / "run", "--target", net.bpp_urls["sf-grid-loadflex"], *identity, "--profile", str(path))
     assert run.code == 4, run.why_not()
     [missing] = run.coverage["missing"]
     assert (missing["kind"], missing["name"], missing["setup"]) == ("scenario", "gateway-search", True)

@@ -229,6 +229,24 @@ def test_status_and_cancel_of_a_known_order_are_answered(net: Network) -> None:
         assert answer[0]["body"]["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"] == state
 
 
+def test_an_update_to_a_state_the_bpp_does_not_make_is_refused_30012(net: Network) -> None:
+    """Invalid update_target (BECKN-005 30012), not 40001: that code is for an endpoint a BPP does not implement,
+    and the BPP implements update. Demand flexibility's use case makes no update, so even a state of its taxonomy is
+    refused; the order stays as it was."""
+    confirm = confirmable(net)
+    txn = confirm["context"]["transaction_id"]
+    assert to_bpp(net, "confirm", confirm).json() == ACK
+    order_id = wait_for(net, transaction_id=txn, action="on_confirm")[0]["body"]["message"]["order"]["id"]
+    before = json.dumps(net.bpps[BPP].orders[order_id], sort_keys=True)
+    body = request_body(net, "07-status.json", transaction_id=txn, action="update")
+    state = {"descriptor": {"code": "APPLICATION_SUCCESSFUL"}}
+    body["message"] = {"update_target": "order.fulfillments[0].state",
+                       "order": {"id": order_id, "fulfillments": [{"state": state}]}}
+    error = nacked(to_bpp(net, "update", body), 400, "30012")
+    assert error.get("paths") == "$.message.order.fulfillments[0].state.descriptor.code"
+    assert json.dumps(net.bpps[BPP].orders[order_id], sort_keys=True) == before
+
+
 # ---- 1. every NACK path of a reference BPP --------------------------------------------------------------------
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:

@@ -198,8 +198,11 @@ def test_every_bap_fault_switch_is_caught() -> None:
 @pytest.mark.parametrize("job", [(s, f) for s, faults in EXPECTED.items() for f in faults], ids="/".join)
 def test_a_faulty_bap_fails_with_the_right_rule_at_the_right_step(
         faulty: dict[tuple[str, str], ScenarioResult], job: tuple[str, str]) -> None:
-    result = faulty[job]
-    action, rule = EXPECTED[job[0]][job[1]]
+    caught_at(faulty[job], *EXPECTED[job[0]][job[1]])
+
+
+def caught_at(result: ScenarioResult, action: str, rule: str) -> None:
+    """The scenario failed, and `rule` fired first at the step that sent (or was sent) `action`."""
     assert result.status == "failed"
     hits = [f for f in result.findings if f.rule_id == rule]
     assert hits, f"{rule} did not fire: {sorted(errors(result))}"

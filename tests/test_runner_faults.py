@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -248,14 +248,20 @@ BREAKS: dict[str, tuple[dict[str, frozenset[str]], str]] = {
 
 @pytest.fixture(scope="module")
 def broken(engine: Engine) -> dict[str, ScenarioResult]:
-    def one(name: str) -> ScenarioResult:
-        faults, _ = BREAKS[name]
-        config = RunConfig(network=NetworkConfig(faults=faults), callback_timeout=WINDOW, settle=0.2)
-        with Harness(config, engine=engine) as harness:
-            return harness.run([scenario.load(SHIPPED / f"{name}.yaml")]).scenarios[0]
+    return play_broken(BREAKS, SHIPPED, engine)
 
-    with ThreadPoolExecutor(max_workers=len(BREAKS)) as pool:
-        return dict(zip(BREAKS, pool.map(one, BREAKS)))
+
+def play_broken(breaks: dict[str, tuple[dict[str, frozenset[str]], str]], folder: Path, engine: Engine,
+                **settings: Any) -> dict[str, ScenarioResult]:
+    """Each scenario of the table (by name, in `folder`) against a reference network with its faults, all at once."""
+    def one(name: str) -> ScenarioResult:
+        faults, _ = breaks[name]
+        config = RunConfig(network=NetworkConfig(faults=faults), callback_timeout=WINDOW, settle=0.2, **settings)
+        with Harness(config, engine=engine) as harness:
+            return harness.run([scenario.load(folder / f"{name}.yaml")]).scenarios[0]
+
+    with ThreadPoolExecutor(max_workers=len(breaks)) as pool:
+        return dict(zip(breaks, pool.map(one, breaks)))
 
 
 def test_the_table_holds_every_shipped_role_bap_scenario() -> None:

@@ -3,12 +3,11 @@ its callback."""
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import uuid
 from typing import Any
 
 import httpx
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,8 +18,9 @@ from conformance.engine import Engine
 from conformance.messages import dig, objects, parse_duration
 from conformance.network.catalog import providers_of, with_other_ids
 from conformance.network.participant import (
-    ACTION_NOT_APPLICABLE, BPP_ONLY, BPP_VARIATIONS, INVALID_REQUEST, ITEM_NOT_FOUND, ORDER_NOT_FOUND,
-    PROVIDER_NOT_FOUND, Participant, ack, error, join, log_failure, nack, now_rfc3339,
+    ACTION_NOT_APPLICABLE, BPP_ONLY, BPP_VARIATIONS, INVALID_REQUEST, INVALID_UPDATE_TARGET, ITEM_NOT_FOUND,
+    ORDER_NOT_FOUND, PROVIDER_NOT_FOUND, TRACKING_NOT_SUPPORTED, Participant, ack, error, join, json_copy, log_failure,
+    nack, now_rfc3339,
 )
 from conformance import signing
 from conformance.signing import KeyPair, SignatureError
@@ -144,7 +144,7 @@ class ReferenceBPP(Participant):
                 self._set_state(order, self.first_state)
                 self.orders[order["id"]] = order
                 self.confirmed_in[context.get("transaction_id")] = order["id"]
-            return {"order": copy.deepcopy(order)}
+            return {"order": json_copy(order)}
         if action == "support":  # like status: about an order of this BPP, so an unknown ref_id is refused
             ref = dig(message, "support", "ref_id")
             if "invent-orders" in self.faults and isinstance(ref, str):
@@ -174,6 +174,8 @@ class ReferenceBPP(Participant):
         order = self._known_order(order_id, where)
         state = dig(order, "fulfillments", 0, "state", "descriptor", "code")
         states = self.states
+        if action == "track" and "no-tracking" in self.variations:
+            raise Refusal(TRACKING_NOT_SUPPORTED, "Tracking not supported", "$.message.order_id")
         if action == "track":
             return {"tracking": {"id": order["id"], "url": f"{self.url}/tracking/{order['id']}", "status": "active"}}
         if action == "cancel":
@@ -182,22 +184,24 @@ class ReferenceBPP(Participant):
             asked = next((code for _, f in objects(dig(message, "order", "fulfillments"))
                           if isinstance(code := dig(f, "state", "descriptor", "code"), str)), None)
             if not isinstance(asked, str) or asked not in states.updates:
-                raise Refusal(ACTION_NOT_APPLICABLE, f"an update to {asked!r} is not one this BPP makes (it makes: "
+                # 30012, not 40001: BECKN-005 keeps 40001 for an endpoint the BPP does not implement, and this BPP
+                # implements update; what it cannot do is move the order to the state the update targets.
+                raise Refusal(INVALID_UPDATE_TARGET, f"an update to {asked!r} is not one this BPP makes (it makes: "
                                                      f"{', '.join(states.updates) or 'none'})",
                               "$.message.order.fulfillments[0].state.descriptor.code")
             self._set_state(order, states.updates[asked])
         elif state == states.cancelled and "forget-cancellation" in self.faults:
-            answer = copy.deepcopy(order)
+            answer = json_copy(order)
             self._set_state(answer, states.after_status.get(self.first_state, self.first_state))
             return {"order": answer}
         elif isinstance(state, str) and state in states.after_status:
             self._set_state(order, states.after_status[state])
-        return {"order": copy.deepcopy(order)}
+        return {"order": json_copy(order)}
 
     def _invented(self, order_id: str) -> dict[str, Any]:
         """The invent-orders fault: an order nobody confirmed, of this BPP's first item."""
         provider = next(iter(self.providers.values()))
-        item = next((copy.deepcopy(i) for _, i in objects(provider.get("items"))), {})
+        item: dict[str, Any] = next((json_copy(i) for _, i in objects(provider.get("items"))), {})
         order = {"id": order_id, "provider": {"id": provider.get("id")}, "items": [item], "fulfillments": []}
         self._set_state(order, self.first_state)
         return order
@@ -214,14 +218,14 @@ class ReferenceBPP(Participant):
             if not isinstance(item.get("id"), str) or item["id"] not in items:
                 raise Refusal(ITEM_NOT_FOUND, f"item {item.get('id')!r} is not one of {provider_id}'s",
                               f"$.message.order.items[{n}].id")
-            full = copy.deepcopy(items[item["id"]])
+            full = json_copy(items[item["id"]])
             for field in ("location_ids", "category_ids", "fulfillment_ids"):
                 full.pop(field, None)
             chosen.append(full)
         if not chosen:
             raise Refusal(ITEM_NOT_FOUND, "the order names no item", "$.message.order.items")
         descriptor = provider.get("descriptor", {})
-        fulfillments = [copy.deepcopy(f) for _, f in objects(requested.get("fulfillments"))]
+        fulfillments = [json_copy(f) for _, f in objects(requested.get("fulfillments"))]
         return {"provider": {"id": provider_id, "descriptor": descriptor}, "items": chosen,
                 "fulfillments": fulfillments}
 
@@ -261,7 +265,7 @@ class ReferenceBPP(Participant):
             context["message_id"] = str(uuid.uuid4())
         if "wrong-callback-transaction-id" in self.faults:
             context["transaction_id"] = str(uuid.uuid4())
-        raw = json.dumps({"context": context, **content}, separators=(",", ":")).encode()
+        raw = orjson.dumps({"context": context, **content})
         headers = self.sign_headers(raw)
         for _ in range(2 if "duplicate-callback" in self.faults else 1):  # a duplicate: the same bytes and header
             try:

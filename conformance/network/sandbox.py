@@ -140,10 +140,9 @@ class Endpoint:
     public_key: str
 
 
-class MountableNetwork:
-    """The reference network's registry, gateway, BAP and BPPs, built for a public base URL and served by a server
-    someone else runs (the harness playing BPP serves them beside its own BPPs): mount `routes()` at the root of
-    that server, and run its lifespan inside `attach(http)`. `Network` is one that serves itself."""
+class Addresses:
+    """Where a reference network's participants are, under one base URL: what every kind of network (mounted in
+    another server, served in a thread, or in a process of its own) tells its users."""
 
     def __init__(self, config: NetworkConfig, *, public_url: str, local_url: str | None = None) -> None:
         """`public_url`: where others reach the server, and so what the registry lists and the participants
@@ -160,6 +159,16 @@ class MountableNetwork:
         self.gateway_url = f"{self.base_url}/gateway"
         self.bap_url = f"{self.base_url}/bap"
         self.bap_client_url = f"{self.base_url}/bap-client"
+
+
+class MountableNetwork(Addresses):
+    """The reference network's registry, gateway, BAP and BPPs, built for a public base URL and served by a server
+    someone else runs (the harness playing BPP serves them beside its own BPPs): mount `routes()` at the root of
+    that server, and run its lifespan inside `attach(http)`. `Network` is one that serves itself, in a thread;
+    `NetworkProcess` one that serves itself in a process of its own."""
+
+    def __init__(self, config: NetworkConfig, *, public_url: str, local_url: str | None = None) -> None:
+        super().__init__(config, public_url=public_url, local_url=local_url)
         self.registry = Registry(name=config.registry_name)
         self._gate = Gate()
         self._attached: list[Participant] = []
@@ -223,6 +232,11 @@ class MountableNetwork:
         out += [Endpoint(name, "BPP", b.key.subscriber_id, b.url, b.key.public_key) for name, b in self.bpps.items()]
         return out
 
+    @property
+    def bpp_urls(self) -> dict[str, str]:
+        """Each BPP's URL, by name (its catalog file's stem), in the configuration's order."""
+        return {name: bpp.url for name, bpp in self.bpps.items()}
+
     def add_subscriber(self, subscriber: Subscriber) -> None:
         """Register someone else in this network's registry (the host's own BPPs, say), replacing an entry with
         the same subscriber_id and key_id. Possible at any time: participants look keys up when they need them."""
@@ -254,6 +268,7 @@ class MountableNetwork:
                 registry = InProcessRegistryClient(self.registry, url=self.local_registry_url)
             self._attached = [*self.participants, *also]
             turns = Turns()
+            stack.push_async_callback(turns.loopback.aclose)  # after halt: nothing sends any more
             for participant in self._attached:
                 participant.attach(http, registry, shortcut=(self.base_url, self.local_url), turns=turns)
             self._loop = asyncio.get_running_loop()
@@ -296,9 +311,9 @@ class MountableNetwork:
 
 
 def _http_client(timeout: float) -> httpx.AsyncClient:
-    """An HTTP client for the network's own traffic. Its pool keeps every connection it opens alive (a burst
-    reuses them rather than open and close one per send) and sets no limit of its own: the participants' Turns
-    limit how many connections each address gets."""
+    """An HTTP client for the network's traffic beyond loopback (loopback has wire.LoopbackPool). Its pool keeps
+    every connection it opens alive (a burst reuses them rather than open and close one per send) and sets no limit
+    of its own: the participants' Turns limit how many connections each address gets."""
     # trust_env=False: the network talks to loopback, where a proxy from the environment is never right.
     return httpx.AsyncClient(timeout=timeout, trust_env=False,
                              limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))

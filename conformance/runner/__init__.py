@@ -29,7 +29,7 @@ from conformance.engine import Engine
 from conformance import usecases
 from conformance.errors import ConfigError
 from conformance.messages import dig
-from conformance.network import MountableNetwork, Network, NetworkConfig
+from conformance.network import MountableNetwork, NetworkConfig, NetworkProcess
 from conformance.network.participant import join
 from conformance.network.registry import RegistryClient, Subscriber, check_registry_settings, registry_client
 from conformance.network.catalog import load_catalog
@@ -165,8 +165,9 @@ class Harness:
         self.bpps: dict[str, bpp.HarnessBPP] = {}
         self.answers: dict[tuple[str, str], tuple[str, str]] = {}
         """As BPP: the answers scenario steps script, by (transaction_id, action)."""
-        self.network: MountableNetwork | None = None
-        """The reference network: one of its own as BAP (without a target), mounted in the harness's server as BPP."""
+        self.network: MountableNetwork | NetworkProcess | None = None
+        """The reference network: one of its own as BAP (without a target), in a process of its own so that its work
+        never competes with the run's; mounted in the harness's server as BPP."""
         self.gateway, self.target, self.registry = config.gateway, config.target, config.registry
         self._server: BackgroundServer | None = None
         self.callback_url = ""
@@ -198,7 +199,7 @@ class Harness:
             self._start_as_bpp(self._server)
             return
         if self.target is None and self.gateway is None:
-            self.network = Network(self.config.network or NetworkConfig()).start()
+            self.network = NetworkProcess(self.config.network or NetworkConfig()).start()
             self.gateway, self.registry = self.network.gateway_url, self.network.registry_url
         listener = Listener(self.inbox, Verifier(self.registry, signatures=self.config.signatures,
                                                  skew=self.config.skew, registry_type=self.config.registry_type,
@@ -256,7 +257,7 @@ class Harness:
         return KeyPair.generate(subscriber, self.config.key_id)
 
     def stop(self) -> None:
-        if isinstance(self.network, Network):
+        if isinstance(self.network, NetworkProcess):
             self.network.stop()
         elif self.network is not None:  # mounted in the harness's server: it takes no more work, quietly, first
             self.network.halt_now()
@@ -327,7 +328,7 @@ class Harness:
         no --target): a search of a domain none of its BPPs serves (a scenario of a use case the harness does not
         ship, imported from a collection), or a request to a BPP outside it (a bpp_uri recorded elsewhere). Such
         a scenario is skipped, saying so: neither the network nor the scenario is at fault. None otherwise."""
-        if not isinstance(self.network, Network) or self.gateway is None:
+        if not isinstance(self.network, NetworkProcess) or self.gateway is None:
             return None
         if action == "search" and url == join(self.gateway, action):
             city = dig(context, "location", "city", "code")
@@ -363,12 +364,12 @@ class Harness:
             return self.target, False
         if self.network is None and self.gateway is not None:
             return self.gateway, True
-        assert self.network is not None and self.network.bpps, "no target, no gateway: the reference network runs"
+        assert self.network is not None and self.network.bpp_urls, "no target, no gateway: the reference network runs"
         catalogs = {p.stem for p in usecases.named(self.config.use_case).catalogs}
-        serving = [bpp for name, bpp in self.network.bpps.items() if name in catalogs]
+        serving = [url for name, url in self.network.bpp_urls.items() if name in catalogs]
         if not serving:
             raise ConfigError(f"the reference network serves no catalog of use case {self.config.use_case}")
-        return serving[0].url, False
+        return serving[0], False
 
     def run(self, scenarios: list[Scenario], run_id: str | None = None, *, probes: bool = False) -> RunResult:
         """Play every scenario (`config.concurrency` at a time), then every probe when asked; results come back

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jsonpath
 
@@ -83,6 +83,8 @@ def _step(state: Play, step: Step, out: StepResult, client: Sender) -> bool:
         result.setup_error = harness.signature_refused(out.url, reply)
         return False
     expect = step.expect
+    if reply.ack == "NACK" and _unsupported(state, step, reply.error_code):
+        return False
     if expect.outcome != "answered" and reply.ack == "NACK":
         if expect.error_code is not None and reply.error_code != expect.error_code:
             state.report(out, expect_rules.OUTCOME, Violation(("error", "code"), expect.error_code, reply.error_code),
@@ -129,6 +131,8 @@ def _judge(state: Play, step: Step, out: StepResult) -> bool:
     if chosen is None:
         return False
     msg, body = chosen
+    if _unsupported(state, step, next(iter(jsonpath.findall("$.error.code", body)), None)):
+        return False
     if step.expect.outcome == "refused":
         code = jsonpath.findall("$.error.code", body)
         if not code or (step.expect.error_code is not None and code[0] != step.expect.error_code):
@@ -136,3 +140,12 @@ def _judge(state: Play, step: Step, out: StepResult) -> bool:
                          Violation(("error", "code"), step.expect.error_code or "an error", code[0] if code else ABSENT),
                          msg)
     return assert_and_save(state, step, out, msg, body)
+
+
+def _unsupported(state: Play, step: Step, code: Any) -> bool:
+    """The target declined the step with a code the step lists as `unsupported`: the scenario does not apply to it
+    (skipped, saying so), as when it publishes no offer the scenario needs."""
+    if code is None or code not in step.expect.unsupported:
+        return False
+    state.result.skipped = f"the target does not offer {step.send} (error {code})"
+    return True

@@ -162,6 +162,12 @@ class Inbox:
         arrived = [r for r in self.wait(transaction_id, ready, deadline) if wanted(r)]
         return arrived if count is None else arrived[:count]
 
+    def forget(self, transaction_id: str) -> None:
+        """Drop a judged transaction's messages, so that a long run (`deg-conformance load`) holds only the
+        transactions under way; what comes for it later is filed anew, a stray (late)."""
+        with self._cond:
+            self.by_transaction.pop(transaction_id, None)
+
     def messages(self, transaction_id: str | None) -> list[Received]:
         with self._cond:
             return list(self.by_transaction.get(transaction_id, []))

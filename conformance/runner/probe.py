@@ -77,13 +77,16 @@ def _done(result: ScenarioResult) -> Pending:
 
 
 def _without_pack(harness: "Harness") -> list[ScenarioResult]:
-    """The Layer-2 probes come from the use case's pack: without one there are none, and the report says so."""
+    """The Layer-2 probes come from the use case's pack: without one, or with one that narrows nothing (a use case
+    whose material states no list), there are none, and the report says so."""
     use_case = usecases.named(harness.config.use_case)
-    if harness.engine.layer2.pack_for(use_case.domain, use_case.version) is not None:
+    pack = harness.engine.layer2.pack_for(use_case.domain, use_case.version)
+    if pack is not None and pack.rules:
         return []
     skipped = _result(harness, f"Layer-2 probes of {use_case.name}", "layer2")
-    skipped.skipped = (f"no Layer-2 pack for {use_case.domain} {use_case.version}: no value outside a taxonomy "
-                       "is probed (add one under conformance/packs/, or give --layer2)")
+    why = "its Layer-2 pack narrows nothing" if pack is not None else "no Layer-2 pack"
+    skipped.skipped = (f"{why} for {use_case.domain} {use_case.version}: no value outside a taxonomy is probed "
+                       "(add one under conformance/packs/, or give --layer2)")
     skipped.stopped = time.time()
     harness.progress(skipped, None)
     return [skipped]
