@@ -4,6 +4,7 @@ The names below are the public surface; everything else is internal and may chan
 
     from conformance import Engine, load_transcript
     report = Engine().check(load_transcript([Path("capture.jsonl")]))
+    report = check_capture([Path("capture.jsonl")], Engine())  # the same, transaction by transaction
 """
 from importlib import metadata
 
@@ -14,6 +15,7 @@ from conformance.layer2 import Layer2
 from conformance.messages import Message
 from conformance.rules import Rule, Settings, catalogue
 from conformance.schemas import SchemaSet
+from conformance.stream import check as check_capture
 from conformance.transcript import load as load_transcript
 
 try:
@@ -23,5 +25,5 @@ except metadata.PackageNotFoundError:  # imported from a checkout that was never
 
 __all__ = [
     "ConfigError", "Engine", "Finding", "Layer2", "Message", "Report", "Rule", "SchemaSet", "Settings",
-    "Severity", "__version__", "catalogue", "load_transcript",
+    "Severity", "__version__", "catalogue", "check_capture", "load_transcript",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import signal
 import sys
@@ -20,7 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import orjson
 
-from conformance import __version__, config, coverage, reporting, transcript, usecases
+from conformance import __version__, config, coverage, reporting, stream, transcript, usecases
 from conformance.engine import Engine, Progress
 from conformance.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_USAGE,
                                ConfigError, SetupError)
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "did, with why (with --json: a coverage member, as certify's coverage.json)")
     validate.add_argument("--default-ttl", default="PT30S", metavar="DURATION",
                           help="ttl assumed for a request without one, for the callback-timing rule (default PT30S)")
+    validate.add_argument("-j", "--jobs", type=_jobs, default=stream.cores(), metavar="N",
+                          help="check on up to N processes, sharing the transactions out (default: the "
+                               f"{stream.cores()} cores this machine gives; one per {stream.BYTES_PER_JOB // 2**20} "
+                               "MiB of input at most); the findings are the same with any N")
     _schema_options(validate)
 
     sub.add_parser("use-cases", help="list the use cases the package ships (fixtures/<name>/use-case.yaml)")
@@ -396,14 +401,25 @@ def _entry_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--city", metavar="CODE", help="the city code the subscriber serves, e.g. std:080")
 
 
-def _engine(args: argparse.Namespace) -> Engine:
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return value
+
+
+def _engine(args: argparse.Namespace, quiet: bool = False) -> Engine:
+    """The engine the options describe; `quiet` in a worker process, where the main process said it all."""
     schemas = SchemaSet.from_document(args.spec) if args.spec else SchemaSet.builtin()
     layer2 = Layer2(schemas, file=args.layer2, directory=args.layer2_dir, builtin=not args.no_layer2)
     if args.command == "validate" and args.use_case:
         if args.layer2 or args.layer2_dir or args.no_layer2:
             raise ConfigError("--use-case chooses the Layer-2 pack: drop --layer2, --layer2-dir or --no-layer2")
         pack = usecases.pack_file(usecases.named(args.use_case))
-        if pack is None:
+        if pack is None and not quiet:
             print(f"deg-conformance: use case {args.use_case} has no Layer-2 pack: its Layer-2 checks are skipped",
                   file=sys.stderr)
         layer2 = Layer2(schemas, file=pack, builtin=False)
@@ -423,14 +439,19 @@ def _capture_coverage(args: argparse.Namespace, engine: Engine, messages: list[M
     return coverage.measure(messages, engine, engine.evaluated, subject)
 
 
-def _progress(total: int) -> Progress | None:
-    if total < 5000 or not sys.stderr.isatty():
+PROGRESS_FROM = 5000
+"""Messages from which a terminal is shown how far the check has gone."""
+
+
+def _progress() -> Progress | None:
+    if not sys.stderr.isatty():
         return None
     started = time.monotonic()
 
     def show(done: int) -> None:
-        rate = done / max(time.monotonic() - started, 1e-9)
-        print(f"\rchecked {done}/{total} messages ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+        if done >= PROGRESS_FROM:
+            rate = done / max(time.monotonic() - started, 1e-9)
+            print(f"\rchecked {done} messages ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
 
     return show
 
@@ -916,14 +937,19 @@ def _main(argv: Sequence[str] | None) -> int:
             else:
                 print(reporting.rules_text(engine.rules))
             return EXIT_OK
-        messages = transcript.load(args.paths)
-        progress = _progress(len(messages))
-        if args.coverage:
+        progress = _progress()
+        covered = None
+        if args.coverage:  # coverage reads every message of the capture: it is loaded whole
+            messages = transcript.load(args.paths)
             engine.evaluated = set()
-        report = engine.check(messages, progress=progress)
-        if progress is not None:
+            report = engine.check(messages, progress=progress)
+            covered = _capture_coverage(args, engine, messages)
+        else:
+            report = stream.check(args.paths, engine, jobs=args.jobs, progress=progress,
+                                  factory=functools.partial(_engine, args, quiet=True),
+                                  note=lambda text: print(f"deg-conformance: {text}", file=sys.stderr))
+        if progress is not None and report.messages >= PROGRESS_FROM:
             print(file=sys.stderr)  # end the progress line
-        covered = _capture_coverage(args, engine, messages) if args.coverage else None
     except ConfigError as exc:
         print(f"deg-conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -50,6 +50,8 @@ def decode_json(raw: bytes) -> tuple[Any, str | None]:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:  # orjson stops at 1024 levels: that is too deep, not malformed
         return None, TOO_DEEP if str(exc).startswith("depth limit exceeded") else (str(exc) or "not JSON")
+    if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+        return doc, None  # each level opens a container: this few cannot nest deeper (most messages, cheaply)
     level, todo = 0, [doc]
     while todo:
         level += 1

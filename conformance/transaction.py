@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from conformance._types import JSONObject
 from conformance.messages import FLOW_ORDER, Message, dig, is_callback, objects, request_of
@@ -141,7 +141,7 @@ def order_key(messages: list[Message]) -> Callable[[Message], Any]:
     return lambda m: (when(m), rank(m), m.seq)
 
 
-def group(messages: list[Message], foreign_from: Mapping[tuple[str, str], Message] | None = None) -> list[Transaction]:
+def group(messages: list[Message]) -> list[Transaction]:
     """Split usable messages into transactions (by transaction_id, in first-seen order), each sorted."""
     by_id: dict[str | None, list[Message]] = {}
     loose: list[list[Message]] = []
@@ -151,15 +151,29 @@ def group(messages: list[Message], foreign_from: Mapping[tuple[str, str], Messag
             loose.append([msg])
         else:
             by_id.setdefault(tid, []).append(msg)
-    index: dict[tuple[str, str], Message] = dict(foreign_from or {})
+    index: dict[tuple[str, str], Message] = {}
     for msg in messages:
-        if msg.action and not is_callback(msg.action) and msg.message_id is not None:
-            index.setdefault((msg.action, msg.message_id), msg)
+        key = request_key(msg)
+        if key is not None:
+            index.setdefault(key, msg)
     out = []
     for tid, msgs in list(by_id.items()) + [(None, m) for m in loose]:
-        msgs.sort(key=order_key(msgs))
         def foreign(action: str, message_id: str, tid: str | None = tid) -> Message | None:
             found = index.get((action, message_id))
             return found if found is not None and found.transaction_id != tid else None
-        out.append(Transaction(tid, msgs, foreign))
+        out.append(transaction(tid, msgs, foreign))
     return out
+
+
+def request_key(msg: Message) -> tuple[str, str] | None:
+    """(action, message_id) of a request, by which a callback in another transaction finds it; None for a
+    callback, or a request without a message_id."""
+    if msg.action and not is_callback(msg.action) and msg.message_id is not None:
+        return msg.action, msg.message_id
+    return None
+
+
+def transaction(tid: str | None, messages: list[Message], foreign: ForeignLookup) -> Transaction:
+    """One transaction's messages, sorted (in place) into the order they are checked in."""
+    messages.sort(key=order_key(messages))
+    return Transaction(tid, messages, foreign)

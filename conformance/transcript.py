@@ -44,12 +44,10 @@ _IN_RECORD = "in the capture's record"
 
 def load(paths: Sequence[Path]) -> list[Message]:
     """Every record under the given files and folders, numbered in input order."""
-    if not paths:
-        raise ConfigError("no input: give one or more files or folders of captured messages")
     messages: list[Message] = []
-    files = [file for path in paths for file in _files(path)]
-    with paused_gc(sum(_size(f) for f in files) // 1024):  # about a message per KiB
-        for file in files:
+    found = files(paths)
+    with paused_gc(sum(size_of(f) for f in found) // 1024):  # about a message per KiB
+        for file in found:
             for msg in _read(file):
                 msg.seq = len(messages)
                 messages.append(msg)
@@ -64,7 +62,7 @@ def display(path: Path) -> str:
     return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _size(file: Path) -> int:
+def size_of(file: Path) -> int:
     try:
         return file.stat().st_size
     except OSError:
@@ -172,17 +170,133 @@ def _read_single(file: Path, size: int) -> Message:
 
 
 def _read_lines(file: Path) -> Iterator[Message]:
-    """One message per line. A line over MAX_MESSAGE_BYTES is read past in chunks of SKIP_CHUNK and reported
-    with its size, never held whole (a 1 GB line took 2 GB of memory)."""
-    source = display(file)
-    with file.open("rb") as handle:
-        number = 0
-        while line := handle.readline(MAX_MESSAGE_BYTES + 1):
-            number += 1
+    for _, msg in lines(file):
+        yield msg
+
+
+def files(paths: Sequence[Path]) -> list[Path]:
+    """The capture files under the given files and folders, in the order `load` reads them."""
+    if not paths:
+        raise ConfigError("no input: give one or more files or folders of captured messages")
+    return [file for path in paths for file in _files(path)]
+
+
+def readable_by_offset(file: Path) -> bool:
+    """Whether each record of the file can be read again on its own, from where it starts (`lines`, `read_at`):
+    JSON Lines and single JSON files can; a HAR file is one JSON document, read whole."""
+    return file.suffix.lower() != ".har"
+
+
+def lines(file: Path, start: int = 0, end: int | None = None, number: int = 0) -> Iterator[tuple[int, Message]]:
+    """The records of a JSON Lines file, with the offset each starts at: from `start` (a line start, after `number`
+    lines) to the first line starting at or after `end`."""
+    try:
+        with file.open("rb") as handle:
+            handle.seek(start)
+            yield from _lines_in(handle, display(file), start, end, number)
+    except OSError as exc:
+        raise ConfigError(f"{display(file)}: cannot read: {exc.strerror or exc}") from None
+
+
+def _lines_in(handle: BinaryIO, source: str, offset: int, end: int | None,
+              number: int) -> Iterator[tuple[int, Message]]:
+    for at, number, line in raw_lines(handle, offset, end, number):
+        yield at, record(line, source, number)
+
+
+def raw_lines(handle: BinaryIO, offset: int, end: int | None, number: int) -> Iterator[tuple[int, int, bytes | int]]:
+    """(offset, line number, bytes) of each line that is not blank, from `offset` (where the handle is, after
+    `number` lines) to the first line starting at or after `end`. A line over MAX_MESSAGE_BYTES is read past in
+    chunks of SKIP_CHUNK, never held whole (a 1 GB line took 2 GB of memory): its size stands for its bytes."""
+    while (end is None or offset < end) and (line := handle.readline(MAX_MESSAGE_BYTES + 1)):
+        number += 1
+        at = offset
+        if len(line) > MAX_MESSAGE_BYTES:
+            size = _rest_of_line(handle, line)
+            offset += size
+            yield at, number, size
+            continue
+        offset += len(line)
+        if not line.isspace():
+            yield at, number, line
+
+
+def record(line: bytes | int, source: str, number: int) -> Message:
+    """The message of one line of JSON Lines (`raw_lines`), number `number` of the file `source`."""
+    if isinstance(line, int):
+        return Message(None, source, number, size=line)
+    return _record(_decode(line, source, number))
+
+
+class Records:
+    """Reads records of files `readable_by_offset` back from where they start, as `load` read them, keeping each
+    file open while it is read from. A context manager: leaving it closes them."""
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.files = files
+        self._handles: dict[int, BinaryIO] = {}
+        self._sources = [display(f) for f in files]
+        self._lines = [f.suffix.lower() in (".jsonl", ".ndjson") for f in files]
+
+    def __enter__(self) -> "Records":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+
+    def at(self, file_no: int, offset: int, number: int) -> Message:
+        """The record of file `file_no` starting at `offset`, line `number` (ignored for a file of one message)."""
+        file = self.files[file_no]
+        try:
+            if not self._lines[file_no]:
+                return next(_read(file))
+            handle = self._handles.get(file_no)
+            if handle is None:
+                handle = self._handles[file_no] = file.open("rb")
+            handle.seek(offset)
+            line = handle.readline(MAX_MESSAGE_BYTES + 1)
             if len(line) > MAX_MESSAGE_BYTES:
-                yield Message(None, source, number, size=_rest_of_line(handle, line))
-            elif not line.isspace():
-                yield _record(_decode(line, source, number))
+                return Message(None, self._sources[file_no], number, size=_rest_of_line(handle, line))
+        except OSError as exc:
+            raise ConfigError(f"{display(file)}: cannot read: {exc.strerror or exc}") from None
+        return record(line, self._sources[file_no], number)
+
+
+def line_starts(file: Path, parts: int) -> list[tuple[int, int]]:
+    """About `parts` equal byte ranges of a JSON Lines file, as (offset of a line start, lines before it), the
+    first (0, 0). Read a block at a time: a long line is never held whole."""
+    size = size_of(file)
+    starts = [(0, 0)]
+    try:
+        with file.open("rb") as handle:
+            counted, offset = 0, 0
+            for k in range(1, parts):
+                target = max(size * k // parts, starts[-1][0] + 1)
+                while offset < target:  # count the lines up to the target
+                    block = handle.read(min(SKIP_CHUNK, target - offset))
+                    if not block:
+                        return starts
+                    counted += block.count(b"\n")
+                    offset += len(block)
+                while True:  # then read on to the end of the line the target is in
+                    block = handle.read(SKIP_CHUNK)
+                    if not block:
+                        return starts
+                    end = block.find(b"\n")
+                    if end >= 0:
+                        offset += end + 1
+                        counted += 1
+                        handle.seek(offset)
+                        break
+                    offset += len(block)
+                if offset >= size:
+                    return starts
+                starts.append((offset, counted))
+    except OSError as exc:
+        raise ConfigError(f"{display(file)}: cannot read: {exc.strerror or exc}") from None
+    return starts
 
 
 def _rest_of_line(handle: BinaryIO, start: bytes) -> int:

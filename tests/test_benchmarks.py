@@ -22,6 +22,15 @@ def test_the_verdicts_under_load_benchmark_finds_the_same_verdicts_at_a_high_con
     assert "65 at -n 64 in" in done.stdout and "65 of 65 verdicts equal to the serial run's" in done.stdout
 
 
+def test_the_validate_benchmark_measures_every_figure_against_its_baseline() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "validate_throughput.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "transcript: 600 messages in 50 transactions" in done.stdout
+    for figure in ("ratio     validate -j 1 / ceiling:", "speed-up  -j ", "peak RSS  -j 1: "):
+        assert figure in done.stdout
+
+
 def test_the_certification_benchmark_times_both_roles() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "certification.py"), "--smoke"],
                           capture_output=True, text=True, timeout=300)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from conformance.findings import ABSENT, Severity, Violation
 from conformance.messages import ACTIONS, Message, is_callback, is_uuid, parse_duration
-from conformance.rules.registry import CheckContext, rule
+from conformance.rules.registry import POSTED_TO, CheckContext, rule
 
 CONTEXT = "Beckn core 1.1.0, Context"
 VERSION = "1.1.0"
@@ -40,12 +40,11 @@ def _blank(value: object) -> bool:
       title="The context fields DEG relies on are present (bpp_id and bpp_uri on all but search)",
       clause="DEG implementation guide v1.0 examples; Beckn core 1.1.0 Context (addressing and ids)",
       must="be present and not empty")
-def required(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+def required(msg: Message, ctx: CheckContext) -> list[Violation]:
     context = msg.context
-    for name in REQUIRED if msg.action == "search" else REQUIRED + BPP_FIELDS:
-        value = context.get(name, ABSENT)
-        if value is ABSENT or value == "":  # null or another type: SCH_TYPE says so
-            yield Violation(("context", name), "a non-empty string", value)
+    return [Violation(("context", name), "a non-empty string", value)
+            for name in (REQUIRED if msg.action == "search" else REQUIRED + BPP_FIELDS)
+            if (value := context.get(name, ABSENT)) is ABSENT or value == ""]  # null, another type: SCH_TYPE says so
 
 
 @rule("CTX_TIMESTAMP_FORMAT", group="context", title="context.timestamp is an RFC 3339 date-time",
@@ -60,16 +59,17 @@ def timestamp_format(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
 
 @rule("CTX_TTL_FORMAT", group="context", title="context.ttl, when present, is an ISO 8601 duration",
       clause=f"{CONTEXT}.ttl (ISO 8601 duration)", must="be an ISO 8601 duration, e.g. PT30S")
-def ttl_format(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+def ttl_format(msg: Message, ctx: CheckContext) -> list[Violation]:
     value = msg.context.get("ttl")
     if isinstance(value, str) and parse_duration(value) is None:  # not a string: SCH_TYPE says so
-        yield Violation(("context", "ttl"), "ISO 8601 duration", value)
+        return [Violation(("context", "ttl"), "ISO 8601 duration", value)]
+    return []
 
 
 @rule("CTX_ACTION_PATH_MISMATCH", group="context", title="context.action matches the endpoint it was sent to",
       clause=f"{CONTEXT}.action: the method being called at the receiver's endpoint",
       must="equal the last segment of the endpoint it was POSTed to",
-      when=lambda msg, ctx: msg.endpoint is not None)
+      when=POSTED_TO)
 def action_path(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     endpoint = (msg.endpoint or "").rstrip("/").rsplit("/", 1)[-1]
     if endpoint != msg.action:
@@ -78,20 +78,19 @@ def action_path(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
 
 @rule("CTX_VERSION", group="context", title="context.version is the core version under test (1.1.0)",
       clause=f"{CONTEXT}.version; DEG networks run Beckn core {VERSION}", must=f"be {VERSION!r}")
-def version(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+def version(msg: Message, ctx: CheckContext) -> list[Violation]:
     value = msg.context.get("version", ABSENT)
     if not _blank(value) and value != VERSION:
-        yield Violation(("context", "version"), VERSION, value)
+        return [Violation(("context", "version"), VERSION, value)]
+    return []
 
 
 @rule("CTX_URI_FORMAT", group="context", title="bap_uri and bpp_uri are absolute http(s) URLs",
       clause=f"{CONTEXT}.bap_uri / bpp_uri (format: uri): where callbacks and requests are sent",
       must="be an absolute http or https URL")
-def uri_format(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
-    for name in ("bap_uri", "bpp_uri"):
-        value = msg.context.get(name, ABSENT)
-        if not _blank(value) and not (isinstance(value, str) and _is_http_url(value)):
-            yield Violation(("context", name), "absolute http(s) URL", value)
+def uri_format(msg: Message, ctx: CheckContext) -> list[Violation]:
+    return [Violation(("context", name), "absolute http(s) URL", value) for name in ("bap_uri", "bpp_uri")
+            if not _blank(value := msg.context.get(name, ABSENT)) and not (isinstance(value, str) and _is_http_url(value))]
 
 
 @lru_cache(maxsize=1024)
@@ -109,10 +108,8 @@ def _originates_transaction(msg: Message, ctx: CheckContext) -> bool:
       title="Ids the sender creates are UUIDs: message_id on each request, transaction_id where it starts",
       clause=f"{CONTEXT}.transaction_id / message_id (format: uuid)", must="be a UUID",
       actions=[a for a in ACTIONS if not is_callback(a)])
-def id_not_uuid(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+def id_not_uuid(msg: Message, ctx: CheckContext) -> list[Violation]:
     context = msg.context
     names = ("transaction_id", "message_id") if _originates_transaction(msg, ctx) else ("message_id",)
-    for name in names:
-        value = context.get(name, ABSENT)
-        if not _blank(value) and not is_uuid(value):
-            yield Violation(("context", name), "UUID (RFC 4122)", value)
+    return [Violation(("context", name), "UUID (RFC 4122)", value) for name in names
+            if not _blank(value := context.get(name, ABSENT)) and not is_uuid(value)]

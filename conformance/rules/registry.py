@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator
 
-from conformance.findings import Finding, Prose, Severity, Violation, json_path
+from conformance.findings import ABSENT, Finding, Prose, Severity, Violation, json_path
 from conformance.messages import ACTIONS, Message
 from conformance.transaction import Transaction
 from conformance.validation import Outcome, Validation
@@ -61,12 +61,28 @@ Check = Callable[[Message, CheckContext], Iterable[Violation]]
 Condition = Callable[[Message, CheckContext], bool]
 
 
-def has_core_errors(msg: Message, ctx: CheckContext) -> bool:
-    return bool(ctx.outcome.core)
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A condition many rules share, or one that is false for nearly every message (a clean offline message has
+    no schema errors, signatures, latency or response). A rule declares it as its `when`; the engine asks each
+    gate once per message and does not ask the rules behind a closed one at all. A gate reads what is known
+    before the message's rules run (the message, its validation, the transaction so far), like any `when`."""
+
+    name: str
+    test: Condition = field(repr=False)
+
+    def __call__(self, msg: Message, ctx: CheckContext) -> bool:
+        return self.test(msg, ctx)
 
 
-def has_layer2_errors(msg: Message, ctx: CheckContext) -> bool:
-    return bool(ctx.outcome.layer2)
+has_core_errors = Gate("core schema errors", lambda msg, ctx: bool(ctx.outcome.core))
+has_layer2_errors = Gate("Layer-2 errors", lambda msg, ctx: bool(ctx.outcome.layer2))
+SIGNED = Gate("signature checks recorded", lambda msg, ctx: bool(msg.signatures))
+TIMED = Gate("an ACK latency recorded", lambda msg, ctx: msg.latency is not None)
+ANSWERED = Gate("a synchronous response captured", lambda msg, ctx: msg.response is not ABSENT)
+CAPTURE_ISSUES = Gate("unusable capture fields", lambda msg, ctx: bool(msg.capture_issues))
+POSTED_TO = Gate("an endpoint captured", lambda msg, ctx: msg.endpoint is not None)
+CONTINUES = Gate("an earlier message in the transaction", lambda msg, ctx: ctx.txn.first is not None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from conformance.findings import ABSENT, Severity, Violation
+from conformance.findings import Severity, Violation
 from conformance.messages import MAX_DEPTH, MAX_MESSAGE_BYTES, TOO_DEEP, Message, json_type
-from conformance.rules.registry import CheckContext, has_core_errors, rule
+from conformance.rules.registry import ANSWERED, CAPTURE_ISSUES, CheckContext, has_core_errors, rule
 
 CORE = "Beckn core 1.1.0, transaction API (POST /{action} request body schema)"
 
@@ -59,7 +59,7 @@ def capture_record(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
 
 @rule("SCH_CAPTURE_FIELD", group="schema", severity=Severity.WARNING,
       title="What a capture records beside a message (capture time, direction, URL, response) is usable",
-      clause=CAPTURES, must="be usable, in the capture's record", when=lambda msg, ctx: bool(msg.capture_issues))
+      clause=CAPTURES, must="be usable, in the capture's record", when=CAPTURE_ISSUES)
 def capture_field(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     """A warning: the message itself is checked, and the capture, not the participant, recorded the field
     wrongly; the finding says which rules went without it. Only on messages that are checked: a record that
@@ -94,7 +94,7 @@ def other_constraints(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
 @rule("SCH_ACK_RESPONSE", group="schema",
       title="The synchronous response is a well-formed ACK/NACK",
       clause="Beckn core 1.1.0, transaction API: default response {message: {ack: {status: ACK|NACK}}, error}",
-      must="be a well-formed ACK/NACK response", when=lambda msg, ctx: msg.response is not ABSENT)
+      must="be a well-formed ACK/NACK response", when=ANSWERED)
 def ack_response(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     for err in ctx.validation.ack_errors(msg):
         # The path is into the response body, not the request: the predicate says so.

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from conformance.findings import Violation
 from conformance.messages import Message
-from conformance.rules.registry import CheckContext, rule
+from conformance.rules.registry import SIGNED, CheckContext, rule
 
 BECKN_006 = "Beckn BECKN-006 (Signing Beckn APIs in HTTP)"
 
@@ -41,7 +41,7 @@ def _reason_rule(reason: str, title: str, must: str) -> None:
                 yield Violation((), "a verified signature", sig.detail or reason, f"{must} (HTTP header Authorization)")
 
     rule(reason, group="signature", title=title, clause=BECKN_006, must=must,
-         when=lambda msg, ctx: bool(msg.signatures))(check)
+         when=SIGNED)(check)
 
 
 for _reason, (_title, _must) in REASONS.items():
@@ -51,7 +51,7 @@ for _reason, (_title, _must) in REASONS.items():
 @rule("SIG_GATEWAY_INVALID", group="signature", title="A gateway's X-Gateway-Authorization header verifies",
       clause=f"{BECKN_006}: a gateway relaying a message adds its own signature",
       must="verify as a BECKN-006 signature of a registered gateway (HTTP header X-Gateway-Authorization)",
-      when=lambda msg, ctx: bool(msg.signatures))
+      when=SIGNED)
 def gateway_signature(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     for sig in msg.signatures:
         if sig.header == "X-Gateway-Authorization" and sig.reason is not None:

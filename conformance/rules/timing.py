@@ -9,7 +9,7 @@ from typing import Iterator
 
 from conformance.findings import Severity, Violation
 from conformance.messages import REQUEST_ACTIONS, Message
-from conformance.rules.registry import CheckContext, reported, rule
+from conformance.rules.registry import TIMED, CheckContext, reported, rule
 
 ASYNC = "Beckn core 1.1.0: every API call is acknowledged synchronously; the response follows as a callback"
 
@@ -17,7 +17,7 @@ ASYNC = "Beckn core 1.1.0: every API call is acknowledged synchronously; the res
 @rule("TIM_ACK_LATENCY", group="timing", severity=Severity.WARNING,
       title="The synchronous ACK/NACK comes back promptly", clause=ASYNC,
       must="be acknowledged promptly (the work belongs in the callback)", actions=REQUEST_ACTIONS,
-      when=lambda msg, ctx: msg.latency is not None)
+      when=TIMED)
 def ack_latency(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     limit = ctx.settings.ack_latency.total_seconds()
     if msg.latency is not None and msg.latency > limit:

@@ -6,7 +6,7 @@ from typing import Any, Iterator
 from conformance._types import PathPart
 from conformance.findings import ABSENT, Violation
 from conformance.messages import CALLBACK_ACTIONS, REQUEST_ACTIONS, Message, parse_duration, request_of
-from conformance.rules.registry import CheckContext, Condition, reported, rule
+from conformance.rules.registry import CONTINUES, CheckContext, Condition, reported, rule
 
 CONTEXT = "Beckn core 1.1.0, Context"
 
@@ -61,11 +61,12 @@ def duplicate_callback(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
       clause=f"{CONTEXT}.message_id: unique for every request",
       must="differ from the message_id of every earlier request",
       when=lambda msg, ctx: msg.message_id is not None)
-def message_id_reused(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+def message_id_reused(msg: Message, ctx: CheckContext) -> list[Violation]:
     earlier = ctx.txn.earlier_request_with_id(msg)
     if earlier is not None:
-        yield Violation(("context", "message_id"), f"a message_id not used by the earlier {earlier.action}",
-                        msg.message_id)
+        return [Violation(("context", "message_id"), f"a message_id not used by the earlier {earlier.action}",
+                          msg.message_id)]
+    return []
 
 
 def changes(path: tuple[PathPart, ...], was: Any, now: Any) -> Iterator[Violation]:
@@ -80,19 +81,24 @@ def changes(path: tuple[PathPart, ...], was: Any, now: Any) -> Iterator[Violatio
 
 
 def _unchanged(rule_id: str, fields: tuple[str, ...], title: str) -> None:
-    def check(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+    def check(msg: Message, ctx: CheckContext) -> list[Violation]:
+        first, now = ctx.first.context, msg.context
+        moved = [name for name in fields if first.get(name, ABSENT) != now.get(name, ABSENT)]
+        if not moved:  # nearly always
+            return []
         # A callback echoes its request's context: where the request changed a field, the change is the request's
         # (reported there), and its sender, not the one that answered as asked, is to blame.
         echoed = ctx.request.context if _answers_request(msg, ctx) else None
-        for name in fields:
-            now = msg.context.get(name, ABSENT)
-            if echoed is None or echoed.get(name, ABSENT) != now:
-                yield from changes(("context", name), ctx.first.context.get(name, ABSENT), now)
+        found: list[Violation] = []
+        for name in moved:
+            if echoed is None or echoed.get(name, ABSENT) != now.get(name, ABSENT):
+                found.extend(changes(("context", name), first.get(name, ABSENT), now.get(name, ABSENT)))
+        return found
 
     rule(rule_id, group="transaction", title=title,
          clause=f"{CONTEXT}: set by the BAP when the transaction starts and echoed in every later message",
          must="stay the same as in the transaction's first message",
-         when=lambda msg, ctx: ctx.txn.first is not None)(check)
+         when=CONTINUES)(check)
 
 
 _unchanged("TXN_DOMAIN_CHANGED", ("domain",), "context.domain stays the same throughout a transaction")
@@ -107,10 +113,14 @@ _unchanged("TXN_BAP_CHANGED", ("bap_id", "bap_uri"), "bap_id and bap_uri stay th
       clause=f"{CONTEXT}.bpp_id / bpp_uri: after discovery the BAP talks to the chosen BPP only",
       must="stay the same as in the request that chose the BPP",
       when=lambda msg, ctx: ctx.txn.chosen_bpp is not None)
-def bpp_changed(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+def bpp_changed(msg: Message, ctx: CheckContext) -> list[Violation]:
     chosen = ctx.txn.chosen_bpp.context if ctx.txn.chosen_bpp else {}
+    found: list[Violation] = []
     for name in ("bpp_id", "bpp_uri"):
-        yield from changes(("context", name), chosen.get(name, ABSENT), msg.context.get(name, ABSENT))
+        was, now = chosen.get(name, ABSENT), msg.context.get(name, ABSENT)
+        if was != now:
+            found.extend(changes(("context", name), was, now))
+    return found
 
 
 def _answers_request(msg: Message, ctx: CheckContext) -> bool:
@@ -122,12 +132,13 @@ def _answers_request(msg: Message, ctx: CheckContext) -> bool:
       title="A callback's timestamp is not before its request's",
       clause=f"{CONTEXT}.timestamp: the time the message was sent",
       must="not be earlier than the timestamp of the request it answers")
-def callback_before_request(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
+def callback_before_request(msg: Message, ctx: CheckContext) -> list[Violation]:
     request = ctx.request
     sent, answered = request.timestamp, msg.timestamp
     if sent is not None and answered is not None and answered < sent:
-        yield Violation(("context", "timestamp"), f">= {request.context.get('timestamp')}",
-                        msg.context.get("timestamp"))
+        return [Violation(("context", "timestamp"), f">= {request.context.get('timestamp')}",
+                          msg.context.get("timestamp"))]
+    return []
 
 
 @rule("TXN_CALLBACK_AFTER_TTL", group="transaction", actions=CALLBACK_ACTIONS,
