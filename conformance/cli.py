@@ -309,7 +309,8 @@ def _live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certificate-key", type=Path, metavar="FILE",
                         help="after the reports, sign them: certificate.json (with certificate.svg and "
                              "certificate.html) in the report folder, signed with this operator's key file (the "
-                             "--key-file format) as --subscriber-id and --key-id; see `verify-certificate`")
+                             "--key-file format) as the owner it names (`keys new` writes it), else as "
+                             "--subscriber-id and --key-id; see `verify-certificate`")
     parser.add_argument("-n", dest="concurrency", type=int, default=1, metavar="N",
                         help="scenarios played at once (default 1)")
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
