@@ -739,7 +739,8 @@ def _verify_certificate(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if not args.json:
         participant = document["participant"]
-        print(f"VALID certificate: {document['verdict'].upper()} for {participant['subscriber_id'] or '?'} as "
+        who = participant["subscriber_id"] or participant["target"] or "the reference network"
+        print(f"VALID certificate: {document['verdict'].upper()} for {who} as "
               f"{participant['role'].upper()} ({participant['use_case']}), run {document['run']['run_id']}, issued "
               f"{document['issued_at']} by {document['issuer']['subscriber_id']}; {found.checked_files} report "
               f"file(s) unchanged")
