@@ -147,7 +147,8 @@ def play_with_fault(use_case: str, fault: str | None, catalogs: tuple[Path, ...]
     """The use case's role-bap scenario straight at its reference BPP (serving the use case's catalogs, or those
     given), given one fault (at the BPP itself, so that what the fault breaks is on the hop the harness sees)."""
     catalogs = catalogs or usecases.named(use_case).catalogs
-    config = NetworkConfig(catalogs=catalogs, faults={catalogs[0].stem: frozenset({fault} if fault else ())})
+    config = NetworkConfig(catalogs=catalogs, faults={catalogs[0].stem: frozenset({fault} if fault else ())},
+                           domain=usecases.named(use_case).domain)
     with Network(config) as net:
         run = RunConfig(use_case=use_case, target=net.bpps[catalogs[0].stem].url, registry=net.registry_url,
                         callback_timeout=WINDOW, settle=0.1)
@@ -364,3 +365,29 @@ def test_the_probes_say_a_pack_that_narrows_nothing_has_no_layer2_probe(capsys: 
     layer2 = [s for s in summary["scenarios"] if s["id"].startswith("layer2")]
     assert code == 0 and [(s["id"], s["status"]) for s in layer2] == [("layer2", "skipped")]
     assert "its Layer-2 pack narrows nothing for deg:finance 1.1.0" in json.dumps(layer2[0])
+
+
+def _recoded(value: Any, n: list[int]) -> Any:
+    """`value` with every descriptor code replaced by one of its own (`CODE-1`, `CODE-2`, ...)."""
+    if isinstance(value, dict):
+        out = {k: _recoded(v, n) for k, v in value.items()}
+        if isinstance(out.get("descriptor"), dict) and "code" in out["descriptor"]:
+            n[0] += 1
+            out["descriptor"] = {**out["descriptor"], "code": f"CODE-{n[0]}"}
+        return out
+    if isinstance(value, list):
+        return [_recoded(v, n) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("use_case", ["retail", "finance", "p2p-trading"])
+def test_a_bpp_with_codes_of_its_own_is_certified_all_the_same(use_case: str, tmp_path: Path) -> None:
+    """The kit's category and item codes (DEG_RETAIL_1, loan_type, energy) are one provider's, not a taxonomy: a BPP
+    whose every descriptor code is its own is played through the whole flow, not skipped (a skipped flow would leave
+    the certification's required actions missing)."""
+    source = usecases.named(use_case).catalogs[0]
+    catalog = tmp_path / source.name
+    catalog.write_text(json.dumps(_recoded(json.loads(source.read_text(encoding="utf-8")), [0])), encoding="utf-8")
+    assert "CODE-1" in catalog.read_text(encoding="utf-8")
+    result = play_with_fault(use_case, None, (catalog,))
+    assert (result.status, result.why) == ("passed", None), "\n".join(f.text() for f in result.findings)

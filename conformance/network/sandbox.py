@@ -53,8 +53,9 @@ class NetworkConfig:
     port: int = 0
     """0 picks a free port."""
     domain: str = ""
-    """The domain of the gateway and BAP, and of a BPP whose catalog is no shipped use case's (default: the
-    default use case's). A BPP serving a use case's catalog is registered under that use case's domain."""
+    """The domain of the gateway and BAP, and of a BPP whose catalog is no shipped use case's, which then serves
+    this domain's use case's flow (default: the default use case's). A BPP serving a use case's catalog is
+    registered under that use case's domain."""
     catalogs: tuple[Path, ...] = field(default_factory=lambda: tuple(
         p for u in usecases.shipped().values() for p in u.catalogs))
     """One BPP per catalog file (default: every shipped use case's catalogs, so the network serves them all)."""
@@ -202,7 +203,8 @@ class MountableNetwork(Addresses):
         for path in config.catalogs:
             catalog = load_catalog(path)
             name = path.stem
-            use_case = usecases.of_catalog(path)
+            # A catalog of no shipped use case's (a participant's own) is served as the network's domain's use case.
+            use_case = usecases.of_catalog(path) or usecases.of_domain(config.domain)
             domains[name] = use_case.domain if use_case is not None else config.domain
             self.bpps[name] = participant(name, lambda f, v: ReferenceBPP(
                 key(name), url=f"{self.base_url}/bpp/{name}", catalog=catalog, engine=engine, faults=f,
