@@ -31,9 +31,6 @@ from conformance.transport import Sender
 if TYPE_CHECKING:
     from conformance.runner import Harness
 
-"""Rules that judge a message's synchronous reply, so the side that replied: the target for the harness's
-messages, the harness for the target's."""
-
 
 @dataclass(slots=True)
 class Play:
