@@ -660,6 +660,8 @@ NEAR_MISSES: list[NearMiss] = [
          put(ON_CANCEL, "message.order.status", "CANCELLED"), drop(ON_CANCEL, "message.order.fulfillments[0].state")),
     near("status after the cancellation shows it cancelled", "ORD_STATUS_AFTER_CANCEL", *STATUS_AFTER_CANCEL,
          put(APPENDED + 1, STATE, "APPLICATION_CANCELLED")),
+    near("an on_status that comes after the cancellation, answering a status asked before it", "ORD_STATUS_AFTER_CANCEL",
+         put(ON_STATUS, "context.timestamp", "2025-05-07T10:56:00Z"), put(STATUS, "context.ttl", "PT10M")),
     near("status after a cancellation the BPP refused (an error callback)", "ORD_STATUS_AFTER_CANCEL",
          *STATUS_AFTER_CANCEL, drop(ON_CANCEL, "message"),
          put(ON_CANCEL, "error", {"code": "30010", "message": "Order not found"})),

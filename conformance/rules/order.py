@@ -180,9 +180,19 @@ def not_cancelled(msg: Message, ctx: CheckContext) -> Iterator[Violation]:
     yield from _unless_cancelled(msg.message["order"], ctx)
 
 
+def _asked_after_cancel(ctx: CheckContext) -> bool:
+    """The status this on_status answers was asked after the on_cancel that cancelled the order. An answer to a
+    status asked before it (a callback that comes late, or again) may show the order as it was when asked."""
+    pairing = ctx.txn.pairing
+    if pairing is None or pairing.request is None:
+        return True  # answering no known request: judged by when it came
+    position = {id(m): n for n, m in enumerate(ctx.txn.messages)}
+    return position.get(id(pairing.request), -1) > position.get(id(ctx.txn.cancelled_in), -1)
+
+
 @rule("ORD_STATUS_AFTER_CANCEL", group="order", actions=("on_status",),
       when=lambda msg, ctx: ctx.txn.cancelled_in is not None and isinstance(dig(msg.message, "order"), dict)
-      and not _refuses(msg, ctx),
+      and not _refuses(msg, ctx) and _asked_after_cancel(ctx),
       title="on_status after the order was cancelled still shows it cancelled",
       clause=f"{ORDER}.status and fulfillment state: a cancelled order stays cancelled (the state on_cancel "
              "reported is the order's state from then on)",
