@@ -264,18 +264,6 @@ def test_a_required_step_the_run_cannot_offer_is_a_set_up_error(network: tuple[N
 
 # ---- the command -------------------------------------------------------------------------------------------------
 
-def test_certify_prints_a_line_per_step_then_the_coverage_table(capsys: pytest.CaptureFixture[str],
-                                                                tmp_path: Path) -> None:
-    run = certify(tmp_path, "--use-case", "finance")
-    out, err = capsys.readouterr()
-    assert run.code == 0, run.why_not()
-    assert "run " in err and "the finance certification profile (1 scenario(s), then the probes)" in err
-    assert "battery-loan                       1/4 search" in err and "signature-missing-header" in err
-    assert "coverage of finance as bap (domain deg:finance)" in out
-    assert "required coverage: complete" in out
-    assert out.rstrip().endswith("certification of finance as bap: CERTIFIED (exit code 0)")
-
-
 @pytest.mark.parametrize("profile_text, message", [
     ("bap: {scenarios: {required: [no-such-scenario]}, probes: {}, actions: [search]}",
      "bap.scenarios names no bap scenario of finance: no-such-scenario"),
@@ -383,16 +371,24 @@ def test_why_a_rule_was_never_evaluated() -> None:
     assert never(coverage.Played(scenarios=(skipped,)))["ORD_NOT_CANCELLED"] == f"{coverage.SKIPPED}: cancels"
 
 
-def test_a_signed_certification_states_its_coverage_and_digests_its_profile(capsys: pytest.CaptureFixture[str],
-                                                                              tmp_path: Path) -> None:
-    """--certificate-key: the certificate is issued once coverage.json and summary.json are final, so that it states
-    the certification's coverage and verdict, digests both files and the profile played, and verifies."""
+def test_certify_prints_its_steps_and_coverage_and_signs_what_it_covered(capsys: pytest.CaptureFixture[str],
+                                                                         tmp_path: Path) -> None:
+    """A line per step, then the coverage table and one verdict line. With --certificate-key the certificate is issued
+    once coverage.json and summary.json are final, so that it states the certification's coverage and verdict,
+    digests both files and the profile played, and verifies."""
     from conformance import certificate
     from conformance.keys import new_key_file
 
     key = new_key_file(tmp_path / "operator.key", "operator.example", "k1")
+    capsys.readouterr()
     run = certify(tmp_path / "run", "--use-case", "finance", "--certificate-key", str(tmp_path / "operator.key"))
+    out, err = capsys.readouterr()
     assert run.code == 0, run.why_not()
+    assert "run " in err and "the finance certification profile (1 scenario(s), then the probes)" in err
+    assert "battery-loan                       1/4 search" in err and "signature-missing-header" in err
+    assert "coverage of finance as bap (domain deg:finance)" in out
+    assert "required coverage: complete" in out
+    assert out.rstrip().endswith("certification of finance as bap: CERTIFIED (exit code 0)")
     signed = json.loads((run.folder / certificate.NAME).read_text())
     assert signed["verdict"] == "pass" and signed["coverage"] == run.coverage
     assert signed["harness"]["digests"]["profile"] == certificate.harness_digests(
