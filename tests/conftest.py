@@ -1,6 +1,7 @@
 """Shared test helpers: where the reference material lives, and a cached engine (schemas compile once)."""
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -42,3 +43,27 @@ def parent_of(body: Any, path: str) -> tuple[Any, str | int]:
     for step in head:
         body = body[step]
     return body, last
+
+
+class _Delete:
+    def __repr__(self) -> str:  # a stable test id, the same in every xdist worker
+        return "deleted"
+
+
+DELETE = _Delete()
+"""In a change: remove the key."""
+
+
+def changed(doc: Any, path: tuple[str | int, ...], value: Any) -> Any:
+    """A copy of a JSON document with the value at path replaced (DELETE: removed); path () replaces it all."""
+    if not path:
+        return value
+    doc = copy.deepcopy(doc)
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return doc

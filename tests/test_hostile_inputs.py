@@ -10,7 +10,6 @@ message).
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import os
 import shutil
@@ -25,20 +24,12 @@ from conformance import Engine, Message, load_transcript, messages, reporting, t
 from conformance.cli import main
 from conformance.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from conformance.rules import schema as schema_rules
-from tests.conftest import FIXTURES
+from tests.conftest import DELETE, FIXTURES, changed
 
 CLEAN = FIXTURES / "conformant-transaction"
 SEARCH, ON_SEARCH = (json.loads(p.read_text(encoding="utf-8")) for p in sorted(CLEAN.glob("*.json"))[:2])
 ACK = {"message": {"ack": {"status": "ACK"}}}
 
-
-class _Delete:
-    def __repr__(self) -> str:  # a stable test id, the same in every xdist worker
-        return "deleted"
-
-
-DELETE = _Delete()
-"""In a change: remove the key."""
 
 Found = tuple[str, str, "int | None", str]
 """(rule id, file name, line or entry, JSON path) of a finding."""
@@ -62,21 +53,6 @@ def validate(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, lis
         where = f["source"] if f["index"] is None else f"{f['source']}:{f['index']}"
         assert f"{f['rule_id']}  {where}  " in text
     return code, [(f["rule_id"], Path(f["source"]).name, f["index"], f["path"]) for f in findings], err
-
-
-def changed(doc: Any, path: tuple[str | int, ...], value: Any) -> Any:
-    """A copy of a JSON document with the value at path replaced (DELETE: removed); path () replaces it all."""
-    if not path:
-        return value
-    doc = copy.deepcopy(doc)
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if value is DELETE:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return doc
 
 
 def write(folder: Path, name: str, content: bytes | str) -> Path:

@@ -1,7 +1,6 @@
 """The built-in core schemas give the same verdicts as the upstream Beckn 1.1.0 OpenAPI document (`--spec`)."""
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -10,7 +9,7 @@ import pytest
 
 from conformance import ConfigError, Engine, Layer2, SchemaSet, load_transcript
 from conformance.messages import ACTIONS
-from tests.conftest import EXAMPLES, FIXTURES, UPSTREAM_CORE, needs_shared
+from tests.conftest import DELETE, EXAMPLES, FIXTURES, UPSTREAM_CORE, changed, needs_shared
 
 pytestmark = needs_shared
 
@@ -60,7 +59,7 @@ def _mutants(body: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
     """(path, replacement) pairs: each leaf made a number and an object, each object member dropped."""
     if isinstance(body, dict):
         for key, value in body.items():
-            yield path + (key,), _DROP
+            yield path + (key,), DELETE
             yield from _mutants(value, path + (key,))
     elif isinstance(body, list):
         for i, value in enumerate(body):
@@ -70,28 +69,13 @@ def _mutants(body: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
         yield path, {"unexpected": True}
 
 
-_DROP = object()
-
-
-def _apply(body: Any, path: tuple, value: Any) -> Any:
-    out = copy.deepcopy(body)
-    node = out
-    for step in path[:-1]:
-        node = node[step]
-    if value is _DROP:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return out
-
-
 def test_same_verdicts_on_mutants_of_the_guide_transaction(builtin: SchemaSet, upstream: SchemaSet) -> None:
     checked = 0
     for path in sorted((FIXTURES / "guide-transaction").glob("*.json")):
         body = json.loads(path.read_text())
         action = body["context"]["action"]
         for where, value in _mutants(body):
-            mutant = _apply(body, where, value)
+            mutant = changed(body, where, value)
             assert _verdict(builtin, mutant, action) == _verdict(upstream, mutant, action), (path.name, where, value)
             checked += 1
     assert checked > 1000
