@@ -155,6 +155,12 @@ def test_junitxml_and_fail_on_warning(capsys: Capture, clean_env: Path) -> None:
     assert (lenient, strict) == (0, 1) and "TIM_ACK_LATENCY" in out
     suite = ET.parse(clean_env / "ci" / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures")) == ("1", "0")
+    # The step the warning is on fails with its scenario, in the summary and in Allure alike.
+    for folder, passed in (("a", True), ("b", False)):
+        [scenario] = json.loads((clean_env / folder / "summary.json").read_text())["scenarios"]
+        assert [st["passed"] for st in scenario["steps"]] == [passed]
+        [result] = [json.loads(p.read_text()) for p in (clean_env / folder / "allure-results").glob("*-result.json")]
+        assert [st["status"] for st in result["steps"]] == ["passed" if passed else "failed"]
 
 
 @pytest.mark.parametrize("waiver, code", [

@@ -141,15 +141,15 @@ def test_a_duplicate_callback_after_its_scenario_was_judged_is_judged_with_its_t
     """A callback sent twice, the copy arriving once its scenario is over (another scenario keeps the run going):
     the copy is a duplicate however late it comes, judged against the transaction it belongs to, as `validate`
     judges the transcript."""
-    bpp = TinyBPP(replies={"search": "ack", "status": "ack-only"}, callbacks={"search": CATALOG}, repeat_after=0.6)
+    bpp = TinyBPP(replies={"search": "ack", "status": "ack-only"}, callbacks={"search": CATALOG}, repeat_after=1.5)
     longer = """
         name: a longer scenario
         variables: {bpp_id: tiny.bpp.test, bpp_uri: "http://127.0.0.1:9/tiny", order_id: no-such-order}
         steps:
-          - {send: status, expect: {within: PT1.5S, reason: keeps the run open while the copy comes}}
+          - {send: status, expect: {within: PT4S, reason: keeps the run open while the copy comes}}
     """
     with serve(bpp.app()) as url:
-        config = RunConfig(target=url, ack_timeout=1.0, callback_timeout=1.0, settle=0.1, concurrency=2)
+        config = RunConfig(target=url, ack_timeout=1.0, callback_timeout=4.0, settle=0.1, concurrency=2)
         with Harness(config, engine=engine) as harness:
             run = harness.run([scenario.load(write(tmp_path, "s.yaml", ONE_SEARCH)),
                                scenario.load(write(tmp_path, "l.yaml", longer))])

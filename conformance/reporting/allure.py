@@ -150,7 +150,7 @@ def _step(test: AllureTest, step: StepResult, result: ScenarioResult) -> TestSte
     if step.findings:
         attachments.append(test.attach("findings", [finding_record(result, f) for f in step.findings]))
     return TestStepResult(name=f"{step.index}. {step.action}: {step.name}",
-                          status=Status.PASSED if step.passed else Status.FAILED,
+                          status=Status.PASSED if step.passed(result.policy) else Status.FAILED,
                           statusDetails=_details(step.findings, None), stage="finished", start=_ms(step.started),
                           stop=_ms(step.stopped or step.started), attachments=attachments)
 

@@ -6,6 +6,7 @@ from typing import Any
 from conformance.findings import ABSENT, Finding
 from conformance.messages import Message
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
+from conformance.waivers import Policy
 
 
 def summary(run: RunResult) -> dict[str, Any]:
@@ -41,16 +42,16 @@ def _scenario(s: ScenarioResult) -> dict[str, Any]:
         "transaction_id": s.transaction_id or None, "duration_s": round(s.stopped - s.started, 3), "error": s.error,
         "setup_error": s.setup_error, "skip_reason": s.skipped,
         "errors": len(s.errors), "warnings": len(s.findings) - len(s.errors),
-        "steps": [_step(step) for step in s.steps],
+        "steps": [_step(step, s.policy) for step in s.steps],
         "unexpected_messages": [message_record(m) for m in s.unexpected],
         "harness_findings": [finding_record(s, f) for f in s.harness_findings],
     }
 
 
-def _step(step: StepResult) -> dict[str, Any]:
+def _step(step: StepResult, policy: Policy) -> dict[str, Any]:
     reply = step.reply
     return {
-        "index": step.index, "name": step.name, "action": step.action, "passed": step.passed, "url": step.url,
+        "index": step.index, "name": step.name, "action": step.action, "passed": step.passed(policy), "url": step.url,
         "message_id": step.request.message_id if step.request else None,
         "http_status": reply.status if reply else None, "ack": reply.ack if reply else None,
         "ack_latency_ms": round(reply.latency * 1000, 1) if reply and reply.latency is not None else None,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from conformance.findings import Finding, Severity
+from conformance.findings import Finding
 from conformance.waivers import Policy
 from conformance.messages import Message
 from conformance.scenario import Scenario
@@ -41,9 +41,9 @@ class StepResult:
     """What the rule catalogue found on the step's messages as soon as it ended (for the live line); the
     scenario's end-of-run check, over the whole transaction, is what counts."""
 
-    @property
-    def passed(self) -> bool:
-        return not any(f.severity is Severity.ERROR and f.waiver is None for f in self.findings)
+    def passed(self, policy: Policy) -> bool:
+        """No finding of the step fails it under the run's policy (waivers, --fail-on), as its scenario's do."""
+        return not any(policy.fails(f) for f in self.findings)
 
 
 @dataclass(slots=True)

@@ -274,8 +274,11 @@ def unsolicited(harness: "Harness", strays: list[Received], judged: list[Scenari
         seq = max((m.seq for m in before), default=0)
         mine = {m.seq: m for m in (r.message(result.scenario.id, seq + n) for n, r in enumerate(arrived, 1))}
         for finding in harness.engine.check([*before, *mine.values()]).findings:
-            if finding.index in mine:
-                result.report(finding)
+            if finding.index in mine:  # the harness's own reply to a late message is not the target's doing
+                if _against_target(mine[finding.index], finding):
+                    result.report(finding)
+                else:
+                    result.harness_findings.append(finding)
         late += mine.values()
     for msg in late:
         state.report(None, expect_rules.UNCLAIMED, Violation(
