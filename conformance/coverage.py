@@ -26,6 +26,7 @@ from conformance.errors import EXIT_FAILED, EXIT_OK, EXIT_SETUP
 from conformance.messages import ACTIONS, CALLBACK_ACTIONS, REQUEST_ACTIONS, Message
 from conformance.rules import RESPONSE_RULES, Rule, catalogue
 from conformance.rules.registry import has_core_errors, has_layer2_errors
+from conformance.transaction import domain_key
 
 if TYPE_CHECKING:
     from conformance.profiles import Profile
@@ -215,7 +216,7 @@ def _our_pack_rules(engine: Engine, subject: Subject, messages: Sequence[Message
         use_case = usecases.named(subject.use_case)
         keys.add((use_case.domain, use_case.version))
     else:
-        keys |= {(m.context.get("domain"), m.context.get("version")) for m in messages if m.usable}
+        keys |= {domain_key(m) for m in messages if m.usable}  # hashable whatever the message holds
     packs = [engine.layer2.pack_for(domain, version) for domain, version in keys]
     return {spec.id for pack in packs if pack is not None for spec in pack.rules}
 

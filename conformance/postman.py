@@ -261,11 +261,12 @@ def _parse(request: Request, variables: dict[str, str], path: Path) -> Beckn | s
         return f"skipped: its body is not JSON even without comments ({exc})"
     context = body.get("context") if isinstance(body, dict) else None
     action = context.get("action") if isinstance(context, dict) else None
+    action = action if isinstance(action, str) else None  # a list or object there names no action
     version = str(context.get("version", "")) if isinstance(context, dict) else ""
     if request.endpoint in BECKN_2_ACTIONS or action in BECKN_2_ACTIONS or version.startswith("2."):
         raise ConfigError(f"{path}: {REFUSED_2_0} (request {request.where!r}: POST /{request.endpoint}, "
                           f"context.action {action!r}, context.version {version!r})")
-    send = request.endpoint if beckn_url else action if isinstance(action, str) and action in ACTIONS else None
+    send = request.endpoint if beckn_url else action if action in ACTIONS else None
     if send is None or not isinstance(context, dict):
         return f"skipped: not a Beckn request ({request.method} {request.url}; no context.action it names)"
     if is_callback(send):

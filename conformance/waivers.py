@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from conformance.errors import ConfigError, load_yaml
@@ -80,7 +80,12 @@ def load(path: Path) -> tuple[Waiver, ...]:
         unknown = set(item) - {"rule", "reason", "scenario", "path", "until"}
         if unknown:
             raise ConfigError(f"--waivers {path}: waiver {n} has unknown keys {sorted(unknown)}")
+        for key in ("scenario", "path"):
+            if not isinstance(item.get(key), (str, type(None))):
+                raise ConfigError(f"--waivers {path}: waiver {n}: {key} must be text")
         until = item.get("until")
+        if isinstance(until, datetime):
+            raise ConfigError(f"--waivers {path}: waiver {n}: until must be a date (2027-01-31), not a time")
         if isinstance(until, str):
             try:
                 until = date.fromisoformat(until)

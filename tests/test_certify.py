@@ -308,6 +308,20 @@ def test_validate_coverage_of_a_capture(capsys: pytest.CaptureFixture[str]) -> N
     assert "coverage of" not in capsys.readouterr().out  # opt-in: validate's output is unchanged without it
 
 
+def test_validate_coverage_of_a_message_whose_domain_is_a_list(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    """A domain of any JSON type is a finding, never a crash of the coverage (which groups messages by domain)."""
+    search = json.loads((usecases.named("demand-flexibility").folder / "conformant-transaction" / "01-search.json")
+                        .read_text())
+    search["context"]["domain"] = ["flexibility"]
+    (tmp_path / "odd.json").write_text(json.dumps(search))
+    assert main(["validate", "--coverage", "--json", str(tmp_path / "odd.json")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    coverage.check(doc["coverage"])
+    assert [f["rule_id"] for f in doc["findings"]] == ["L2_PACK_MISSING"]
+    assert doc["coverage"]["domain"] is None and "L2_PACK_MISSING" in doc["coverage"]["rules"]["evaluated"]
+
+
 def test_the_coverage_schema_refuses_what_the_contract_does_not_allow() -> None:
     """The schema is strict: a coverage.json with a field it does not name, or a missing entry without its kind,
     is refused (the certificate reads this shape)."""

@@ -191,6 +191,19 @@ def test_a_waiver_without_a_reason_is_refused(capsys: Capture, clean_env: Path) 
     assert code == 2 and "waiver 1 needs a rule id and a reason" in err
 
 
+@pytest.mark.parametrize("extra, says", [
+    ("path: 5", "waiver 1: path must be text"),
+    ("scenario: [a, b]", "waiver 1: scenario must be text"),
+    ("until: 2027-01-31 10:00:00", "waiver 1: until must be a date (2027-01-31), not a time"),
+])
+def test_a_waiver_that_could_not_be_applied_is_refused_before_the_run(capsys: Capture, clean_env: Path, extra: str,
+                                                                      says: str) -> None:
+    """Refused when read, in one line: applied to each finding during the run, it would have crashed it."""
+    write(clean_env, "waivers.yaml", f"- {{rule: L2_STOP_TYPE, reason: under review, {extra}}}\n")
+    code, _, err = run(capsys, str(SHIPPED / "unknown-order.yaml"), "--waivers", str(clean_env / "waivers.yaml"))
+    assert code == 2 and says in err and "Traceback" not in err
+
+
 def test_excluded_rules_are_not_reported_and_the_settings_say_so(capsys: Capture, clean_env: Path) -> None:
     s = write(clean_env, "enrol.yaml", FLOW)
     code, out, _ = run(capsys, str(s), *BROKEN, "--exclude-rules", "L2_*", "--report-dir", str(clean_env / "r"))

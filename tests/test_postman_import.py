@@ -271,9 +271,11 @@ def test_defects_are_said_per_request_and_the_rest_is_imported(capsys: Capture, 
         request("Commented", "{{BAP_CLIENT_URL}}/status",
                 '{"context": {"action": "status", "version": "1.1.0"}, // the order\n'
                 ' "message": {"order_id": 3743 /* from on_confirm */}}'),
-        request("Callback", "{{BAP_CLIENT_URL}}/on_status", beckn("on_status"))))
+        request("Callback", "{{BAP_CLIENT_URL}}/on_status", beckn("on_status")),
+        request("Listed", "https://elsewhere.example/api", {"context": {"action": ["search"]}, "message": {}})))
     code, out, err = import_postman(capsys, str(written(tmp_path, doc)), "--out", str(tmp_path / "out"))
     assert code == 0, err
+    assert "Flow / Listed: skipped: not a Beckn request" in err  # an action that is a list names none
     assert "Flow / Pick: context.action is 'select' but the request goes to /init: the step sends init" in err
     assert "Flow / Broken: skipped: its body is not JSON even without comments" in err
     assert "Flow / Commented: its body has comments" in err
