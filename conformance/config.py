@@ -69,7 +69,8 @@ def layer(parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: M
     the other commands that share the settings (run's scenarios, replay's captures): left alone here, not refused."""
     environ = os.environ if environ is None else environ
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}  # noqa: SLF001
-    values, path = settings_file(getattr(args, "config", None))
+    named = environ.get(f"{ENV_PREFIX}CONFIG")  # the settings file by environment, under --config as every setting
+    values, path = settings_file(getattr(args, "config", None) or (Path(named) if named else None))
     base = path.parent if path is not None else Path(".")
     known = (actions.keys() | others) - {"help", "config"}
     from_file = {key.replace("-", "_"): value for key, value in values.items()}

@@ -80,6 +80,11 @@ def test_a_settings_file_and_the_environment_reproduce_a_flag_driven_run(capsys:
     again, _, _ = run(capsys, "--config", str(settings))
     assert (code, verdicts(clean_env / "flags")) == (again, verdicts(clean_env / "settings"))
     assert code == 1 and verdicts(clean_env / "flags")[1]["manual-optin"][0] == "failed"
+    # The file named by the environment instead of --config, as a CI job's variables would.
+    monkeypatch.setenv("DEG_CONFORMANCE_CONFIG", str(settings))
+    monkeypatch.setenv("DEG_CONFORMANCE_REPORT_DIR", str(clean_env / "by-env"))
+    by_env, _, _ = run(capsys)
+    assert (by_env, verdicts(clean_env / "by-env")) == (code, verdicts(clean_env / "flags"))
 
 
 def test_flags_win_over_the_environment_which_wins_over_the_file(capsys: Capture, clean_env: Path,
