@@ -25,7 +25,7 @@ from allure_commons.model2 import (ATTACHMENT_PATTERN, Attachment, Label, Parame
 from allure_commons.types import AttachmentType
 from allure_commons.utils import md5, uuid4
 
-from conformance.findings import Finding, Severity
+from conformance.findings import Finding
 from conformance.messages import Message
 from conformance.reporting.run_summary import finding_record, message_record
 from conformance.runner.results import RunResult, ScenarioResult, StepResult
@@ -157,7 +157,7 @@ def _step(test: AllureTest, step: StepResult, result: ScenarioResult) -> TestSte
 
 def _unexpected(test: AllureTest, result: ScenarioResult) -> TestStepResult:
     unexpected_findings = [f for f in result.findings if result.step_of(f) is None]
-    failed = any(f.severity is Severity.ERROR for f in unexpected_findings)
+    failed = any(result.policy.fails(f) for f in unexpected_findings)
     return TestStepResult(name="messages no step expected", status=Status.FAILED if failed else Status.PASSED,
                           statusDetails=_details(unexpected_findings, None), stage="finished",
                           start=_ms(result.stopped), stop=_ms(result.stopped),
