@@ -754,10 +754,12 @@ def _replayed(args: argparse.Namespace, report_dir: Path) -> list[Any]:
     def note(text: str) -> None:
         print(f"replay: {text}", file=sys.stderr)
 
+    # As BPP, the harness's BPPs publish what the captured ones did, unless --catalog says otherwise.
+    serve = report_dir / "imported" / "catalogs" if args.role == "bpp" and not args.catalog else None
     played = replay.scenarios(args.captures, imported=report_dir / "imported", env=args.env, role=args.role,
-                              note=note)
-    if args.role == "bpp" and not args.catalog:  # the harness's BPPs publish what the captured ones did
-        args.catalog = replay.catalogs(args.captures, report_dir / "imported" / "catalogs")
+                              serve=serve, note=note)
+    if serve is not None:
+        args.catalog = sorted(serve.glob("*.json"))
         note(f"serving the captured catalogs: {', '.join(str(p) for p in args.catalog)}")
     return played
 

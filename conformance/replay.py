@@ -33,9 +33,10 @@ Note = Callable[[str], None]
 
 
 def scenarios(paths: Sequence[Path], *, imported: Path, env: Path | None = None, role: str = "bap",
-              note: Note = lambda text: None) -> list[Scenario]:
+              serve: Path | None = None, note: Note = lambda text: None) -> list[Scenario]:
     """The scenarios that replay every capture and collection in `paths`; `note` is told what is left out and
-    why. A ConfigError when nothing can be replayed."""
+    why. As BPP, `serve` is where the captured BPPs' catalogs are written (`catalogs`), from the same reading of the
+    captures. A ConfigError when nothing can be replayed."""
     collections = [p for p in paths if postman.is_collection(p)]
     captures = [p for p in paths if p not in collections]
     if env is not None and not collections:
@@ -51,17 +52,20 @@ def scenarios(paths: Sequence[Path], *, imported: Path, env: Path | None = None,
             note(str(text))
         out += [load(p) for p in done.scenarios]
     if captures:
-        out += from_capture(transcript.load(captures), captures, note, role=role)
+        messages = transcript.load(captures)
+        out += from_capture(messages, captures, note, role=role)
+        if serve is not None:
+            catalogs(messages, captures, serve)
     return out
 
 
-def catalogs(paths: Sequence[Path], out: Path) -> list[Path]:
+def catalogs(messages: Sequence[Message], paths: Sequence[Path], out: Path) -> list[Path]:
     """As BPP, the harness serves what the captured BPPs published: each BPP's providers, as its on_searches in the
     capture list them (a later one's provider replaces an earlier one's), written to `out` as a catalog file per
     BPP. A ConfigError when the capture holds no catalog."""
     published: dict[str, dict[str, Any]] = {}
     descriptors: dict[str, Any] = {}
-    for msg in transcript.load(paths):
+    for msg in messages:
         catalog = dig(msg.message, "catalog") if msg.usable and msg.action == "on_search" else None
         if not isinstance(catalog, dict):
             continue
@@ -93,7 +97,8 @@ def from_capture(messages: Sequence[Message], paths: Sequence[Path], note: Note,
     callbacks = 0
     for msg in messages:
         if not msg.usable:
-            why = msg.decode_error or "no context.action that names a Beckn action"
+            why = (msg.decode_error or (msg.capture_error.must if msg.capture_error is not None else None)
+                   or "no context.action that names a Beckn action")
             note(f"{_where(msg)}: left out: not a Beckn message ({why})")
         elif is_callback(msg.action or ""):
             callbacks += 1

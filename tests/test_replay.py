@@ -331,5 +331,9 @@ def test_a_capture_with_nothing_to_replay_is_one_line_exit_2(capsys: Capture, tm
     code, out, err = cli(capsys, "replay", str(only_callbacks), "--report-dir", str(tmp_path / "out"))
     assert (code, out) == (2, "")
     assert f"no Beckn request to replay in {only_callbacks}" in err
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text('{"ts": "2025-01-01T00:00:00Z", "payload": {"a": 1}}\n')
+    code, _, err = cli(capsys, "replay", str(unknown), "--report-dir", str(tmp_path / "out2"))
+    assert code == 2 and "unknown.jsonl:1: left out: not a Beckn message (be a Beckn message or a capture wrapper" in err
     code, _, err = cli(capsys, "replay", str(tmp_path / "missing.jsonl"))
     assert code == 2 and "missing.jsonl: no such file or folder" in err
