@@ -51,11 +51,14 @@ class Transaction:
     """The current message's pairing (callbacks only)."""
     domains: set[tuple[Any, Any]] = field(default_factory=set)
     """`domain_key` of every message so far."""
+    position: dict[int, int] = field(default_factory=dict)
+    """id() of each message absorbed so far -> its place in the transaction: which of two came first."""
 
     def enter(self, msg: Message) -> None:
         self.pairing = self._pair(msg) if is_callback(msg.action or "") else None
 
     def absorb(self, msg: Message) -> None:
+        self.position[id(msg)] = len(self.position)
         action = msg.action or ""
         if self.first is None:
             self.first = msg

@@ -186,7 +186,7 @@ def _asked_after_cancel(ctx: CheckContext) -> bool:
     pairing = ctx.txn.pairing
     if pairing is None or pairing.request is None:
         return True  # answering no known request: judged by when it came
-    position = {id(m): n for n, m in enumerate(ctx.txn.messages)}
+    position = ctx.txn.position
     return position.get(id(pairing.request), -1) > position.get(id(ctx.txn.cancelled_in), -1)
 
 
