@@ -317,10 +317,15 @@ class Harness:
             return 1
         if self.registry is None:
             return None
-        city = dig(context, "location", "city", "code")
-        where = (context.get("domain"), city if isinstance(city, str) else None)
+        return self._bpps_listed(context) or None
+
+    def _bpps_listed(self, context: dict[str, Any]) -> int | None:
+        """How many BPPs the registry lists for the context's domain (and city), asked once per pair; None when the
+        registry cannot list or answer."""
+        domain, city = context.get("domain"), dig(context, "location", "city", "code")
+        where = (domain if isinstance(domain, str) else repr(domain), city if isinstance(city, str) else None)
         if where not in self._listings:
-            self._listings[where] = asyncio.run(self._count_bpps(*where)) or None
+            self._listings[where] = asyncio.run(self._count_bpps(domain, where[1]))
         return self._listings[where]
 
     def off_network(self, action: str, url: str, context: dict[str, Any]) -> str | None:
@@ -331,8 +336,7 @@ class Harness:
         if not isinstance(self.network, NetworkProcess) or self.gateway is None:
             return None
         if action == "search" and url == join(self.gateway, action):
-            city = dig(context, "location", "city", "code")
-            if asyncio.run(self._count_bpps(context.get("domain"), city if isinstance(city, str) else None)) == 0:
+            if self._bpps_listed(context) == 0:
                 return (f"the reference network serves no BPP of domain {context.get('domain')!r} (its use cases: "
                         f"`deg-conformance use-cases`): play it against a --target or --gateway that does")
         elif not url.startswith(self.network.base_url):
