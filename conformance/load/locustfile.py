@@ -71,7 +71,12 @@ class Player:
         except urllib3.exceptions.HTTPError as exc:  # the player died: a bug of the harness, reported at the end
             self.lost = f"the load player stopped answering ({type(exc).__name__}: {exc})"
             return None
-        return orjson.loads(answer.data) if answer.status == 200 else None
+        if answer.status == 503:  # the run is finishing: the player takes no more flows
+            return None
+        if answer.status != 200:  # a bug of the player's while playing: reported at the end, never a lost flow
+            self.lost = f"the load player failed a flow (HTTP {answer.status}: {answer.data[:200]!r})"
+            return None
+        return dict(orjson.loads(answer.data))
 
     def finish(self) -> dict[str, Any]:
         if self.lost is not None:
