@@ -154,7 +154,9 @@ def client_options(ca_bundle: Path | None = None, *, sync: bool = False) -> dict
     try:
         verify = _trusted(ca_bundle, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"--ca-bundle {ca_bundle}: not a readable bundle of PEM certificates ({exc})") from None
+        named = (f"--ca-bundle {ca_bundle}" if ca_bundle is not None else
+                 f"SSL_CERT_FILE={os.environ.get('SSL_CERT_FILE')!r} / SSL_CERT_DIR={os.environ.get('SSL_CERT_DIR')!r}")
+        raise ConfigError(f"{named}: not a readable bundle of PEM certificates ({exc})") from None
     direct = httpx.HTTPTransport if sync else httpx.AsyncHTTPTransport
     return {"trust_env": True, "verify": verify, "mounts": {pattern: direct(verify=verify) for pattern in LOOPBACK}}
 

@@ -312,3 +312,13 @@ def test_a_ca_bundle_that_is_not_one_is_a_usage_error(capsys: Capture, clean_env
     bad = write(clean_env, "ca.pem", "not a certificate")
     code, _, err = run(capsys, str(SHIPPED / "unknown-order.yaml"), "--ca-bundle", str(bad))
     assert code == 2 and "--ca-bundle" in err and "not a readable bundle" in err
+
+
+def test_an_environment_ca_file_that_does_not_load_is_a_usage_error(capsys: Capture, clean_env: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """SSL_CERT_FILE naming no bundle: one line naming it, before anything starts (it failed inside the listener's
+    start-up, a traceback and a harness error)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(clean_env / "no-such-bundle.pem"))
+    code, _, err = run(capsys, str(SHIPPED / "unknown-order.yaml"), "--target", "http://127.0.0.1:9")
+    assert code == 2 and "SSL_CERT_FILE=" in err and "no-such-bundle.pem" in err and "not a readable bundle" in err
+    assert len(err.strip().splitlines()) == 1

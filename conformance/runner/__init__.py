@@ -133,8 +133,8 @@ class RunConfig:
             if value is not None and not ((0 <= value if zero_ok else 0 < value) and value <= MAX_WAIT):
                 raise ConfigError(f"{name} {value!r} is not a number of seconds "
                                   f"{'from 0' if zero_ok else 'above 0'} up to {MAX_WAIT}")
-        if self.ca_bundle is not None:
-            client_options(self.ca_bundle)  # a bundle that does not load is refused here, not in a server thread
+        client_options(self.ca_bundle)  # CAs that do not load (the bundle, SSL_CERT_FILE) are refused here, not in a
+        # server thread; the trust is cached, so the run's clients pay nothing more for it
         for name in ("target", "gateway", "registry", "callback_url"):
             value = getattr(self, name)
             if value is not None and not value.startswith(("http://", "https://")):
