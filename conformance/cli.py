@@ -582,10 +582,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         print("the BAP under test: use this gateway and registry; put its registry entry in a file for --register "
               "(what `deg-conformance keys new` prints)", file=sys.stderr)
         return EXIT_OK
-    try:  # before the run, not after it: a run whose reports cannot be written is lost
-        report_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--report-dir {report_dir}: cannot write reports there: {exc.strerror or exc}") from None
+    _report_folder(report_dir)  # before the run, not after it: a run whose reports cannot be written is lost
 
     lock = threading.Lock()
 
@@ -747,9 +744,18 @@ def _verify_certificate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report_folder(report_dir: Path) -> None:
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--report-dir {report_dir}: cannot write reports there: {exc.strerror or exc}") from None
+
+
 def _replayed(args: argparse.Namespace, report_dir: Path) -> list[Any]:
     """`replay`'s scenarios, a captured transaction each; a Postman collection's imported beside the reports."""
     from conformance import replay
+
+    _report_folder(report_dir)  # what is imported (a collection's scenarios, the catalogs to serve) goes in it
 
     def note(text: str) -> None:
         print(f"replay: {text}", file=sys.stderr)

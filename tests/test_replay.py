@@ -326,6 +326,16 @@ def test_what_replay_does_not_do_is_one_line_exit_2(argv: list[str], message: st
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_report_folder_that_cannot_be_written_is_one_line_exit_2(captured: tuple[Path, str], capsys: Capture,
+                                                                     tmp_path: Path) -> None:
+    """Replay writes into the report folder before the run (the catalogs it serves as BPP, a collection's scenarios):
+    a folder it cannot write is said as for any run, not an OSError."""
+    (tmp_path / "a-file").write_text("")
+    code, out, err = cli(capsys, "replay", str(captured[0]), "--role", "bpp", "--report-dir",
+                         str(tmp_path / "a-file" / "reports"))
+    assert (code, out) == (2, "") and "cannot write reports there" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_capture_with_nothing_to_replay_is_one_line_exit_2(capsys: Capture, tmp_path: Path) -> None:
     only_callbacks = write_capture(tmp_path / "callbacks.jsonl", [request("on_search", "t-1")])
     code, out, err = cli(capsys, "replay", str(only_callbacks), "--report-dir", str(tmp_path / "out"))
