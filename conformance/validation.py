@@ -42,7 +42,7 @@ class Validation:
         if narrowed is not None and narrowed.is_valid(msg.body):
             return Outcome([], [], pack)
         core_errors = self.schemas.errors(core, msg.body)
-        if narrowed is None or pack is None:
+        if narrowed is None or pack is None or pack.schemas is self.schemas:  # a pack that narrows nothing
             return Outcome(core_errors, [], pack)
         # Where the core already finds a field wrong, the pack adds nothing the participant needs.
         seen = {e.path for e in core_errors}
