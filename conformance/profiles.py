@@ -10,7 +10,6 @@ required step that did not run, or an action never exercised, is missing coverag
 """
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +47,6 @@ class Profile:
         profile's role."""
         found = {s.id: s for s in _of_role(self.use_case, self.role)}
         return [found[name] for name in self.scenario_ids]
-
-    def probe_required(self, probe_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(probe_id, pattern) for pattern in self.required_probes)
 
 
 def of(use_case: str, role: str, path: Path | None = None) -> Profile:
