@@ -285,6 +285,11 @@ class Harness:
             raise ConfigError(f"{action} needs context.bpp_uri (save it from on_search) or a --target")
         return join(uri, action)
 
+    @property
+    def watched(self) -> bool:
+        """Whether someone is told of each step as it ends (the live lines), and so of what it found already."""
+        return self._progress is not None
+
     def progress(self, scenario: ScenarioResult, step: StepResult | None) -> None:
         if self._progress is not None:
             self._progress(scenario, step)

@@ -99,7 +99,8 @@ def play_steps(state: Play, play_step: StepPlayer, sent_by_harness: Sent) -> Non
             if harness.interrupted and result.error is None:
                 result.error = f"interrupted (Ctrl-C) during step {index + 1} ({step.name})"
                 go_on = False
-            outcome.previewed = _preview(state, outcome, sent_by_harness())
+            if harness.watched:  # the live line's preview: a check of the transaction so far, for nobody else
+                outcome.previewed = _preview(state, outcome, sent_by_harness())
             harness.progress(result, outcome)
             if not go_on:
                 return
