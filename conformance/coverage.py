@@ -99,8 +99,8 @@ def measure(messages: Sequence[Message], engine: Engine, seen: set[tuple[str, st
     wanted = set(profile.actions if profile else ()) | sent_by_scenarios | set(requests) | set(callbacks)
     actions = [{"action": a, "requests": requests[a], "callbacks": callbacks[a],
                 "exercised": requests[a] > 0 and callbacks[a] > 0} for a in REQUEST_ACTIONS if a in wanted]
+    ours = _our_pack_rules(engine, subject, messages)  # first: it may load a pack, whose rules the catalogue then has
     rules = _rules(engine)
-    ours = _our_pack_rules(engine, subject, messages)
     pack_ids = {spec.id for pack in engine.layer2.packs() for spec in pack.rules}
     recorded: dict[str, set[str]] = {}
     for rule_id, action in seen:

@@ -65,6 +65,10 @@ def registrations(path: Path) -> tuple[Subscriber, ...]:
     return tuple(out)
 
 
+_OWNER_LINE = "# deg-conformance: the Ed25519 private key (base64 seed) of {subscriber_id}, key id {key_id};"
+"""The first line of a key file `keys new` writes: whose key it is (owner_of reads it back)."""
+
+
 def new_key_file(path: Path, subscriber_id: str, key_id: str, *, force: bool = False) -> KeyPair:
     """A fresh key, its base64 private half written where `--key-file` reads it, readable by its owner only
     (mode 0600).
@@ -74,8 +78,8 @@ def new_key_file(path: Path, subscriber_id: str, key_id: str, *, force: bool = F
     others may already read.
     """
     key = KeyPair.generate(subscriber_id, key_id)
-    text = (f"# deg-conformance: the Ed25519 private key (base64 seed) of {key.subscriber_id}, key id "
-            f"{key.unique_key_id}; public key {key.public_key}. Keep it secret.\n{key.private_key}\n")
+    text = (f"{_OWNER_LINE.format(subscriber_id=key.subscriber_id, key_id=key.unique_key_id)} public key "
+            f"{key.public_key}. Keep it secret.\n{key.private_key}\n")
     try:
         if force and (path.is_symlink() or path.exists()):
             path.unlink()
@@ -91,7 +95,8 @@ def new_key_file(path: Path, subscriber_id: str, key_id: str, *, force: bool = F
     return key
 
 
-_OWNER = re.compile(r"^# deg-conformance: the Ed25519 private key \(base64 seed\) of (\S+), key id (\S+);")
+_OWNER = re.compile("^" + re.escape(_OWNER_LINE).replace(re.escape("{subscriber_id}"), r"(\S+)")
+                    .replace(re.escape("{key_id}"), r"(\S+)"))
 
 
 def owner_of(path: Path) -> tuple[str, str] | None:
